@@ -1,0 +1,51 @@
+"""Values parsed from JMAP answers. Raw dicts never travel past the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The parts of a JMAP session resource mailroom uses; every URL is absolute."""
+
+    session_url: str
+    api_url: str
+    event_source_url: str | None
+    upload_url: str | None
+    account_id: str
+    max_objects_in_get: int
+    max_objects_in_set: int
+    max_calls_in_request: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    id: str
+    name: str
+    parent_id: str | None
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    email: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """An email as triage sees it: who sent it and which mailboxes hold it."""
+
+    id: str
+    sender: Address | None  # the first `from` address, None when there is none
+    mailbox_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    """What one Email/set (or Mailbox/set) changed, for the worker's echo rule."""
+
+    old_state: str | None
+    new_state: str | None
+    created: dict[str, str]  # creation id -> server id
