@@ -1,0 +1,25 @@
+"""What one triage pass did: the `poll_completed` line and the worker's echo rule read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailroom.jmap.models import SetResult
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    trigger: str  # "push" | "fallback" | "startup" | "manual"
+    senders_triaged: int = 0
+    emails_moved: int = 0
+    conflicts: int = 0
+    failures: int = 0  # senders that failed and keep their label for the next pass
+    duration_s: float = 0.0
+    # The Email state the scan read, and every Email/set of the pass in order:
+    # together they say which state-change events were caused by the pass itself.
+    email_state_scanned: str | None = None
+    writes: tuple[SetResult, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0
