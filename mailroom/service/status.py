@@ -1,0 +1,63 @@
+"""Status files: each process writes its own JSON document, health reads them all.
+
+Writes are atomic (a temp file in the same directory, then ``os.replace``), so a
+reader sees the old document or the new one, never half of one. Reads are tolerant:
+a missing, unreadable or torn file reads as None and never raises.
+
+Standard library only: the health process imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+LISTENER_FILE = "listener.json"
+WORKER_FILE = "worker.json"
+
+
+def write_status(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``data`` as JSON, atomically."""
+    text = json.dumps(dict(data), indent=2, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The document at ``path``, or None when it is missing, unreadable or not a JSON object."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def iso(ts: float) -> str:
+    """A POSIX timestamp as ISO 8601 UTC (``2024-05-01T12:00:00.123456+00:00``)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def parse_iso(value: object) -> float | None:
+    """The POSIX timestamp of an ISO 8601 string, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

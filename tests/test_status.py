@@ -1,0 +1,82 @@
+"""Status files: atomic writes, tolerant reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mailroom.service.status import iso, parse_iso, read_status, write_status
+
+
+def test_written_status_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "worker.json"
+    write_status(path, {"pid": 12, "counters": {"passes": 3}, "last": None})
+    assert read_status(path) == {"pid": 12, "counters": {"passes": 3}, "last": None}
+
+
+def test_a_write_replaces_the_whole_document(tmp_path: Path) -> None:
+    path = tmp_path / "worker.json"
+    write_status(path, {"a": 1, "b": 2})
+    write_status(path, {"a": 3})
+    assert read_status(path) == {"a": 3}
+
+
+def test_a_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    path = tmp_path / "listener.json"
+    for n in range(3):
+        write_status(path, {"n": n})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["listener.json"]
+
+
+def test_a_write_goes_through_rename_so_readers_never_see_half(tmp_path: Path) -> None:
+    path = tmp_path / "worker.json"
+    write_status(path, {"n": 1})
+    inode_before = os.stat(path).st_ino
+    write_status(path, {"n": 2})
+    # A new inode: the old file was replaced whole, not rewritten in place.
+    assert os.stat(path).st_ino != inode_before
+
+
+def test_an_unserialisable_document_leaves_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "worker.json"
+    write_status(path, {"n": 1})
+    with pytest.raises(TypeError):
+        write_status(path, {"n": object()})
+    assert read_status(path) == {"n": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["worker.json"]
+
+
+def test_a_missing_file_reads_as_none(tmp_path: Path) -> None:
+    assert read_status(tmp_path / "nope.json") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b'{"pid": 1, "heart', b"\xff\xfe\x00", b"[1, 2]", b"null", b"42"],
+)
+def test_a_torn_or_foreign_file_reads_as_none(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "worker.json"
+    path.write_bytes(content)
+    assert read_status(path) is None
+
+
+def test_a_directory_in_place_of_the_file_reads_as_none(tmp_path: Path) -> None:
+    (tmp_path / "worker.json").mkdir()
+    assert read_status(tmp_path / "worker.json") is None
+
+
+def test_timestamps_round_trip_as_iso_utc() -> None:
+    text = iso(1_700_000_000.25)
+    assert text == "2023-11-14T22:13:20.250000+00:00"
+    assert parse_iso(text) == 1_700_000_000.25
+
+
+@pytest.mark.parametrize("value", [None, 12, "yesterday", ""])
+def test_non_timestamps_parse_as_none(value: object) -> None:
+    assert parse_iso(value) is None
+
+
+def test_a_naive_timestamp_is_taken_as_utc() -> None:
+    assert parse_iso("2023-11-14T22:13:20") == 1_700_000_000.0
