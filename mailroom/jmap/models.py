@@ -49,3 +49,14 @@ class SetResult:
     old_state: str | None
     new_state: str | None
     created: dict[str, str]  # creation id -> server id
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPage:
+    """One Email/query answer: the ids of this page and where the server put it."""
+
+    ids: tuple[str, ...]
+    position: int
+    limit: int | None  # present when the server clamped the limit asked for (RFC 8620 §5.5)
+    total: int | None  # only when asked for, and never trusted for paging
+    query_state: str | None

@@ -1,0 +1,187 @@
+"""Build and parse JMAP method calls, one pair per wire method (RFC 8620, RFC 8621).
+
+Pure: these functions turn values into invocations and answers into frozen values;
+they never touch the network. ``JmapClient`` sends what they build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mailroom.errors import JmapError, JmapMethodError, JmapSetError
+from mailroom.jmap.models import Address, Email, Mailbox, QueryPage, SetResult
+
+Invocation = tuple[str, dict[str, Any], str]
+
+EMAIL_PROPERTIES = ("from", "mailboxIds")
+MAILBOX_PROPERTIES = ("id", "name", "parentId", "role")
+# Oldest first: a stable order, so positions mean the same thing from page to page.
+EMAIL_SORT = ({"property": "receivedAt", "isAscending": True},)
+
+
+def email_query(
+    account_id: str,
+    filter: Mapping[str, Any],
+    *,
+    position: int = 0,
+    limit: int,
+    call_id: str = "q",
+) -> Invocation:
+    args = {
+        "accountId": account_id,
+        "filter": dict(filter),
+        "sort": [dict(s) for s in EMAIL_SORT],
+        "position": position,
+        "limit": limit,
+    }
+    return ("Email/query", args, call_id)
+
+
+def parse_email_query(args: Mapping[str, Any]) -> QueryPage:
+    ids = _required(args, "ids", "Email/query")
+    return QueryPage(
+        ids=tuple(ids),
+        position=int(args.get("position", 0)),
+        limit=args.get("limit"),
+        total=args.get("total"),
+        query_state=args.get("queryState"),
+    )
+
+
+def result_ref(call_id: str, name: str, path: str) -> dict[str, str]:
+    """A back-reference to a result of an earlier call in the same request (§3.7)."""
+    return {"resultOf": call_id, "name": name, "path": path}
+
+
+def email_get(
+    account_id: str,
+    ids: Sequence[str] | Mapping[str, str],
+    *,
+    properties: Sequence[str] = EMAIL_PROPERTIES,
+    call_id: str = "g",
+) -> Invocation:
+    args: dict[str, Any] = {"accountId": account_id}
+    if isinstance(ids, Mapping):
+        args["#ids"] = dict(ids)
+    else:
+        args["ids"] = list(ids)
+    args["properties"] = list(properties)
+    return ("Email/get", args, call_id)
+
+
+def parse_email_get(args: Mapping[str, Any]) -> tuple[list[Email], str]:
+    items = _required(args, "list", "Email/get")
+    return [_email(item) for item in items], str(_required(args, "state", "Email/get"))
+
+
+def _email(item: Mapping[str, Any]) -> Email:
+    senders = item.get("from") or []
+    sender = None
+    if senders:
+        first = senders[0]
+        sender = Address(email=first.get("email") or "", name=first.get("name") or None)
+    boxes = item.get("mailboxIds") or {}
+    return Email(
+        id=item["id"],
+        sender=sender,
+        mailbox_ids=frozenset(box for box, present in boxes.items() if present),
+    )
+
+
+def email_set(
+    account_id: str,
+    update: Mapping[str, Mapping[str, bool | None]],
+    *,
+    call_id: str = "s",
+) -> Invocation:
+    patches = {email_id: dict(patch) for email_id, patch in update.items()}
+    return ("Email/set", {"accountId": account_id, "update": patches}, call_id)
+
+
+def email_import(
+    account_id: str,
+    emails: Mapping[str, Mapping[str, Any]],
+    *,
+    call_id: str = "i",
+) -> Invocation:
+    """``emails`` maps a creation id to {blobId, mailboxIds, keywords}."""
+    entries = {creation_id: dict(entry) for creation_id, entry in emails.items()}
+    return ("Email/import", {"accountId": account_id, "emails": entries}, call_id)
+
+
+def parse_set(method: str, args: Mapping[str, Any]) -> SetResult:
+    """Parse a /set (or Email/import) answer; any refused entry raises JmapSetError.
+
+    Cyrus answers empty maps as ``null``; both mean "nothing".
+    """
+    failures: dict[str, Mapping[str, Any]] = {}
+    for key in ("notCreated", "notUpdated", "notDestroyed"):
+        failures.update(args.get(key) or {})
+    if failures:
+        raise JmapSetError(method, failures)
+    created = args.get("created") or {}
+    return SetResult(
+        old_state=args.get("oldState"),
+        new_state=args.get("newState"),
+        created={creation_id: obj["id"] for creation_id, obj in created.items()},
+    )
+
+
+def mailbox_get(
+    account_id: str,
+    ids: Sequence[str] | None = None,
+    *,
+    call_id: str = "m",
+) -> Invocation:
+    args = {
+        "accountId": account_id,
+        "ids": None if ids is None else list(ids),
+        "properties": list(MAILBOX_PROPERTIES),
+    }
+    return ("Mailbox/get", args, call_id)
+
+
+def parse_mailbox_get(args: Mapping[str, Any]) -> tuple[list[Mailbox], str]:
+    items = _required(args, "list", "Mailbox/get")
+    mailboxes = [
+        Mailbox(
+            id=item["id"],
+            name=item["name"],
+            parent_id=item.get("parentId"),
+            role=item.get("role"),
+        )
+        for item in items
+    ]
+    return mailboxes, str(_required(args, "state", "Mailbox/get"))
+
+
+def mailbox_set_create(
+    account_id: str,
+    creates: Mapping[str, Mapping[str, Any]],
+    *,
+    call_id: str = "c",
+) -> Invocation:
+    entries = {creation_id: dict(props) for creation_id, props in creates.items()}
+    return ("Mailbox/set", {"accountId": account_id, "create": entries}, call_id)
+
+
+def raise_for_invocation(inv: Invocation, expected_method: str) -> dict[str, Any]:
+    """The arguments of an answer to ``expected_method``; an ``error`` answer raises."""
+    name, args, _call_id = inv
+    if name == "error":
+        raise JmapMethodError(
+            expected_method, str(args.get("type", "unknown")), str(args.get("description", ""))
+        )
+    if name != expected_method:
+        raise JmapError(
+            f"expected a {expected_method} answer, the server sent {name}; "
+            "the server may not speak JMAP as mailroom expects"
+        )
+    return args
+
+
+def _required(args: Mapping[str, Any], key: str, method: str) -> Any:
+    if args.get(key) is None:
+        raise JmapError(f"the {method} answer has no {key!r}; the server's answer is malformed")
+    return args[key]
