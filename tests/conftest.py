@@ -1,0 +1,62 @@
+"""Shared fixtures: hermetic environment, the real Cyrus server, throwaway accounts.
+
+The Cyrus server is started once per session, before the first test runs (so a
+one-time build does not count against a test's timeout), and only when a selected
+test uses it. It is stopped at the end only if this session started it and
+MAILROOM_TEST_KEEP_CYRUS is unset; set that variable during development so the
+shared server stays up between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from realserver import Account, CyrusServer, cyrus_settings, new_account, start_cyrus, stop_cyrus
+
+_SERVER = pytest.StashKey[CyrusServer | BaseException]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not any("cyrus" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    config = session.config
+    try:
+        server = start_cyrus(cyrus_settings(os.environ))
+    except Exception as exc:  # reported by the `cyrus` fixture, test by test
+        config.stash[_SERVER] = exc
+        return
+    config.stash[_SERVER] = server
+    if server.started_here and not os.environ.get("MAILROOM_TEST_KEEP_CYRUS"):
+        config.add_cleanup(lambda: stop_cyrus(server))
+
+
+@pytest.fixture(scope="session")
+def cyrus(pytestconfig: pytest.Config) -> CyrusServer:
+    """The real Cyrus server (JMAP + CardDAV, push-capable build) on 127.0.0.1."""
+    found = pytestconfig.stash.get(_SERVER, None)
+    if found is None:
+        found = start_cyrus(cyrus_settings(os.environ))
+        pytestconfig.stash[_SERVER] = found
+    if isinstance(found, BaseException):
+        pytest.fail(f"the Cyrus test server did not start: {found}", pytrace=False)
+    return found
+
+
+@pytest.fixture
+def account(cyrus: CyrusServer) -> Iterator[Account]:
+    """A brand-new Cyrus user for this test only."""
+    acct = new_account(cyrus)
+    try:
+        yield acct
+    finally:
+        acct.close()
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No MAILROOM_* variable from the caller's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("MAILROOM_"):
+            monkeypatch.delenv(name)
