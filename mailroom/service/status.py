@@ -20,6 +20,11 @@ from typing import Any
 
 LISTENER_FILE = "listener.json"
 WORKER_FILE = "worker.json"
+# Every status file carries "pid" and "heartbeat" (ISO 8601 UTC), refreshed at least
+# every HEARTBEAT_SECONDS even when idle; health reports a process whose heartbeat is
+# older than STALE_AFTER_SECONDS as down.
+HEARTBEAT_SECONDS = 15.0
+STALE_AFTER_SECONDS = 60.0
 
 
 def write_status(path: Path, data: Mapping[str, Any]) -> None:
