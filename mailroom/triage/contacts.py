@@ -1,0 +1,176 @@
+"""Contacts and contact groups for a triage pass (CardDAV).
+
+Every write is conditional (``If-Match`` / ``If-None-Match: *``). A 412 means someone
+else changed the card between our read and our write: read it again, apply the same
+change again, up to three tries; then the sender fails and keeps its label.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from mailroom.carddav import vcard
+from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.models import Card
+from mailroom.errors import PreconditionFailed, SetupNeededError
+
+ContactType = Literal["company", "person"]
+
+TRIES = 3
+# Contacts mailroom creates get a UID derived from the address, so a pass that dies
+# between joining the provenance group and creating the card creates the same card
+# when it runs again: no duplicate, no lost provenance.
+_UID_NAMESPACE = uuid.UUID("6f0b1f43-2d4c-5b7e-9a51-6d61696c726f")
+
+
+def contact_uid(address: str) -> str:
+    return str(uuid.uuid5(_UID_NAMESPACE, address.strip().lower()))
+
+
+def retry_on_412(href: str, read: Callable[[], Card], write: Callable[[Card], object]) -> None:
+    """Apply ``write`` to a fresh copy of the card until it lands or tries run out."""
+    card = read()
+    for attempt in range(TRIES):
+        try:
+            write(card)
+            return
+        except PreconditionFailed:
+            if attempt == TRIES - 1:
+                raise
+            card = read()
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingContact:
+    card: Card
+    contact: vcard.Contact
+
+
+def find_contact(carddav: CardDavClient, address: str) -> ExistingContact | None:
+    """The sender's contact (not a group), the lowest href when several match."""
+    found = []
+    for card in carddav.find_by_email(address):
+        if vcard.parse_group(card.text) is None:
+            found.append(card)
+    if not found:
+        return None
+    card = min(found, key=lambda c: c.href)
+    return ExistingContact(card, vcard.parse_contact(card.text))
+
+
+class GroupBook:
+    """The managed groups and the provenance group, read once per pass."""
+
+    def __init__(self, carddav: CardDavClient, names: Iterable[str]) -> None:
+        self._carddav = carddav
+        self._cards: dict[str, Card] = {}
+        self._groups: dict[str, vcard.Group] = {}
+        wanted = set(names)
+        for card in carddav.list_groups():
+            group = vcard.parse_group(card.text)
+            if group is not None and group.name in wanted and group.name not in self._groups:
+                self._cards[group.name] = card
+                self._groups[group.name] = group
+        self._names = wanted
+
+    def _need(self, name: str) -> vcard.Group:
+        if name not in self._groups:
+            raise SetupNeededError(f"contact group {name!r}")
+        return self._groups[name]
+
+    def groups_of(self, uid: str, among: Iterable[str]) -> frozenset[str]:
+        return frozenset(
+            n for n in among if n in self._groups and uid in self._groups[n].member_uids
+        )
+
+    def members(self, name: str) -> frozenset[str]:
+        return self._need(name).member_uids
+
+    def change(self, name: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+        """Add and remove members of one group in one conditional write."""
+        self._need(name)
+        add, remove = set(add), set(remove)
+        href = self._cards[name].href
+        cached = [self._cards[name]]
+
+        def read() -> Card:
+            if cached:
+                return cached.pop()
+            return self._carddav.get(href)
+
+        def write(card: Card) -> None:
+            text = vcard.group_with_members(card.text, add=add, remove=remove)
+            new = card if text == card.text else self._carddav.update(card, text)
+            self._cards[name] = Card(new.href, new.etag, text)
+            self._groups[name] = vcard.parse_group(text) or self._groups[name]
+
+        retry_on_412(href, read, write)
+
+
+def upsert_contact(
+    carddav: CardDavClient,
+    existing: ExistingContact | None,
+    *,
+    address: str,
+    display_name: str | None,
+    contact_type: str,
+    history_line: str,
+) -> str:
+    """Create the sender's contact, or merge into the existing one. Returns its UID."""
+    if existing is None:
+        uid = contact_uid(address)
+        text = vcard.new_contact_card(
+            uid=uid,
+            email=address,
+            display_name=display_name or "",
+            contact_type=_ctype(contact_type),
+            history_line=history_line,
+        )
+        try:
+            carddav.create(text, uid=uid)
+            return uid
+        except PreconditionFailed:
+            # A card at that href appeared since we looked: merge into it instead.
+            book = carddav.addressbook_url().rstrip("/")
+            card = carddav.get(f"{book}/{uid}.vcf")
+            existing = ExistingContact(card, vcard.parse_contact(card.text))
+    _merge(carddav, existing, address, display_name, contact_type, history_line)
+    return existing.contact.uid
+
+
+def _merge(
+    carddav: CardDavClient,
+    existing: ExistingContact,
+    address: str,
+    display_name: str | None,
+    contact_type: str,
+    history_line: str,
+) -> None:
+    cached = [existing.card]
+
+    def read() -> Card:
+        return cached.pop() if cached else carddav.get(existing.card.href)
+
+    def write(card: Card) -> None:
+        history = vcard.note_history(vcard.parse_contact(card.text).note)
+        if history and history[-1] == history_line:
+            return  # this pass already ran up to here once
+        text = vcard.merge_contact_card(
+            card.text,
+            email=address,
+            display_name=display_name or "",
+            contact_type=_ctype(contact_type),
+            history_line=history_line,
+        )
+        if text != card.text:
+            carddav.update(card, text)
+
+    retry_on_412(existing.card.href, read, write)
+
+
+def _ctype(value: str) -> ContactType:
+    # config validation allows only these two
+    return "person" if value == "person" else "company"

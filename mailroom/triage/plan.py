@@ -1,0 +1,169 @@
+"""Pure decisions of a triage pass: who was labelled, who conflicts, what each email needs.
+
+Nothing here does I/O. The engine feeds in what the servers said and applies what
+comes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mailroom.jmap.models import Email
+
+Patch = dict[str, bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledSender:
+    """One sender with triage labels on some of its emails, and no conflict."""
+
+    email: str  # lower-cased address
+    display_name: str | None  # first non-empty display name seen
+    category: str  # the category whose label was applied
+    label_id: str  # the label mailbox to remove at the end
+    trigger_emails: tuple[Email, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    email: str
+    categories: tuple[str, ...]
+    email_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    senders: tuple[LabelledSender, ...]
+    conflicts: tuple[Conflict, ...]
+    without_sender: tuple[str, ...]  # email ids with a label but no `from`
+    skipped_error: int  # labelled emails skipped because they carry the error label
+
+
+def plan_scan(emails: Iterable[Email], *, labels: Mapping[str, str], error_id: str) -> ScanPlan:
+    """Group labelled emails by sender; find conflicts.
+
+    ``labels`` maps each triage-label mailbox id to its category name.
+    """
+    by_sender: dict[str, list[tuple[Email, str]]] = {}
+    without: list[str] = []
+    skipped = 0
+    for email in emails:
+        if error_id in email.mailbox_ids:
+            skipped += 1
+            continue
+        label_ids = sorted(mid for mid in email.mailbox_ids if mid in labels)
+        if not label_ids:
+            continue
+        if email.sender is None or not email.sender.email.strip():
+            without.append(email.id)
+            continue
+        key = email.sender.email.strip().lower()
+        by_sender.setdefault(key, []).extend((email, lid) for lid in label_ids)
+    senders: list[LabelledSender] = []
+    conflicts: list[Conflict] = []
+    for address, hits in by_sender.items():
+        categories = sorted({labels[lid] for _, lid in hits})
+        emails_of_sender = _unique(email for email, _ in hits)
+        if len(categories) > 1:
+            ids = tuple(e.id for e in emails_of_sender)
+            conflicts.append(Conflict(address, tuple(categories), ids))
+            continue
+        senders.append(
+            LabelledSender(
+                email=address,
+                display_name=_first_name(emails_of_sender),
+                category=categories[0],
+                label_id=hits[0][1],
+                trigger_emails=emails_of_sender,
+            )
+        )
+    return ScanPlan(tuple(senders), tuple(conflicts), tuple(without), skipped)
+
+
+def _unique(emails: Iterable[Email]) -> tuple[Email, ...]:
+    seen: dict[str, Email] = {}
+    for email in emails:
+        seen.setdefault(email.id, email)
+    return tuple(seen.values())
+
+
+def _first_name(emails: Sequence[Email]) -> str | None:
+    for email in emails:
+        if email.sender is not None and email.sender.name and email.sender.name.strip():
+            return email.sender.name.strip()
+    return None
+
+
+def is_from(email: Email, address: str) -> bool:
+    """Exact (case-insensitive) sender match: the server's `from` search matches substrings."""
+    return email.sender is not None and email.sender.email.strip().lower() == address
+
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    """Where a sender's mail goes, as mailbox ids."""
+
+    chain_ids: tuple[str, ...]  # the category's destination, then every ancestor's
+    managed_ids: frozenset[str]  # every category's destination
+    screener_id: str
+    inbox_id: str
+    add_to_inbox: bool
+
+
+def filing_patch(email: Email, filing: Filing) -> Patch:
+    """The mailboxIds patch that files one email; empty when it is filed already.
+
+    Screener and managed destinations outside the chain go; the chain's destinations
+    come; Inbox is added only for add_to_inbox Screener mail and never removed. The
+    chain is never empty, so no email is left without a mailbox.
+    """
+    have = email.mailbox_ids
+    patch: Patch = {}
+    for mid in filing.chain_ids:
+        if mid not in have:
+            patch[f"mailboxIds/{mid}"] = True
+    if filing.add_to_inbox and filing.screener_id in have and filing.inbox_id not in have:
+        patch[f"mailboxIds/{filing.inbox_id}"] = True
+    stale = (filing.managed_ids - set(filing.chain_ids)) | {filing.screener_id}
+    for mid in sorted(stale & have):
+        patch[f"mailboxIds/{mid}"] = None
+    return patch
+
+
+def label_patch(email: Email, *, label_id: str, warning_id: str | None, warn: bool) -> Patch:
+    """The last write for a triggering email: the label goes, the warning comes or goes."""
+    patch: Patch = {}
+    if label_id in email.mailbox_ids:
+        patch[f"mailboxIds/{label_id}"] = None
+    if warning_id is not None:
+        if warn:
+            patch[f"mailboxIds/{warning_id}"] = True
+        elif warning_id in email.mailbox_ids:
+            patch[f"mailboxIds/{warning_id}"] = None
+    return patch
+
+
+def is_initial_triage(
+    *,
+    managed_groups_of_contact: frozenset[str],
+    chain_groups: Sequence[str],
+    last_history_line: str | None,
+    initial_line: str,
+) -> bool:
+    """Initial triage = the contact is in no managed group.
+
+    A pass that crashed after putting the contact in the new chain's groups is still
+    the initial triage when it runs again: the contact is in the chain's groups only
+    and its last history line is today's "Triaged to" line for this category.
+    """
+    if not managed_groups_of_contact:
+        return True
+    return managed_groups_of_contact <= set(chain_groups) and last_history_line == initial_line
+
+
+def names_differ(card_fn: str | None, display_name: str | None) -> bool:
+    """A name mismatch: both present and different (trimmed, case-insensitive)."""
+    if not card_fn or not display_name:
+        return False
+    return card_fn.strip().casefold() != display_name.strip().casefold()
