@@ -14,6 +14,7 @@
     │   └── JmapSetError       /set left entries in notCreated/notUpdated/notDestroyed
     ├── CardDavError           a CardDAV answer with an unexpected status (status, href)
     │   └── PreconditionFailed 412: someone else changed the card; re-read and retry
+    ├── VCardError             a vCard that cannot be read (malformed text from the server)
     └── PushError              the EventSource stream failed
 
 Foreign exceptions (httpx, XML, vCard parsing) are translated once, at the client
@@ -132,6 +133,16 @@ class PreconditionFailed(CardDavError):
 
     def __init__(self, href: str) -> None:
         super().__init__(412, href, "conditional write")
+
+
+class VCardError(MailroomError):
+    """A vCard could not be parsed; the card is left alone."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"cannot read a vCard ({reason}); fix or delete the card in your address book"
+        )
 
 
 class PushError(MailroomError):
