@@ -1,0 +1,302 @@
+"""JmapClient: the thin I/O shell around the pure session and method modules.
+
+One ``httpx.Client``, Bearer auth on every request, chunking by the session's limits,
+paging that never trusts ``total``. httpx errors are translated here, once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from mailroom.errors import (
+    AuthError,
+    JmapError,
+    JmapMethodError,
+    JmapRequestError,
+    ServerError,
+    TransportError,
+)
+from mailroom.jmap import methods as m
+from mailroom.jmap.models import Email, Mailbox, QueryPage, Session, SetResult
+from mailroom.jmap.session import CORE, MAIL, expand_upload_url, parse_session
+
+SERVICE = "JMAP"
+AUTH_HINT = (
+    "check MAILROOM_JMAP_TOKEN; on Fastmail, create an API token with Mail access "
+    "(Settings > Privacy & Security > API tokens)"
+)
+
+
+class JmapClient:
+    """A JMAP client for one account; ``requests_made`` counts every HTTP request."""
+
+    def __init__(
+        self,
+        session_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        page_size: int | None = None,
+    ) -> None:
+        self._session_url = session_url
+        self._page_size = page_size  # overrides maxObjectsInGet for reads (tests)
+        self._session: Session | None = None
+        self.requests_made = 0
+        self._http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"},  # httpx masks it in reprs
+            transport=transport,
+            timeout=timeout,
+            event_hooks={"request": [self._count]},
+        )
+
+    def __repr__(self) -> str:
+        return f"JmapClient(session_url={self._session_url!r})"
+
+    def _count(self, request: httpx.Request) -> None:
+        self.requests_made += 1
+
+    # -- session -----------------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            return self.refresh_session()
+        return self._session
+
+    def refresh_session(self) -> Session:
+        """Fetch the session resource again (following /.well-known/jmap's redirect)."""
+        response = self._send("GET", self._session_url, follow_redirects=True)
+        self._session = parse_session(_json(response), str(response.url))
+        return self._session
+
+    # -- the one POST ------------------------------------------------------------
+
+    def call(self, calls: Sequence[m.Invocation]) -> list[m.Invocation]:
+        """Send ``calls`` in ONE request; any ``error`` answer raises JmapMethodError."""
+        body = {"using": [CORE, MAIL], "methodCalls": [list(inv) for inv in calls]}
+        response = self._send("POST", self.session.api_url, json=body)
+        answers = _json(response).get("methodResponses")
+        if not isinstance(answers, list):
+            raise JmapError("the JMAP answer has no methodResponses; the server is not JMAP")
+        asked = {call_id: name for name, _args, call_id in calls}
+        result: list[m.Invocation] = []
+        for name, args, call_id in answers:
+            if name == "error":
+                method = asked.get(call_id, "?")
+                raise JmapMethodError(
+                    method, str(args.get("type", "unknown")), str(args.get("description", ""))
+                )
+            result.append((name, args, call_id))
+        return result
+
+    def _call_one(self, inv: m.Invocation) -> dict[str, Any]:
+        answers = {answer[2]: answer for answer in self.call([inv])}
+        return m.raise_for_invocation(_answer(answers, inv[2]), inv[0])
+
+    # -- mailboxes ---------------------------------------------------------------
+
+    def get_mailboxes(self) -> tuple[list[Mailbox], str]:
+        return m.parse_mailbox_get(self._call_one(m.mailbox_get(self.session.account_id)))
+
+    def create_mailbox(self, name: str, parent_id: str | None = None) -> str:
+        inv = m.mailbox_set_create(
+            self.session.account_id, {"c": {"name": name, "parentId": parent_id}}
+        )
+        return m.parse_set("Mailbox/set", self._call_one(inv)).created["c"]
+
+    # -- emails ------------------------------------------------------------------
+
+    @property
+    def _read_size(self) -> int:
+        return self._page_size or self.session.max_objects_in_get
+
+    def query_ids(self, filter: Mapping[str, Any]) -> list[str]:
+        """All ids matching ``filter``, page by page until a short page."""
+        ids: list[str] = []
+        while True:
+            inv = m.email_query(
+                self.session.account_id, filter, position=len(ids), limit=self._read_size
+            )
+            page = m.parse_email_query(self._call_one(inv))
+            ids.extend(page.ids)
+            if _last_page(page.ids, page.limit, self._read_size):
+                return ids
+
+    def query_emails(self, filter: Mapping[str, Any]) -> tuple[list[Email], str]:
+        """Emails matching ``filter`` and the Email state of the first page.
+
+        One POST per page: Email/query, then Email/get through a back-reference.
+        """
+        emails: list[Email] = []
+        states: list[str] = []
+        position = 0
+        while True:
+            page, got, state = self._query_page(filter, position)
+            emails.extend(got)
+            states.append(state)
+            position += len(page.ids)
+            if _last_page(page.ids, page.limit, self._read_size):
+                return emails, states[0]
+
+    def _query_page(
+        self, filter: Mapping[str, Any], position: int
+    ) -> tuple[QueryPage, list[Email], str]:
+        account = self.session.account_id
+        query = m.email_query(account, filter, position=position, limit=self._read_size)
+        get = m.email_get(account, m.result_ref("q", "Email/query", "/ids"))
+        answers = {
+            call_id: (name, args, call_id) for name, args, call_id in self.call([query, get])
+        }
+        page = m.parse_email_query(m.raise_for_invocation(_answer(answers, "q"), "Email/query"))
+        got, state = m.parse_email_get(m.raise_for_invocation(_answer(answers, "g"), "Email/get"))
+        return page, got, state
+
+    def get_emails(self, ids: Sequence[str]) -> list[Email]:
+        emails: list[Email] = []
+        if not ids:
+            return emails
+        for chunk in _chunks(list(ids), self._read_size):
+            inv = m.email_get(self.session.account_id, chunk)
+            emails.extend(m.parse_email_get(self._call_one(inv))[0])
+        return emails
+
+    def update_emails(self, update: Mapping[str, Mapping[str, bool | None]]) -> list[SetResult]:
+        """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk."""
+        results: list[SetResult] = []
+        if not update:
+            return results
+        for chunk in _chunks(list(update.items()), self.session.max_objects_in_set):
+            inv = m.email_set(self.session.account_id, dict(chunk))
+            results.append(m.parse_set("Email/set", self._call_one(inv)))
+        return results
+
+    def import_email(
+        self,
+        raw: bytes,
+        mailbox_ids: Sequence[str],
+        *,
+        keywords: Mapping[str, bool] | None = None,
+    ) -> str:
+        """Upload ``raw`` (RFC 5322) and Email/import it; the new email's id."""
+        url = expand_upload_url(self.session)
+        if url is None:
+            raise JmapError("the JMAP session offers no uploadUrl; this server cannot import mail")
+        headers = {"Content-Type": "message/rfc822"}
+        blob_id = _json(self._send("POST", url, content=raw, headers=headers)).get("blobId")
+        if not blob_id:
+            raise JmapError(f"the upload to {url} answered without a blobId")
+        entry = {
+            "blobId": blob_id,
+            "mailboxIds": {box: True for box in mailbox_ids},
+            "keywords": dict(keywords or {}),
+        }
+        inv = m.email_import(self.session.account_id, {"e": entry})
+        return m.parse_set("Email/import", self._call_one(inv)).created["e"]
+
+    # -- HTTP --------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransportError(SERVICE, url, f"timed out: {type(exc).__name__}") from exc
+        except httpx.RequestError as exc:
+            raise TransportError(SERVICE, url, f"{type(exc).__name__}: {exc}") from exc
+        raise_for_status(response)
+        return response
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> JmapClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def raise_for_status(response: httpx.Response, *, now: datetime | None = None) -> None:
+    """Translate an HTTP failure into mailroom's error tree; 2xx passes."""
+    status = response.status_code
+    if status < 300:
+        return
+    if status in (401, 403):
+        raise AuthError(SERVICE, status, AUTH_HINT)
+    url = str(response.request.url)
+    if status == 429 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now or _utcnow())
+        raise ServerError(SERVICE, status, url, retry_after)
+    problem = _problem(response)
+    raise JmapRequestError(
+        status,
+        str(problem.get("type", "no problem details")),
+        str(problem.get("detail") or f"{response.request.method} {url} was refused"),
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise JmapError(
+            f"{response.request.url} answered HTTP {response.status_code} without JSON; "
+            "check MAILROOM_JMAP_SESSION_URL"
+        ) from exc
+    if not isinstance(data, dict):
+        raise JmapError(f"{response.request.url} answered JSON that is not an object")
+    return data
+
+
+def _answer(answers: Mapping[str, m.Invocation], call_id: str) -> m.Invocation:
+    if call_id not in answers:
+        raise JmapError(f"the JMAP answer lacks a response to call {call_id!r}")
+    return answers[call_id]
+
+
+def _last_page(ids: Sequence[str], server_limit: int | None, asked: int) -> bool:
+    """A page shorter than the limit the server used ends the query (RFC 8620 §5.5)."""
+    used = server_limit if server_limit else asked
+    return len(ids) < min(used, asked)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
