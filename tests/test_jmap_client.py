@@ -181,15 +181,16 @@ def test_rejected_credentials_raise_auth_error_with_a_hint_and_no_token(
     assert TOKEN not in str(info.value)
 
 
-def test_server_error_carries_retry_after(client: JmapClient, with_session: HTTPXMock):
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_error_carries_retry_after(client: JmapClient, with_session: HTTPXMock, status: int):
     with_session.add_response(
-        method="POST", url=API_URL, status_code=503, headers={"Retry-After": "7"}
+        method="POST", url=API_URL, status_code=status, headers={"Retry-After": "7"}
     )
 
     with pytest.raises(ServerError) as info:
         client.get_mailboxes()
 
-    assert (info.value.status, info.value.retry_after) == (503, 7.0)
+    assert (info.value.status, info.value.retry_after) == (status, 7.0)
 
 
 def test_too_many_requests_without_retry_after(client: JmapClient, with_session: HTTPXMock):
