@@ -19,26 +19,34 @@ _SERVER = pytest.StashKey[CyrusServer | BaseException]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if not any("cyrus" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    config = session.config
+    """Start Cyrus before the first test when a selected test needs it."""
+    if any("cyrus" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_once(session.config)
+
+
+def _start_once(config: pytest.Config) -> CyrusServer | BaseException:
+    found = config.stash.get(_SERVER, None)
+    if found is not None:
+        return found
     try:
-        server = start_cyrus(cyrus_settings(os.environ))
+        found = start_cyrus(cyrus_settings(os.environ))
     except Exception as exc:  # reported by the `cyrus` fixture, test by test
-        config.stash[_SERVER] = exc
-        return
-    config.stash[_SERVER] = server
-    if server.started_here and not os.environ.get("MAILROOM_TEST_KEEP_CYRUS"):
+        found = exc
+    config.stash[_SERVER] = found
+    if isinstance(found, CyrusServer) and found.started_here and not _keep():
+        server = found
         config.add_cleanup(lambda: stop_cyrus(server))
+    return found
+
+
+def _keep() -> bool:
+    return bool(os.environ.get("MAILROOM_TEST_KEEP_CYRUS"))
 
 
 @pytest.fixture(scope="session")
 def cyrus(pytestconfig: pytest.Config) -> CyrusServer:
     """The real Cyrus server (JMAP + CardDAV, push-capable build) on 127.0.0.1."""
-    found = pytestconfig.stash.get(_SERVER, None)
-    if found is None:
-        found = start_cyrus(cyrus_settings(os.environ))
-        pytestconfig.stash[_SERVER] = found
+    found = _start_once(pytestconfig)
     if isinstance(found, BaseException):
         pytest.fail(f"the Cyrus test server did not start: {found}", pytrace=False)
     return found

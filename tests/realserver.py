@@ -344,7 +344,7 @@ class Account:
 
     # -- CardDAV
     def cards(self) -> list[str]:
-        """Every vCard text in the Default address book."""
+        """Every vCard text in the Default address book (CRLF line ends)."""
         return [text for _, text in self.card_items()]
 
     def card_items(self) -> list[tuple[str, str]]:
@@ -370,6 +370,11 @@ class Account:
         if response.is_error:
             raise AssertionError(f"PUT {uid}.vcf -> {response.status_code}: {response.text}")
         return str(response.headers.get("ETag", ""))
+
+    def card(self, uid: str) -> str | None:
+        """The vCard whose UID is ``uid``, or None."""
+        found = [t for t in self.cards() if vcard_props(t).get("UID") == [uid]]
+        return found[0] if found else None
 
     def groups(self) -> dict[str, set[str]]:
         """{group FN: member UIDs} of every Apple-style group card."""
@@ -425,7 +430,10 @@ ALL_CARDS_QUERY = b"""<?xml version="1.0" encoding="utf-8"?>
 
 
 def parse_address_data(xml_text: str) -> list[tuple[str, str]]:
-    """(href, address-data) of each response in a CardDAV multistatus."""
+    """(href, address-data) of each response in a CardDAV multistatus.
+
+    XML parsing turns CRLF into LF; vCard line ends are CRLF, so they are put back.
+    """
     import xml.etree.ElementTree as ET
 
     root = ET.fromstring(xml_text)  # noqa: S314 -- our own test server's answer
@@ -434,7 +442,7 @@ def parse_address_data(xml_text: str) -> list[tuple[str, str]]:
         href = resp.findtext("{DAV:}href") or ""
         data = resp.find(".//{urn:ietf:params:xml:ns:carddav}address-data")
         if data is not None and data.text:
-            items.append((href, data.text))
+            items.append((href, data.text.replace("\r\n", "\n").replace("\n", "\r\n")))
     return items
 
 

@@ -83,6 +83,8 @@ def test_put_card_then_cards_and_groups_show_it(account: Account) -> None:
 
     assert sorted(vcard_props(c)["UID"][0] for c in account.cards()) == ["c1", "g1"]
     assert account.groups() == {"Imbox": {"c1"}}
+    assert account.card("c1") == contact
+    assert account.card("missing") is None
     assert [vcard_props(c)["FN"] for c in account.contacts_with_email("alice@example.com")] == [
         ["Alice"]
     ]
