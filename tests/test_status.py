@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.service.status import iso, parse_iso, read_status, write_status
+from mailroom.service.status import StatusFile, iso, parse_iso, read_status, write_status
 
 
 def test_written_status_reads_back(tmp_path: Path) -> None:
@@ -80,3 +80,37 @@ def test_non_timestamps_parse_as_none(value: object) -> None:
 
 def test_a_naive_timestamp_is_taken_as_utc() -> None:
     assert parse_iso("2023-11-14T22:13:20") == 1_700_000_000.0
+
+
+def test_a_status_file_update_writes_the_fields_and_a_heartbeat(tmp_path: Path) -> None:
+    status = StatusFile(tmp_path / "worker.json", {"pid": 7, "n": 0}, wall=lambda: 1_700_000_000.0)
+    assert status.update(n=1)
+    assert read_status(tmp_path / "worker.json") == {
+        "pid": 7,
+        "n": 1,
+        "heartbeat": "2023-11-14T22:13:20+00:00",
+    }
+
+
+def test_a_beat_refreshes_only_the_heartbeat(tmp_path: Path) -> None:
+    now = [100.0]
+    status = StatusFile(tmp_path / "w.json", {"n": 1}, wall=lambda: now[0])
+    status.update()
+    now[0] = 200.0
+    assert status.beat()
+    doc = read_status(tmp_path / "w.json")
+    assert doc is not None
+    assert doc["n"] == 1
+    assert parse_iso(doc["heartbeat"]) == 200.0
+
+
+def test_a_status_file_that_cannot_be_written_does_not_raise(tmp_path: Path) -> None:
+    status = StatusFile(tmp_path / "gone" / "worker.json", {"n": 1})
+    assert not status.update(n=2)
+    assert status.snapshot()["n"] == 2
+
+
+def test_a_snapshot_is_a_copy(tmp_path: Path) -> None:
+    status = StatusFile(tmp_path / "w.json", {"counters": {"passes": 1}})
+    status.snapshot()["counters"]["passes"] = 99
+    assert status.snapshot()["counters"] == {"passes": 1}

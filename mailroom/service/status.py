@@ -10,10 +10,13 @@ Standard library only: the health process imports this module.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,3 +69,37 @@ def parse_iso(value: object) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+class StatusFile:
+    """One process's status document, kept in memory and rewritten on every change.
+
+    Thread-safe (a heartbeat thread may beat while the main loop updates). Every write
+    refreshes ``heartbeat``; a failed write (disk full, directory gone) returns False
+    instead of raising: a status file must never take its process down.
+    """
+
+    def __init__(
+        self, path: Path, initial: Mapping[str, Any], wall: Callable[[], float] = time.time
+    ) -> None:
+        self.path = path
+        self._doc = dict(initial)
+        self._wall = wall
+        self._lock = threading.Lock()
+
+    def update(self, **fields: Any) -> bool:
+        with self._lock:
+            self._doc.update(fields)
+            self._doc["heartbeat"] = iso(self._wall())
+            try:
+                write_status(self.path, self._doc)
+            except OSError:
+                return False
+            return True
+
+    def beat(self) -> bool:
+        return self.update()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._doc)

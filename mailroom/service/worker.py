@@ -1,0 +1,263 @@
+"""`mailroom work`: the only process that triages.
+
+It holds ``STATE_DIR/worker.lock`` (two workers would race), binds the wake socket,
+runs a catch-up pass, then loops: wait for a wake or the fallback timer, debounce,
+pass. The decisions (echo rule, debounce, fallback) are in ``debounce``; this module
+is the loop around an injected ``pass_fn(trigger) -> PassReport``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+import structlog
+
+from mailroom.errors import MailroomError
+from mailroom.service import debounce
+from mailroom.service.paths import WAKE_SOCKET, WORKER_LOCK
+from mailroom.service.status import HEARTBEAT_SECONDS, WORKER_FILE, StatusFile, iso, read_status
+from mailroom.service.wake import Wake, WakeReceiver
+from mailroom.triage.report import PassReport
+
+if TYPE_CHECKING:
+    from mailroom.config import Settings
+
+MAX_CONSECUTIVE_FAILURES = 10
+COUNTERS = ("passes", "failures", "wakes", "echoes_skipped", "seen_skipped")
+PassFn = Callable[[str], PassReport]
+log = structlog.get_logger("mailroom.worker")
+
+
+class WakeSource(Protocol):
+    def wait(self, timeout: float) -> list[Wake]: ...
+    def interrupt(self) -> None: ...
+
+
+class Worker:
+    """The loop; ``run()`` returns the exit code, ``stop()`` ends it after the pass in flight."""
+
+    def __init__(
+        self,
+        pass_fn: PassFn,
+        wakes: WakeSource,
+        status: StatusFile,
+        *,
+        poll_interval: float,
+        debounce_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._pass_fn, self._wakes, self._status = pass_fn, wakes, status
+        self._clock, self._wall = clock, wall
+        self._timer = debounce.Timer(poll_interval, debounce_seconds, last_pass_at=clock())
+        self._last: PassReport | None = None
+        self._failures_in_a_row = 0
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakes.interrupt()
+
+    def run(self) -> int:
+        self._status.update(status="running", counters=dict(self._counters))
+        self._pass("startup")
+        while not self._stopping:
+            if self._failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+                log.error("worker_giving_up", consecutive_failures=self._failures_in_a_row)
+                return 1
+            self._step()
+        log.info("worker_stopped")
+        return 0
+
+    def _step(self) -> None:
+        wakes = self._wakes.wait(self._timer.deadline() - self._clock())
+        if wakes:
+            self._take(wakes)
+        trigger = self._timer.due(self._clock())
+        if trigger is not None and not self._stopping:
+            self._pass(trigger)
+
+    def _take(self, wakes: list[Wake]) -> None:
+        verdicts = [debounce.classify(w, self._last) for w in wakes]
+        for verdict, w in zip(verdicts, wakes, strict=True):
+            if verdict != "news":
+                log.debug("wake_skipped", verdict=verdict, changed=dict(w.changed))
+        self._counters["wakes"] += len(wakes)
+        self._counters["echoes_skipped"] += verdicts.count("echo")
+        self._counters["seen_skipped"] += verdicts.count("seen")
+        self._timer = self._timer.on_wakes(verdicts, self._clock())
+        self._status.update(counters=dict(self._counters))
+
+    def _pass(self, trigger: str) -> None:
+        with structlog.contextvars.bound_contextvars(trigger=trigger):
+            if self._timer.collapsed > 1:
+                log.debug("debounce_collapsed", wakes=self._timer.collapsed)
+            try:
+                report = self._pass_fn(trigger)
+            except Exception as exc:  # any failed pass is counted and retried, never fatal
+                self._failed(exc)
+            else:
+                self._passed(report)
+            finally:
+                self._timer = self._timer.after_pass(self._clock())
+
+    def _passed(self, report: PassReport) -> None:
+        self._last = report
+        self._failures_in_a_row = 0
+        self._counters["passes"] += 1
+        self._status.update(
+            last_successful_poll=iso(self._wall()),
+            last_poll_trigger=report.trigger,
+            consecutive_failures=0,
+            last_error=None,
+            counters=dict(self._counters),
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures_in_a_row += 1
+        self._counters["failures"] += 1
+        log.error(
+            "pass_failed",
+            error=str(exc),
+            error_type=type(exc).__name__,
+            consecutive_failures=self._failures_in_a_row,
+            exc_info=not isinstance(exc, MailroomError),
+        )
+        self._status.update(
+            consecutive_failures=self._failures_in_a_row,
+            last_error=f"{type(exc).__name__}: {exc}",
+            counters=dict(self._counters),
+        )
+
+
+def initial_status(
+    previous: Mapping[str, Any] | None, *, poll_interval: float, now: float
+) -> dict[str, Any]:
+    """A new worker.json; the last successful pass of a previous worker carries over."""
+    before = previous or {}
+    return {
+        "status": "starting",
+        "pid": os.getpid(),
+        "started_at": iso(now),
+        "poll_interval": poll_interval,
+        "last_successful_poll": before.get("last_successful_poll"),
+        "last_poll_trigger": before.get("last_poll_trigger"),
+        "consecutive_failures": 0,
+        "last_error": None,
+        "counters": dict.fromkeys(COUNTERS, 0),
+    }
+
+
+def main(settings: Settings) -> int:
+    """`mailroom work`: the real pass function, wired to the loop."""
+    from mailroom.clients import open_clients
+    from mailroom.triage.engine import run_pass
+
+    settings.require_credentials()
+    with open_clients(settings) as (jmap, carddav):
+        return serve(
+            lambda trigger: run_pass(settings, jmap, carddav, trigger=trigger),
+            settings.state_dir,
+            poll_interval=settings.poll_interval,
+            debounce_seconds=settings.debounce_seconds,
+        )
+
+
+def serve(
+    pass_fn: PassFn, state_dir: Path, *, poll_interval: float, debounce_seconds: float
+) -> int:
+    """Lock, socket, status file, heartbeat and signals around a ``Worker``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(state_dir / WORKER_LOCK) as held:
+        if not held:
+            return 1
+        path = state_dir / WORKER_FILE
+        status = StatusFile(
+            path, initial_status(read_status(path), poll_interval=poll_interval, now=time.time())
+        )
+        receiver = WakeReceiver(state_dir / WAKE_SOCKET)
+        worker = Worker(
+            pass_fn,
+            receiver,
+            status,
+            poll_interval=poll_interval,
+            debounce_seconds=debounce_seconds,
+        )
+        log.info("worker_started", state_dir=str(state_dir), poll_interval=poll_interval)
+        try:
+            with _on_signals(worker.stop), _heartbeat(status):
+                return worker.run()
+        finally:
+            receiver.close()
+            status.update(status="stopped")
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path``; yields False (and says why) when another has it."""
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _refuse(path, f)
+            yield False
+            return
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield True
+
+
+def _refuse(path: Path, f: TextIO) -> None:
+    f.seek(0)
+    holder = f.read().strip() or "unknown"
+    message = (
+        f"another mailroom worker (pid {holder}) holds {path}; two workers would race. "
+        "Stop it first, or give this one its own MAILROOM_STATE_DIR."
+    )
+    log.error("worker_already_running", lock=str(path), pid=holder)
+    print(f"mailroom work: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT end the loop after the pass in flight."""
+
+    def handler(signum: int, frame: Any) -> None:
+        log.info("worker_stopping", signal=signal.Signals(signum).name)
+        stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def _heartbeat(status: StatusFile) -> Iterator[None]:
+    """Refresh the status file every HEARTBEAT_SECONDS, even during a long pass."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            status.beat()
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

@@ -1,0 +1,372 @@
+"""The worker loop, driven by a fake clock, scripted wakes and a plain fake pass function."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from mailroom.errors import TransportError
+from mailroom.jmap.models import SetResult
+from mailroom.service.status import StatusFile, read_status
+from mailroom.service.wake import Wake, WakeSender
+from mailroom.service.worker import MAX_CONSECUTIVE_FAILURES, Worker, initial_status, serve
+from mailroom.triage.report import PassReport
+
+START = 1000.0
+POLL = 60.0
+DEBOUNCE = 3.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedWakes:
+    """Wakes that arrive at fake times; ``wait`` moves the clock, never sleeps.
+
+    When the script is spent and the clock passes ``until``, it stops the worker.
+    """
+
+    def __init__(self, clock: Clock, until: float) -> None:
+        self.clock = clock
+        self.until = until
+        self.arrivals: list[tuple[float, Wake]] = []
+        self.stop: Callable[[], None] = lambda: None
+
+    def at(self, t: float, *wakes: Wake) -> None:
+        self.arrivals.extend((t, w) for w in wakes)
+        self.arrivals.sort(key=lambda a: a[0])
+
+    def wait(self, timeout: float) -> list[Wake]:
+        target = self.clock.now + max(timeout, 0.0)
+        if self.arrivals and self.arrivals[0][0] <= target:
+            self.clock.now = max(self.clock.now, self.arrivals[0][0])
+            ready = [w for t, w in self.arrivals if t <= self.clock.now]
+            self.arrivals = [(t, w) for t, w in self.arrivals if t > self.clock.now]
+            return ready
+        self.clock.now = min(target, max(self.until, self.clock.now))
+        if self.clock.now >= self.until:
+            self.stop()
+        return []
+
+    def interrupt(self) -> None:
+        pass
+
+
+class FakePass:
+    """Records each pass (trigger, fake time); answers from a list of outcomes."""
+
+    def __init__(self, clock: Clock, duration: float = 1.0) -> None:
+        self.clock = clock
+        self.duration = duration
+        self.calls: list[tuple[str, float]] = []
+        self.outcomes: list[PassReport | Exception] = []
+        self.during: Callable[[], None] = lambda: None
+
+    def __call__(self, trigger: str) -> PassReport:
+        self.calls.append((trigger, self.clock.now))
+        self.during()
+        self.clock.now += self.duration
+        outcome = self.outcomes.pop(0) if self.outcomes else PassReport(trigger=trigger)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    @property
+    def triggers(self) -> list[str]:
+        return [t for t, _ in self.calls]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def status(tmp_path: Path) -> StatusFile:
+    return StatusFile(tmp_path / "worker.json", initial_status(None, poll_interval=POLL, now=0.0))
+
+
+def make_worker(
+    clock: Clock, status: StatusFile, *, until: float
+) -> tuple[Worker, ScriptedWakes, FakePass]:
+    wakes = ScriptedWakes(clock, until)
+    fake = FakePass(clock)
+    worker = Worker(fake, wakes, status, poll_interval=POLL, debounce_seconds=DEBOUNCE, clock=clock)
+    wakes.stop = worker.stop
+    return worker, wakes, fake
+
+
+def email(state: str) -> Wake:
+    return Wake(changed={"Email": state}, reason="state")
+
+
+def wrote(scanned: str, *chain: str) -> PassReport:
+    writes, old = [], scanned
+    for new in chain:
+        writes.append(SetResult(old_state=old, new_state=new, created={}))
+        old = new
+    return PassReport(trigger="push", email_state_scanned=scanned, writes=tuple(writes))
+
+
+def test_the_first_pass_is_a_startup_catch_up(clock: Clock, status: StatusFile) -> None:
+    worker, _, fake = make_worker(clock, status, until=START + 10)
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START)]
+
+
+def test_without_wakes_the_fallback_timer_runs_a_pass_every_poll_interval(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, _, fake = make_worker(clock, status, until=START + 130)
+    assert worker.run() == 0
+    # Each pass takes 1 s of fake time; the interval counts from the end of the last.
+    assert fake.calls == [("startup", START), ("fallback", START + 61), ("fallback", START + 122)]
+
+
+def test_a_burst_of_ten_wakes_becomes_one_pass(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    for k in range(10):
+        wakes.at(START + 5 + k * 0.1, email(f"s{k}"))
+    with capture_logs() as logs:
+        assert worker.run() == 0
+    assert fake.calls == [("startup", START), ("push", START + 5 + DEBOUNCE)]
+    collapsed = [e for e in logs if e["event"] == "debounce_collapsed"]
+    assert collapsed == [{"event": "debounce_collapsed", "wakes": 10, "log_level": "debug"}]
+    assert status.snapshot()["counters"]["wakes"] == 10
+
+
+def test_the_echo_of_our_own_writes_is_skipped(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    fake.outcomes = [wrote("10", "11", "12")]
+    wakes.at(START + 2, email("12"))
+    assert worker.run() == 0
+    assert fake.triggers == ["startup"]
+    assert status.snapshot()["counters"]["echoes_skipped"] == 1
+
+
+def test_a_connect_wake_gets_a_pass_even_with_our_own_state(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    fake.outcomes = [wrote("10", "11")]
+    wakes.at(START + 2, Wake(changed={"Email": "11"}, reason="connect"))
+    assert worker.run() == 0
+    assert fake.triggers == ["startup", "push"]
+
+
+def test_a_real_change_during_a_pass_gets_another_pass(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 40)
+    fake.outcomes = [PassReport(trigger="startup"), wrote("20", "21")]
+    wakes.at(START + 5, email("20"))
+
+    def user_labels_another_email() -> None:
+        if fake.triggers == ["startup", "push"]:
+            # Arrive while the push pass runs: our echo and someone else's change.
+            wakes.at(clock.now + 0.5, email("21"), email("22"))
+
+    fake.during = user_labels_another_email
+    assert worker.run() == 0
+    assert fake.triggers == ["startup", "push", "push"]
+    push_end = START + 5 + DEBOUNCE + 1
+    assert fake.calls[2] == ("push", push_end + DEBOUNCE)
+    assert status.snapshot()["counters"]["echoes_skipped"] == 1
+
+
+def test_a_late_event_for_the_scanned_state_gets_no_pass(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    fake.outcomes = [PassReport(trigger="startup", email_state_scanned="30")]
+    wakes.at(START + 2, email("30"))
+    assert worker.run() == 0
+    assert fake.triggers == ["startup"]
+    assert status.snapshot()["counters"]["seen_skipped"] == 1
+
+
+def test_ten_failed_passes_in_a_row_exit_non_zero(clock: Clock, status: StatusFile) -> None:
+    worker, _, fake = make_worker(clock, status, until=START + 10_000)
+    fake.outcomes = [TransportError("JMAP", "https://example.test/", "refused")] * 20
+    assert worker.run() == 1
+    assert len(fake.calls) == MAX_CONSECUTIVE_FAILURES
+    doc = status.snapshot()
+    assert doc["consecutive_failures"] == MAX_CONSECUTIVE_FAILURES
+    assert doc["counters"]["failures"] == MAX_CONSECUTIVE_FAILURES
+    assert doc["last_error"].startswith("TransportError: cannot reach the JMAP server")
+
+
+def test_a_successful_pass_resets_the_failure_count(clock: Clock, status: StatusFile) -> None:
+    worker, _, fake = make_worker(clock, status, until=START + 18 * 61 + 5)
+    boom = RuntimeError("bug")
+    fake.outcomes = [boom] * 9 + [PassReport(trigger="fallback")] + [boom] * 9
+    assert worker.run() == 0
+    assert len(fake.calls) == 19
+    assert status.snapshot()["consecutive_failures"] == 9
+
+
+def test_a_successful_pass_is_recorded_in_the_status_file(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, _ = make_worker(clock, status, until=START + 30)
+    wakes.at(START + 5, email("1"))
+    assert worker.run() == 0
+    doc = read_status(status.path)
+    assert doc is not None
+    assert doc["status"] == "running"
+    assert doc["last_poll_trigger"] == "push"
+    assert doc["last_successful_poll"] is not None
+    assert doc["consecutive_failures"] == 0
+    assert doc["counters"] == {
+        "passes": 2,
+        "failures": 0,
+        "wakes": 1,
+        "echoes_skipped": 0,
+        "seen_skipped": 0,
+    }
+
+
+def test_stop_during_a_pass_lets_it_finish_and_runs_no_other(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 1000)
+    wakes.at(START + 5, email("1"))
+    wakes.at(START + 9, email("2"))
+    fake.during = lambda: worker.stop() if len(fake.calls) == 2 else None
+    fake.outcomes = [PassReport(trigger="startup"), PassReport(trigger="push")]
+    assert worker.run() == 0
+    assert fake.triggers == ["startup", "push"]
+    assert status.snapshot()["counters"]["passes"] == 2
+
+
+def test_a_new_worker_carries_over_the_last_successful_pass() -> None:
+    previous = {"last_successful_poll": "2024-01-01T00:00:00+00:00", "last_poll_trigger": "push"}
+    doc = initial_status(previous, poll_interval=30.0, now=0.0)
+    assert doc["last_successful_poll"] == "2024-01-01T00:00:00+00:00"
+    assert doc["last_poll_trigger"] == "push"
+    assert doc["poll_interval"] == 30.0
+    assert doc["pid"] == os.getpid()
+    assert doc["counters"]["passes"] == 0
+
+
+# -- serve(): lock, socket, signals (real processes) -----------------------------
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="mrw", dir="/tmp") as d:  # short: AF_UNIX limit
+        yield Path(d)
+
+
+def test_a_second_worker_exits_at_once_with_a_clear_message(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def never(trigger: str) -> PassReport:
+        raise AssertionError("a refused worker must not pass")
+
+    with open(state_dir / "worker.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        with capture_logs():
+            assert serve(never, state_dir, poll_interval=POLL, debounce_seconds=0) == 1
+    err = capsys.readouterr().err
+    assert "another mailroom worker (pid 4242)" in err
+    assert "MAILROOM_STATE_DIR" in err
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from mailroom.service.worker import serve
+    from mailroom.triage.report import PassReport
+
+    state_dir = Path(sys.argv[1])
+    log = state_dir / "passes.log"
+
+    def fake_pass(trigger):
+        with log.open("a") as f:
+            f.write(f"start {trigger}\\n")
+        if trigger == "push":
+            time.sleep(1.5)  # the pass in flight when SIGTERM arrives
+        with log.open("a") as f:
+            f.write(f"end {trigger}\\n")
+        return PassReport(trigger=trigger)
+
+    sys.exit(serve(fake_pass, state_dir, poll_interval=60.0, debounce_seconds=0.1))
+    """
+)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll an outside process's observable state (not our own logic) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def spawn_child(state_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(state_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_sigterm_during_a_pass_finishes_it_and_exits_zero(state_dir: Path) -> None:
+    child = spawn_child(state_dir)
+    passes = state_dir / "passes.log"
+    sender = WakeSender(state_dir / "wake.sock")
+    try:
+        wait_for(lambda: "end startup" in lines(passes), "the startup pass")
+        assert sender.send(email("1"))
+        wait_for(lambda: "start push" in lines(passes), "the push pass to start")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=20)
+    finally:
+        sender.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err.decode()
+    assert lines(passes) == ["start startup", "end startup", "start push", "end push"]
+    doc: dict[str, Any] | None = read_status(state_dir / "worker.json")
+    assert doc is not None
+    assert doc["status"] == "stopped"
+    assert doc["last_poll_trigger"] == "push"
+    assert not (state_dir / "wake.sock").exists()
+
+
+def test_sigterm_while_idle_exits_zero_without_waiting_for_the_timer(state_dir: Path) -> None:
+    child = spawn_child(state_dir)
+    passes = state_dir / "passes.log"
+    try:
+        wait_for(lambda: "end startup" in lines(passes), "the startup pass")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=20)  # the fallback timer is 60 s away
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err.decode()
+    assert lines(passes) == ["start startup", "end startup"]
