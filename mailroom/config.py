@@ -409,8 +409,9 @@ def _describe(err: ErrorDetails, sources: Mapping[str, str], config: str) -> lis
     return [f"{prefix}{where}: {_what(err)}"]
 
 
-def _problems(exc: ValidationError, values: Mapping[str, Any], sources: Mapping[str, str],
-              config: str) -> list[str]:  # fmt: skip
+def _problems(
+    exc: ValidationError, values: Mapping[str, Any], sources: Mapping[str, str], config: str
+) -> list[str]:
     """One line per pydantic error, plus the category rules if pydantic never ran them."""
     errors = exc.errors()
     lines = [line for err in errors for line in _describe(err, sources, config)]
