@@ -1,0 +1,330 @@
+"""`mailroom listen`: follow the JMAP EventSource and wake the worker on every change.
+
+A thin loop over pure pieces: ``sse`` decodes events, ``backoff`` schedules
+reconnects, ``listener_status`` shapes listener.json. One helper thread, the keeper,
+refreshes the heartbeat every ``heartbeat_interval`` and, once ``stop`` is set, shuts
+the stream's socket down so that a read blocked for up to 90 s returns at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import structlog
+from httpx_sse import EventSource, SSEError
+
+from mailroom.errors import AuthError, MailroomError, PushError, ServerError, TransportError
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.session import expand_event_source_url
+from mailroom.service.backoff import Backoff
+from mailroom.service.sse import Malformed, StateChange, decode_event, hints
+from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, iso, write_status
+from mailroom.service.wake import Wake, WakeSender
+
+if TYPE_CHECKING:
+    from mailroom.config import Settings
+
+log = structlog.get_logger("mailroom.listener")
+
+WAKE_SOCKET = "wake.sock"
+STOP_GRACE_SECONDS = 2.0
+AUTH_HINT = "check MAILROOM_JMAP_TOKEN and restart; until then the listener retries every minute"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOptions:
+    """Everything the loop needs; tests shorten the timeouts."""
+
+    session_url: str
+    token: str = field(repr=False)
+    state_dir: Path
+    read_timeout: float = 90.0
+    connect_timeout: float = 10.0
+    heartbeat_interval: float = HEARTBEAT_SECONDS
+    backoff: Backoff = field(default_factory=Backoff)
+    ping: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerState:
+    """What listener.json reports (POSIX timestamps here, ISO 8601 in the file)."""
+
+    status: str = "not_started"
+    connected_since: float | None = None
+    last_event_at: float | None = None  # any event, pings included: the stream is alive
+    reconnect_count: int = 0  # successful connects after the first
+    last_error: str | None = None
+
+
+def listener_status(state: ListenerState, *, now: float, pid: int, dropped: int) -> dict[str, Any]:
+    """The listener.json document for ``state`` at ``now``."""
+    return {
+        "status": state.status,
+        "connected_since": None if state.connected_since is None else iso(state.connected_since),
+        "last_event_at": None if state.last_event_at is None else iso(state.last_event_at),
+        "reconnect_count": state.reconnect_count,
+        "last_error": state.last_error,
+        "wakes_dropped": dropped,
+        "pid": pid,
+        "heartbeat": iso(now),
+    }
+
+
+def safe_url(url: str) -> str:
+    """``url`` without any user:password part, fit for logs."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def main(settings: Settings) -> int:
+    """`mailroom listen`: run until SIGTERM or SIGINT, then exit 0."""
+    settings.require_credentials()
+    token = settings.jmap_token.get_secret_value() if settings.jmap_token else ""
+    options = ListenerOptions(settings.jmap_session_url, token, settings.state_dir)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    return serve(options, stop)
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def serve(options: ListenerOptions, stop: threading.Event) -> int:
+    """``run`` in a thread: returns within STOP_GRACE_SECONDS of ``stop``, whatever blocks."""
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(run(options, stop)), daemon=True)
+    thread.start()
+    while thread.is_alive() and not stop.wait(0.5):
+        pass
+    thread.join(STOP_GRACE_SECONDS)
+    if result:
+        return result[0]
+    return 0 if stop.is_set() else 1  # 1: the loop died of an unexpected error
+
+
+def run(options: ListenerOptions, stop: threading.Event) -> int:
+    """The listener loop; returns 0 once ``stop`` is set."""
+    listener = _Listener(options, stop)
+    keeper = threading.Thread(target=listener.keep, name="listener-keeper", daemon=True)
+    keeper.start()
+    try:
+        listener.loop()
+    finally:
+        listener.close()
+    return 0
+
+
+class _Listener:
+    def __init__(self, options: ListenerOptions, stop: threading.Event) -> None:
+        self.options = options
+        self.stop = stop
+        self.sender = WakeSender(options.state_dir / WAKE_SOCKET)
+        self.state = ListenerState()
+        self.backoff = options.backoff
+        self.account_id = ""
+        self.last_event_id: str | None = None
+        self.connects = 0
+        self.pinged = False
+        self.response: httpx.Response | None = None
+        self._lock = threading.Lock()
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(options.connect_timeout, read=options.read_timeout),
+            headers={"Authorization": f"Bearer {options.token}", "Cache-Control": "no-cache"},
+        )
+        self.update()
+
+    def update(self, **changes: Any) -> None:
+        """Apply ``changes`` to the state and rewrite listener.json."""
+        with self._lock:
+            self.state = replace(self.state, **changes)
+            doc = listener_status(
+                self.state, now=time.time(), pid=os.getpid(), dropped=self.sender.dropped
+            )
+            write_status(self.options.state_dir / LISTENER_FILE, doc)
+
+    def keep(self) -> None:
+        """Heartbeat until stopped, then cut the stream in progress."""
+        while not self.stop.wait(self.options.heartbeat_interval):
+            self.update()
+        response = self.response
+        if response is not None:
+            _abort(response)
+
+    def close(self) -> None:
+        self.client.close()
+        self.sender.close()
+
+    def loop(self) -> None:
+        url = self.event_source_url()
+        if url is None:
+            self.idle()
+            return
+        log.info("eventsource_listener_started", url=safe_url(url))
+        while not self.stop.is_set():
+            self.update(status="connecting")
+            if not self.attempt(url):
+                self.idle()
+                return
+
+    def event_source_url(self) -> str | None:
+        """The expanded eventSourceUrl; None when the server has none (or we stop)."""
+        while not self.stop.is_set():
+            self.update(status="connecting")
+            try:
+                with JmapClient(self.options.session_url, self.options.token) as client:
+                    session = client.session
+            except MailroomError as exc:
+                self.wait_after("eventsource_session_failed", exc)
+                continue
+            self.account_id = session.account_id
+            return expand_event_source_url(session, closeafter="no", ping=self.options.ping)
+        return None
+
+    def idle(self) -> None:
+        if self.stop.is_set():
+            return
+        log.warning("eventsource_not_available", hint="no push; the worker's timer polls instead")
+        self.update(status="not_available", connected_since=None)
+        self.stop.wait()
+
+    def attempt(self, url: str) -> bool:
+        """One connection, to its end; False when the server has no EventSource (204)."""
+        self.pinged = False
+        before = self.connects
+        timed_out = False
+        error: MailroomError | None = None
+        try:
+            if not self.stream(url):
+                return False
+        except httpx.ReadTimeout:
+            timed_out = True
+            error = TransportError(
+                "JMAP EventSource", safe_url(url), "no data within the read timeout"
+            )
+        except httpx.HTTPError as exc:
+            error = TransportError(
+                "JMAP EventSource", safe_url(url), str(exc) or type(exc).__name__
+            )
+        except SSEError as exc:
+            error = PushError(f"the EventSource stream at {safe_url(url)} is not SSE: {exc}")
+        except MailroomError as exc:
+            error = exc
+        finally:
+            self.response = None
+        if not self.stop.is_set():
+            # a server that never pings is recycled by the read timeout: not a fault
+            quiet = error is None or (timed_out and not self.pinged)
+            self.disconnected(error, routine=self.connects > before and quiet)
+        return True
+
+    def stream(self, url: str) -> bool:
+        headers = {"Accept": "text/event-stream"}
+        if self.last_event_id is not None:
+            headers["Last-Event-ID"] = self.last_event_id
+        with self.client.stream("GET", url, headers=headers) as response:
+            self.response = response
+            if self.stop.is_set():
+                return True
+            if response.status_code == 204:
+                return False
+            _raise_for_status(response, safe_url(url))
+            self.connected(url)
+            self.consume(EventSource(response))
+        return True
+
+    def connected(self, url: str) -> None:
+        self.connects += 1
+        self.backoff = self.backoff.connected()
+        if self.connects == 1:
+            log.info("eventsource_connected", url=safe_url(url))
+        else:
+            log.info("eventsource_reconnected", reconnect_count=self.connects - 1)
+        self.update(
+            status="connected", connected_since=time.time(), reconnect_count=self.connects - 1
+        )
+        self.sender.send(Wake(changed={}, reason="connect"))
+
+    def consume(self, source: EventSource) -> None:
+        for event in source.iter_sse():
+            found = hints(event)
+            self.last_event_id = found.event_id or self.last_event_id
+            self.pinged = self.pinged or found.is_ping
+            if found.retry_ms is not None:
+                self.backoff = self.backoff.with_server_retry(found.retry_ms)
+            decoded = decode_event(event, self.account_id)
+            if isinstance(decoded, Malformed):
+                log.warning(
+                    "eventsource_bad_event", event_id=decoded.event_id, reason=decoded.reason
+                )
+            elif isinstance(decoded, StateChange):
+                log.debug("eventsource_state", changed=dict(decoded.changed))
+                self.sender.send(Wake(changed=decoded.changed, reason="state"))
+            self.update(last_event_at=time.time())
+
+    def disconnected(self, error: BaseException | None, *, routine: bool) -> None:
+        if isinstance(error, ServerError) and error.retry_after is not None:
+            self.backoff = self.backoff.with_server_retry(int(error.retry_after * 1000))
+        if routine:
+            reason = str(error) if error else "the server closed the stream"
+            delay, self.backoff = self.backoff.next_delay()
+            log.info("eventsource_disconnected", next_delay=delay, error=reason, routine=True)
+            self.update(status="disconnected", connected_since=None)
+            self.stop.wait(delay)
+        else:
+            self.wait_after("eventsource_disconnected", error or PushError("stream ended"))
+
+    def wait_after(self, event: str, error: BaseException) -> None:
+        """Log ``error``, report it in listener.json, and wait the backoff delay."""
+        if isinstance(error, AuthError):
+            delay, self.backoff = self.backoff.at_cap()
+            log.error(event, next_delay=delay, error=str(error))
+        else:
+            delay, self.backoff = self.backoff.next_delay()
+            log.warning(event, next_delay=delay, error=str(error))
+        self.update(status="disconnected", connected_since=None, last_error=str(error))
+        self.stop.wait(delay)
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if status in (401, 403):
+        raise AuthError("JMAP EventSource", status, AUTH_HINT)
+    if status == 429 or status >= 500:
+        raise ServerError("JMAP EventSource", status, url, _retry_after(response))
+    content_type = response.headers.get("content-type", "")
+    if status != 200 or "text/event-stream" not in content_type:
+        raise PushError(
+            f"the EventSource at {url} answered HTTP {status} ({content_type or 'no type'}), "
+            "not an event stream; check MAILROOM_JMAP_SESSION_URL"
+        )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def _abort(response: httpx.Response) -> None:
+    """Shut the response's socket down (from another thread): a blocked read returns now."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

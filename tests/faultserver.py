@@ -1,0 +1,202 @@
+"""A scripted JMAP session + EventSource server on 127.0.0.1, for listener tests.
+
+``GET /jmap/session`` answers a session document whose ``eventSourceUrl`` is a
+relative template pointing back at this server (``/events?types={types}&...``),
+or null. Each EventSource connection plays the next :class:`Play` of the script
+(the last one repeats): an HTTP status with no stream, or a 200 ``text/event-stream``
+whose chunks are written one by one, after which the server closes the connection
+(``then="close"``, delimited by close like Cyrus) or holds it silently open
+(``then="stall"``) until the test releases it or the server stops. Every request
+is recorded (path, query, headers) so tests can check what the listener sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+ACCOUNT = "acct1"
+TOKEN = "fault-token"
+EVENTS_TEMPLATE = "/events?types={types}&closeafter={closeafter}&ping={ping}"
+
+
+@dataclass(frozen=True)
+class Play:
+    """One EventSource connection's behaviour."""
+
+    status: int = 200
+    chunks: tuple[bytes, ...] = ()
+    then: Literal["close", "stall"] = "close"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+
+
+def state_event(changed: dict[str, str], event_id: str | None = None) -> bytes:
+    """An RFC 8620 state event for the test account, as Cyrus sends it."""
+    data = json.dumps({"@type": "StateChange", "changed": {ACCOUNT: changed}})
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: state\ndata: {data}\n\n".encode()
+
+
+PING = b'event: ping\ndata: {"interval":30}\n\n'
+
+
+@dataclass
+class FaultServer:
+    """Start with ``with FaultServer(script) as server:``; ``server.session_url``."""
+
+    script: Sequence[Play] = (Play(then="stall"),)
+    event_source: bool = True
+    seen: list[Seen] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._release = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def session_url(self) -> str:
+        return f"{self.base_url}/jmap/session"
+
+    def release_stalls(self) -> None:
+        """End every stalled stream now (the server closes them)."""
+        self._release.set()
+
+    def stream_requests(self) -> list[Seen]:
+        with self._lock:
+            return [s for s in self.seen if s.path == "/events"]
+
+    def wait_connections(self, count: int, timeout: float = 10.0) -> None:
+        """Block until ``count`` EventSource connections arrived (AssertionError after timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self.connections < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.connections} connections, expected {count}")
+                self._lock.wait(left)
+
+    def _next_play(self, seen: Seen) -> Play:
+        with self._lock:
+            self.seen.append(seen)
+            index = min(self.connections, len(self.script) - 1)
+            self.connections += 1
+            self._lock.notify_all()
+            return self.script[index]
+
+    def _record(self, seen: Seen) -> None:
+        with self._lock:
+            self.seen.append(seen)
+
+    def session_document(self) -> dict[str, Any]:
+        return {
+            "capabilities": {
+                "urn:ietf:params:jmap:core": {
+                    "maxObjectsInGet": 500,
+                    "maxObjectsInSet": 500,
+                    "maxCallsInRequest": 16,
+                },
+                "urn:ietf:params:jmap:mail": {},
+            },
+            "accounts": {ACCOUNT: {"name": "test", "isPersonal": True, "accountCapabilities": {}}},
+            "primaryAccounts": {"urn:ietf:params:jmap:mail": ACCOUNT},
+            "username": "test",
+            "apiUrl": "/jmap/api",
+            "downloadUrl": "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+            "uploadUrl": "/jmap/upload/{accountId}/",
+            "eventSourceUrl": EVENTS_TEMPLATE if self.event_source else None,
+            "state": "s1",
+        }
+
+    def stalled(self) -> Iterator[None]:
+        """Yield every 50 ms until released or stopped (the handler keeps the socket open)."""
+        while not self._release.wait(0.05):
+            yield None
+
+
+def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # the body ends when the connection closes
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            seen = Seen(
+                url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}
+            )
+            if seen.headers.get("authorization") != f"Bearer {TOKEN}":
+                server._record(seen)
+                self._plain(401, b"unauthorized", [("WWW-Authenticate", 'Bearer realm="x"')])
+            elif url.path == "/jmap/session":
+                server._record(seen)
+                body = json.dumps(server.session_document()).encode()
+                self._plain(200, body, [("Content-Type", "application/json")])
+            elif url.path == "/events":
+                self._play(server._next_play(seen))
+            else:
+                server._record(seen)
+                self._plain(404, b"not found", [])
+
+        def _plain(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _play(self, play: Play) -> None:
+            if play.status != 200:
+                self._plain(play.status, b"", list(play.headers))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            for name, value in play.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            try:
+                for chunk in play.chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                if play.then == "stall":
+                    for _ in server.stalled():
+                        pass
+            except OSError:
+                pass  # the listener went away
+
+    return Handler

@@ -1,0 +1,337 @@
+"""The listener against a scripted local EventSource server (tests/faultserver.py).
+
+Wakes arrive on a real Unix datagram socket; listener.json is read from disk. Waits
+are bounded polls for an observable effect, never sleeps standing in for logic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from faultserver import ACCOUNT, PING, TOKEN, FaultServer, Play, state_event
+
+from mailroom.service.backoff import Backoff
+from mailroom.service.listener import ListenerOptions, run, safe_url
+from mailroom.service.status import read_status
+from mailroom.service.wake import Wake, WakeReceiver
+
+FAST = Backoff(initial=0.01, cap=0.2)
+DEADLINE = 10.0
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    # short: a Unix socket path must fit in 107 bytes
+    path = Path(tempfile.mkdtemp(prefix="mrl", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Running:
+    """A listener loop in a thread, with the worker's end of the wake socket."""
+
+    def __init__(self, server: FaultServer, state_dir: Path, **options: Any) -> None:
+        self.state_dir = state_dir
+        self.receiver = WakeReceiver(state_dir / "wake.sock")
+        self.wakes: list[Wake] = []
+        self.stop = threading.Event()
+        self.result: list[int] = []
+        options.setdefault("backoff", FAST)
+        self.options = ListenerOptions(server.session_url, TOKEN, state_dir, **options)
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(run(self.options, self.stop))
+        )
+        self.thread.start()
+
+    def status(self) -> dict[str, Any]:
+        return read_status(self.state_dir / "listener.json") or {}
+
+    def status_until(self, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        return until(lambda: (s := self.status()) and check(s) and s, what)
+
+    def wakes_until(self, count: int) -> list[Wake]:
+        def enough() -> bool:
+            self.wakes.extend(self.receiver.wait(0.05))
+            return len(self.wakes) >= count
+
+        until(enough, f"{count} wakes (have {self.wakes})")
+        return self.wakes
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.thread.join(3)
+        assert not self.thread.is_alive(), "the listener did not stop within 3 s"
+        self.receiver.close()
+        return self.result[0]
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    with structlog.testing.capture_logs() as captured:
+        yield captured
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [entry for entry in list(logs) if entry["event"] == name]
+
+
+def test_connect_wake_then_a_state_wake_with_the_changed_states(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    script = [Play(chunks=(state_event({"Email": "72"}, "72"),), then="stall")]
+    with FaultServer(script) as server:
+        listener = Running(server, state_dir)
+        assert listener.wakes_until(2) == [
+            Wake(changed={}, reason="connect"),
+            Wake(changed={"Email": "72"}, reason="state"),
+        ]
+        status = listener.status_until(lambda s: s["last_event_at"], "last_event_at")
+        assert listener.finish() == 0
+    assert status["status"] == "connected"
+    assert status["connected_since"] is not None
+    assert status["reconnect_count"] == 0
+    assert status["pid"] == os.getpid()
+    [request] = server.stream_requests()
+    assert request.headers["accept"] == "text/event-stream"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert "last-event-id" not in request.headers
+    assert request.query == {"types": ["Email,Mailbox"], "closeafter": ["no"], "ping": ["30"]}
+    [started] = events(logs, "eventsource_listener_started")
+    assert started["url"].startswith(server.base_url + "/events?")
+    assert len(events(logs, "eventsource_connected")) == 1
+
+
+def test_last_event_id_is_sent_again_after_a_clean_close(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    script = [Play(chunks=(state_event({"Email": "7"}, "7"),)), Play(then="stall")]
+    with FaultServer(script) as server:
+        listener = Running(server, state_dir)
+        server.wait_connections(2)
+        status = listener.status_until(lambda s: s["reconnect_count"] == 1, "a reconnect")
+        wakes = listener.wakes_until(3)
+        listener.finish()
+    first, second = server.stream_requests()
+    assert "last-event-id" not in first.headers
+    assert second.headers["last-event-id"] == "7"
+    assert [w.reason for w in wakes] == ["connect", "state", "connect"]
+    assert status["status"] == "connected"
+    assert status["last_error"] is None
+    [closed] = events(logs, "eventsource_disconnected")
+    assert closed["log_level"] == "info"
+    assert closed["next_delay"] == FAST.initial
+    assert len(events(logs, "eventsource_reconnected")) == 1
+
+
+def test_server_retry_field_sets_the_next_delay(state_dir: Path) -> None:
+    slow = Backoff(initial=60, cap=60)  # without `retry:` the reconnect would take a minute
+    script = [Play(chunks=(b"retry: 20\n\n",)), Play(then="stall")]
+    with FaultServer(script) as server:
+        listener = Running(server, state_dir, backoff=slow)
+        server.wait_connections(2)
+        listener.finish()
+
+
+def test_a_stream_that_never_pings_is_recycled_quietly_by_the_read_timeout(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    with FaultServer([Play(then="stall")]) as server:
+        listener = Running(server, state_dir, read_timeout=0.2)
+        server.wait_connections(2)
+        status = listener.status()
+        listener.finish()
+    recycled = events(logs, "eventsource_disconnected")[0]
+    assert recycled["log_level"] == "info"
+    assert "read timeout" in recycled["error"]
+    assert status["last_error"] is None
+
+
+def test_a_stream_that_pinged_then_went_silent_is_a_warning(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    with FaultServer([Play(chunks=(PING,), then="stall")]) as server:
+        listener = Running(server, state_dir, read_timeout=0.3)
+        server.wait_connections(2)
+        status = listener.status_until(lambda s: s["last_error"], "last_error")
+        listener.finish()
+    dead = events(logs, "eventsource_disconnected")[0]
+    assert dead["log_level"] == "warning"
+    assert "read timeout" in status["last_error"]
+
+
+def test_garbage_and_lines_split_across_writes_are_handled(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    good = state_event({"Email": "9", "Mailbox": "3"}, "9")
+    chunks = (
+        b": comment\n",
+        b"event: state\ndata: {not json",
+        b"}\n\n",
+        b"event:sta",
+        b'te\r\ndata:{"changed":{"' + ACCOUNT.encode() + b'":{"Email":"8"}},',
+        b'"type":"change"}\r\n\r',
+        b"\n" + good[:11],
+        good[11:],
+    )
+    with FaultServer([Play(chunks=chunks, then="stall")]) as server:
+        listener = Running(server, state_dir)
+        wakes = listener.wakes_until(3)
+        status = listener.status()
+        listener.finish()
+    assert wakes == [
+        Wake(changed={}, reason="connect"),
+        Wake(changed={"Email": "8"}, reason="state"),
+        Wake(changed={"Email": "9", "Mailbox": "3"}, reason="state"),
+    ]
+    assert status["status"] == "connected"
+    assert len(events(logs, "eventsource_bad_event")) == 1
+    assert server.connections == 1
+
+
+def test_unauthorized_is_reported_and_retried_at_the_cap(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    with FaultServer([Play(status=401), Play(then="stall")]) as server:
+        listener = Running(server, state_dir)
+        server.wait_connections(2)
+        status = listener.status_until(lambda s: s["status"] == "connected", "the reconnect")
+        listener.finish()
+    [refused] = events(logs, "eventsource_disconnected")
+    assert refused["log_level"] == "error"
+    assert refused["next_delay"] == FAST.cap
+    assert "MAILROOM_JMAP_TOKEN" in refused["error"]
+    assert "HTTP 401" in status["last_error"]
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_back_off_then_recover(
+    status: int, state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    with FaultServer([Play(status=status), Play(status=status), Play(then="stall")]) as server:
+        listener = Running(server, state_dir)
+        listener.status_until(lambda s: s["status"] == "connected", "the reconnect")
+        listener.finish()
+    delays = [e["next_delay"] for e in events(logs, "eventsource_disconnected")]
+    assert delays == [0.01, 0.02]
+
+
+def test_retry_after_on_503_sets_the_next_delay(state_dir: Path) -> None:
+    slow = Backoff(initial=60, cap=60)
+    script = [Play(status=503, headers=(("Retry-After", "0"),)), Play(then="stall")]
+    with FaultServer(script) as server:
+        listener = Running(server, state_dir, backoff=slow)
+        server.wait_connections(2)
+        listener.finish()
+
+
+def test_no_content_means_push_is_not_available_and_the_listener_idles(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    with FaultServer([Play(status=204)]) as server:
+        listener = Running(server, state_dir, heartbeat_interval=0.05)
+        first = listener.status_until(lambda s: s["status"] == "not_available", "not_available")
+        listener.status_until(lambda s: s["heartbeat"] != first["heartbeat"], "a fresh heartbeat")
+        assert listener.finish() == 0
+    assert server.connections == 1
+    assert len(events(logs, "eventsource_not_available")) == 1
+
+
+def test_a_session_without_event_source_url_is_not_available(state_dir: Path) -> None:
+    with FaultServer(event_source=False) as server:
+        listener = Running(server, state_dir)
+        listener.status_until(lambda s: s["status"] == "not_available", "not_available")
+        assert listener.finish() == 0
+    assert server.connections == 0
+
+
+def test_a_rejected_session_is_retried_and_reported(state_dir: Path) -> None:
+    with FaultServer() as server:
+        stop = threading.Event()
+        options = ListenerOptions(server.session_url, "wrong-token", state_dir, backoff=FAST)
+        thread = threading.Thread(target=run, args=(options, stop))
+        thread.start()
+        status = until(
+            lambda: (s := read_status(state_dir / "listener.json")) and s["last_error"] and s,
+            "last_error",
+        )
+        stop.set()
+        thread.join(3)
+    assert status["status"] == "disconnected"
+    assert "wrong-token" not in (state_dir / "listener.json").read_text()
+
+
+def test_stop_ends_a_read_blocked_on_a_silent_stream_at_once(state_dir: Path) -> None:
+    with FaultServer([Play(then="stall")]) as server:
+        listener = Running(server, state_dir, read_timeout=60)
+        listener.status_until(lambda s: s["status"] == "connected", "connected")
+        started = time.monotonic()
+        assert listener.finish() == 0
+        assert time.monotonic() - started < 2
+
+
+def test_wakes_without_a_worker_are_dropped_and_counted(state_dir: Path) -> None:
+    script = [Play(chunks=(state_event({"Email": "1"}, "1"),), then="stall")]
+    with FaultServer(script) as server:
+        listener = Running(server, state_dir)
+        listener.receiver.close()  # the worker is gone
+        status = listener.status_until(lambda s: s["last_event_at"], "the state event")
+        listener.stop.set()
+        listener.thread.join(3)
+    assert status["wakes_dropped"] == 2
+    assert status["status"] == "connected"
+
+
+def test_sigterm_exits_zero_while_a_stream_is_open(state_dir: Path) -> None:
+    script = (
+        "import sys, threading\n"
+        "from pathlib import Path\n"
+        "from mailroom.service.listener import ListenerOptions, install_stop_handlers, serve\n"
+        "stop = threading.Event()\n"
+        "install_stop_handlers(stop)\n"
+        "sys.exit(serve(ListenerOptions(sys.argv[1], sys.argv[2], Path(sys.argv[3])), stop))\n"
+    )
+    with FaultServer([Play(then="stall")]) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, server.session_url, TOKEN, str(state_dir)],
+            cwd=Path(__file__).parent.parent,
+        )
+        try:
+            until(
+                lambda: (
+                    (read_status(state_dir / "listener.json") or {}).get("status") == "connected"
+                ),
+                "the subprocess to connect",
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=3) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def test_safe_url_drops_credentials() -> None:
+    assert safe_url("https://u:p@h.example:8443/ev?x=1") == "https://h.example:8443/ev?x=1"
+    assert safe_url("http://h/ev") == "http://h/ev"
