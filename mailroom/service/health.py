@@ -1,0 +1,174 @@
+"""`mailroom health`: GET /healthz from the two status files.
+
+Standard library only, and nothing heavy is imported (no pydantic, httpx, structlog,
+mailroom.config): it starts in milliseconds and keeps answering whatever the other
+processes do. It reads its address and STATE_DIR from the environment and the poll
+interval from worker.json.
+
+HTTP 200 while the worker's last successful pass is younger than 2 x poll_interval
+(before its first pass: its start time counts); 503 otherwise. Push being down keeps
+200 (the fallback timer still triages) but shows in the body as "degraded".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mailroom.service.paths import state_dir_from_env
+from mailroom.service.status import (
+    LISTENER_FILE,
+    STALE_AFTER_SECONDS,
+    WORKER_FILE,
+    parse_iso,
+    read_status,
+)
+
+DEFAULT_PORT = 8080
+DEFAULT_POLL_INTERVAL = 60.0
+EX_CONFIG = 78
+_WORKER_FIELDS = ("pid", "started_at", "poll_interval", "consecutive_failures", "last_error")
+_EVENTSOURCE_FIELDS = ("connected_since", "last_event_at", "reconnect_count", "last_error")
+
+Doc = Mapping[str, Any] | None
+
+
+def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON body for GET /healthz, from the two documents (pure)."""
+    interval = _poll_interval(worker_doc)
+    last = parse_iso((worker_doc or {}).get("last_successful_poll"))
+    since = last if last is not None else parse_iso((worker_doc or {}).get("started_at"))
+    healthy = since is not None and now - since < 2 * interval
+    worker = _worker(worker_doc, now)
+    eventsource = _eventsource(listener_doc, now)
+    fine = worker["status"] == "up" and eventsource["status"] == "connected"
+    body = {
+        "status": ("ok" if fine else "degraded") if healthy else "failing",
+        "last_poll_age_seconds": None if last is None else round(now - last, 1),
+        "last_poll_trigger": None if last is None else (worker_doc or {}).get("last_poll_trigger"),
+        "worker": worker,
+        "eventsource": eventsource,
+    }
+    return (200 if healthy else 503), body
+
+
+def _poll_interval(doc: Doc) -> float:
+    value = (doc or {}).get("poll_interval")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_POLL_INTERVAL
+
+
+def _heartbeat_age(doc: Doc, now: float) -> float | None:
+    beat = parse_iso((doc or {}).get("heartbeat"))
+    return None if beat is None else round(now - beat, 1)
+
+
+def _alive(doc: Doc, now: float) -> bool:
+    age = _heartbeat_age(doc, now)
+    return age is not None and age <= STALE_AFTER_SECONDS
+
+
+def _worker(doc: Doc, now: float) -> dict[str, Any]:
+    up = _alive(doc, now) and (doc or {}).get("status") != "stopped"
+    out: dict[str, Any] = {"status": "up" if up else "down"}
+    out["heartbeat_age_seconds"] = _heartbeat_age(doc, now)
+    out.update({k: (doc or {}).get(k) for k in _WORKER_FIELDS})
+    counters = (doc or {}).get("counters")
+    out["counters"] = counters if isinstance(counters, dict) else None
+    return out
+
+
+def _eventsource(doc: Doc, now: float) -> dict[str, Any]:
+    status = (doc or {}).get("status") if _alive(doc, now) else "down"
+    out: dict[str, Any] = {"status": status if isinstance(status, str) else "down"}
+    out.update({k: (doc or {}).get(k) for k in _EVENTSOURCE_FIELDS})
+    out["heartbeat_age_seconds"] = _heartbeat_age(doc, now)
+    return out
+
+
+def answer(state_dir: Path, path: str, now: float) -> tuple[int, dict[str, Any]]:
+    """Read the status files and answer one request path."""
+    if urlsplit(path).path != "/healthz":
+        return 404, {"error": "not found; try GET /healthz"}
+    worker = read_status(state_dir / WORKER_FILE)
+    listener = read_status(state_dir / LISTENER_FILE)
+    return evaluate(worker, listener, now)
+
+
+def _handler(state_dir: Path) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "mailroom-health"
+
+        def do_GET(self) -> None:
+            self._reply(send_body=True)
+
+        def do_HEAD(self) -> None:
+            self._reply(send_body=False)
+
+        def _reply(self, *, send_body: bool) -> None:
+            code, body = answer(state_dir, self.path, time.time())
+            data = json.dumps(body, indent=2).encode() + b"\n"
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            if send_body:
+                self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a probe every few seconds would drown the real log
+
+    return Handler
+
+
+def _say(event: str, level: str = "info", **fields: Any) -> None:
+    """One JSON log line on stdout, shaped like the other processes' lines."""
+    line = {"event": event, "level": level, "timestamp": time.time(), **fields}
+    print(json.dumps(line), flush=True)
+
+
+def _address(environ: Mapping[str, str]) -> tuple[str, int]:
+    host = environ.get("MAILROOM_HEALTH_HOST") or "127.0.0.1"
+    raw = environ.get("MAILROOM_HEALTH_PORT") or environ.get("PORT") or str(DEFAULT_PORT)
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ValueError(f"the health port {raw!r} is not a port number (0-65535)")
+    return host, int(raw)
+
+
+def main() -> int:
+    """`mailroom health`: serve GET /healthz until SIGTERM or SIGINT."""
+    try:
+        host, port = _address(os.environ)
+    except ValueError as exc:
+        print(f"mailroom health: {exc}; fix MAILROOM_HEALTH_PORT or PORT", file=sys.stderr)
+        return EX_CONFIG
+    state_dir = state_dir_from_env(os.environ)
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(state_dir))
+    except OSError as exc:
+        print(f"mailroom health: cannot listen on {host}:{port} ({exc})", file=sys.stderr)
+        return 1
+    server.daemon_threads = True
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bound_port = server.server_address[1]
+    _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
+    with server:
+        server.serve_forever(poll_interval=0.5)
+    _say("health_stopped")
+    return 0

@@ -1,0 +1,261 @@
+"""Health: the pure verdict, and a real health process answering HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mailroom.service.health import answer, evaluate
+from mailroom.service.status import iso, write_status
+
+NOW = 1_700_000_000.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def worker_doc(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "status": "running",
+        "pid": 101,
+        "started_at": iso(NOW - 3600),
+        "heartbeat": iso(NOW - 5),
+        "poll_interval": 60.0,
+        "last_successful_poll": iso(NOW - 30),
+        "last_poll_trigger": "push",
+        "consecutive_failures": 0,
+        "last_error": None,
+        "counters": {"passes": 12, "failures": 0, "wakes": 40, "echoes_skipped": 9},
+    }
+    doc.update(overrides)
+    return doc
+
+
+def listener_doc(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "status": "connected",
+        "pid": 102,
+        "heartbeat": iso(NOW - 5),
+        "connected_since": iso(NOW - 3000),
+        "last_event_at": iso(NOW - 31),
+        "reconnect_count": 2,
+        "last_error": None,
+    }
+    doc.update(overrides)
+    return doc
+
+
+def test_all_well_is_200_ok() -> None:
+    code, body = evaluate(worker_doc(), listener_doc(), NOW)
+    assert code == 200
+    assert body["status"] == "ok"
+    assert body["last_poll_age_seconds"] == 30.0
+    assert body["last_poll_trigger"] == "push"
+    assert body["worker"]["status"] == "up"
+    assert body["worker"]["counters"]["passes"] == 12
+    assert body["eventsource"] == {
+        "status": "connected",
+        "connected_since": iso(NOW - 3000),
+        "last_event_at": iso(NOW - 31),
+        "reconnect_count": 2,
+        "last_error": None,
+        "heartbeat_age_seconds": 5.0,
+    }
+
+
+def test_a_last_pass_older_than_twice_the_poll_interval_is_503() -> None:
+    code, body = evaluate(worker_doc(last_successful_poll=iso(NOW - 121)), listener_doc(), NOW)
+    assert code == 503
+    assert body["status"] == "failing"
+    assert body["last_poll_age_seconds"] == 121.0
+
+
+def test_the_threshold_follows_the_workers_poll_interval() -> None:
+    doc = worker_doc(poll_interval=300.0, last_successful_poll=iso(NOW - 500))
+    assert evaluate(doc, listener_doc(), NOW)[0] == 200
+    doc = worker_doc(poll_interval=10.0, last_successful_poll=iso(NOW - 25))
+    assert evaluate(doc, listener_doc(), NOW)[0] == 503
+
+
+def test_a_dead_worker_stays_200_until_twice_the_poll_interval_then_503() -> None:
+    dead = {"heartbeat": iso(NOW - 90)}
+    code, body = evaluate(worker_doc(**dead, last_successful_poll=iso(NOW - 100)), None, NOW)
+    assert code == 200
+    assert body["worker"]["status"] == "down"
+    assert body["status"] == "degraded"
+    code, body = evaluate(worker_doc(**dead, last_successful_poll=iso(NOW - 130)), None, NOW)
+    assert code == 503
+    assert body["worker"]["status"] == "down"
+
+
+def test_a_cleanly_stopped_worker_is_down() -> None:
+    _, body = evaluate(worker_doc(status="stopped"), listener_doc(), NOW)
+    assert body["worker"]["status"] == "down"
+
+
+def test_a_worker_that_has_not_passed_yet_is_healthy_from_its_start() -> None:
+    fresh = worker_doc(last_successful_poll=None, last_poll_trigger=None, started_at=iso(NOW - 10))
+    code, body = evaluate(fresh, listener_doc(), NOW)
+    assert code == 200
+    assert body["last_poll_age_seconds"] is None
+    assert body["last_poll_trigger"] is None
+    stuck = worker_doc(last_successful_poll=None, started_at=iso(NOW - 200))
+    assert evaluate(stuck, listener_doc(), NOW)[0] == 503
+
+
+def test_push_down_is_still_200_but_shows_in_the_body() -> None:
+    listener = listener_doc(status="disconnected", last_error="connection refused")
+    code, body = evaluate(worker_doc(), listener, NOW)
+    assert code == 200
+    assert body["status"] == "degraded"
+    assert body["eventsource"]["status"] == "disconnected"
+    assert body["eventsource"]["last_error"] == "connection refused"
+
+
+def test_a_missing_listener_file_reports_push_down() -> None:
+    code, body = evaluate(worker_doc(), None, NOW)
+    assert code == 200
+    assert body["eventsource"]["status"] == "down"
+    assert body["eventsource"]["connected_since"] is None
+
+
+def test_a_stale_listener_heartbeat_reports_push_down() -> None:
+    code, body = evaluate(worker_doc(), listener_doc(heartbeat=iso(NOW - 61)), NOW)
+    assert code == 200
+    assert body["eventsource"]["status"] == "down"
+    assert body["eventsource"]["reconnect_count"] == 2  # the last known figures stay visible
+
+
+def test_a_missing_worker_file_is_503() -> None:
+    code, body = evaluate(None, listener_doc(), NOW)
+    assert code == 503
+    assert body["worker"]["status"] == "down"
+    assert body["last_poll_age_seconds"] is None
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"heartbeat": "garbage", "last_successful_poll": 12, "poll_interval": "x", "counters": []},
+        {"poll_interval": -5, "last_successful_poll": "yesterday"},
+        {"poll_interval": True, "heartbeat": None},
+    ],
+)
+def test_nonsense_in_a_status_file_never_crashes_the_verdict(broken: dict[str, Any]) -> None:
+    code, body = evaluate(worker_doc(**broken), listener_doc(status=None), NOW)
+    assert code in (200, 503)
+    json.dumps(body)  # always serialisable
+    assert body["eventsource"]["status"] == "down"
+
+
+def test_answer_reads_the_files_and_tolerates_torn_ones(tmp_path: Path) -> None:
+    (tmp_path / "worker.json").write_text('{"status": "running", "heartb')
+    write_status(tmp_path / "listener.json", listener_doc())
+    code, body = answer(tmp_path, "/healthz", NOW)
+    assert code == 503
+    assert body["worker"]["status"] == "down"
+    assert body["eventsource"]["status"] == "connected"
+
+
+def test_answer_ignores_a_query_string(tmp_path: Path) -> None:
+    write_status(tmp_path / "worker.json", worker_doc())
+    assert answer(tmp_path, "/healthz?probe=1", NOW)[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/healthz/x", "/../worker.json"])
+def test_any_other_path_is_404(tmp_path: Path, path: str) -> None:
+    assert answer(tmp_path, path, NOW)[0] == 404
+
+
+# -- a real health process -----------------------------------------------------------
+
+
+def child_env(state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT",)}
+    return {**env, "PYTHONPATH": str(REPO), "MAILROOM_STATE_DIR": str(state_dir), **extra}
+
+
+HEALTH = "from mailroom.service.health import main; raise SystemExit(main())"
+
+
+@pytest.fixture
+def health(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    env = child_env(tmp_path, MAILROOM_HEALTH_PORT="0")
+    child = subprocess.Popen(
+        [sys.executable, "-c", HEALTH], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        first = json.loads(child.stdout.readline())
+        assert first["event"] == "health_listening"
+        yield child, f"http://127.0.0.1:{first['port']}"
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.wait(timeout=10)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    resp = httpx.get(url, timeout=10)
+    return resp.status_code, resp.json()
+
+
+def test_a_health_process_answers_http(
+    tmp_path: Path, health: tuple[subprocess.Popen[str], str]
+) -> None:
+    _, base = health
+    code, body = get(f"{base}/healthz")
+    assert code == 503  # no worker yet
+    assert body["worker"]["status"] == "down"
+    now = iso(time.time())
+    write_status(
+        tmp_path / "worker.json",
+        worker_doc(heartbeat=now, started_at=now, last_successful_poll=now),
+    )
+    code, body = get(f"{base}/healthz")
+    assert code == 200
+    assert body["worker"]["status"] == "up"
+    assert get(f"{base}/elsewhere")[0] == 404
+
+
+def test_a_health_process_exits_zero_on_sigterm(health: tuple[subprocess.Popen[str], str]) -> None:
+    child, _ = health
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=10) == 0
+
+
+def test_health_falls_back_to_port_then_refuses_a_bad_one(tmp_path: Path) -> None:
+    env = child_env(tmp_path, PORT="not-a-port")
+    done = subprocess.run(
+        [sys.executable, "-c", HEALTH], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 78
+    assert "'not-a-port' is not a port number" in done.stderr
+
+
+def test_health_imports_nothing_heavy() -> None:
+    probe = (
+        "import sys, mailroom.service.health\n"
+        "heavy = {'pydantic', 'httpx', 'structlog', 'yaml', 'vobject'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m == 'mailroom.config'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
