@@ -22,8 +22,10 @@ import pytest
 import structlog
 from faultserver import ACCOUNT, PING, TOKEN, FaultServer, Play, state_event
 
+from mailroom.config import load_settings
+from mailroom.errors import ConfigError
 from mailroom.service.backoff import Backoff
-from mailroom.service.listener import ListenerOptions, run, safe_url
+from mailroom.service.listener import ListenerOptions, main, run, safe_url
 from mailroom.service.status import read_status
 from mailroom.service.wake import Wake, WakeReceiver
 
@@ -165,7 +167,7 @@ def test_a_stream_that_never_pings_is_recycled_quietly_by_the_read_timeout(
         listener.finish()
     recycled = events(logs, "eventsource_disconnected")[0]
     assert recycled["log_level"] == "info"
-    assert "read timeout" in recycled["error"]
+    assert "does not ping" in recycled["error"]
     assert status["last_error"] is None
 
 
@@ -304,19 +306,22 @@ def test_wakes_without_a_worker_are_dropped_and_counted(state_dir: Path) -> None
     assert status["status"] == "connected"
 
 
-def test_sigterm_exits_zero_while_a_stream_is_open(state_dir: Path) -> None:
+def test_sigterm_exits_zero_at_once_while_a_stream_is_open(state_dir: Path) -> None:
     script = (
-        "import sys, threading\n"
-        "from pathlib import Path\n"
-        "from mailroom.service.listener import ListenerOptions, install_stop_handlers, serve\n"
-        "stop = threading.Event()\n"
-        "install_stop_handlers(stop)\n"
-        "sys.exit(serve(ListenerOptions(sys.argv[1], sys.argv[2], Path(sys.argv[3])), stop))\n"
+        "import sys\n"
+        "from mailroom.config import load_settings\n"
+        "from mailroom.service.listener import main\n"
+        "sys.exit(main(load_settings()))\n"
     )
     with FaultServer([Play(then="stall")]) as server:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "MAILROOM_JMAP_TOKEN": TOKEN,
+            "MAILROOM_JMAP_SESSION_URL": server.session_url,
+            "MAILROOM_STATE_DIR": str(state_dir),
+        }
         proc = subprocess.Popen(
-            [sys.executable, "-c", script, server.session_url, TOKEN, str(state_dir)],
-            cwd=Path(__file__).parent.parent,
+            [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env
         )
         try:
             until(
@@ -330,6 +335,12 @@ def test_sigterm_exits_zero_while_a_stream_is_open(state_dir: Path) -> None:
         finally:
             proc.kill()
             proc.wait()
+
+
+def test_main_without_a_token_is_a_config_error(state_dir: Path) -> None:
+    settings = load_settings({"MAILROOM_STATE_DIR": str(state_dir)})
+    with pytest.raises(ConfigError, match="MAILROOM_JMAP_TOKEN"):
+        main(settings)
 
 
 def test_safe_url_drops_credentials() -> None:

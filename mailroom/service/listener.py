@@ -24,7 +24,14 @@ import httpx
 import structlog
 from httpx_sse import EventSource, SSEError
 
-from mailroom.errors import AuthError, MailroomError, PushError, ServerError, TransportError
+from mailroom.errors import (
+    AuthError,
+    ConfigError,
+    MailroomError,
+    PushError,
+    ServerError,
+    TransportError,
+)
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.service.backoff import Backoff
@@ -90,8 +97,10 @@ def safe_url(url: str) -> str:
 
 def main(settings: Settings) -> int:
     """`mailroom listen`: run until SIGTERM or SIGINT, then exit 0."""
-    settings.require_credentials()
-    token = settings.jmap_token.get_secret_value() if settings.jmap_token else ""
+    token = settings.jmap_token.get_secret_value().strip() if settings.jmap_token else ""
+    if not token:
+        raise ConfigError(["MAILROOM_JMAP_TOKEN is not set; the listener needs it for push"])
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     options = ListenerOptions(settings.jmap_session_url, token, settings.state_dir)
     stop = threading.Event()
     install_stop_handlers(stop)
@@ -213,25 +222,20 @@ class _Listener:
         try:
             if not self.stream(url):
                 return False
-        except httpx.ReadTimeout:
-            timed_out = True
-            error = TransportError(
-                "JMAP EventSource", safe_url(url), "no data within the read timeout"
-            )
-        except httpx.HTTPError as exc:
-            error = TransportError(
-                "JMAP EventSource", safe_url(url), str(exc) or type(exc).__name__
-            )
-        except SSEError as exc:
-            error = PushError(f"the EventSource stream at {safe_url(url)} is not SSE: {exc}")
-        except MailroomError as exc:
-            error = exc
+        except (httpx.HTTPError, SSEError, MailroomError) as exc:
+            timed_out = isinstance(exc, httpx.ReadTimeout)
+            error = _translate(exc, safe_url(url))
         finally:
             self.response = None
-        if not self.stop.is_set():
-            # a server that never pings is recycled by the read timeout: not a fault
-            quiet = error is None or (timed_out and not self.pinged)
-            self.disconnected(error, routine=self.connects > before and quiet)
+        connected = self.connects > before
+        if self.stop.is_set():
+            pass
+        elif connected and error is None:
+            self.recycle("the server closed the stream")
+        elif connected and timed_out and not self.pinged:
+            self.recycle("no event within the read timeout; the server does not ping")
+        else:
+            self.wait_after("eventsource_disconnected", error or PushError("the stream ended"))
         return True
 
     def stream(self, url: str) -> bool:
@@ -278,20 +282,17 @@ class _Listener:
                 self.sender.send(Wake(changed=decoded.changed, reason="state"))
             self.update(last_event_at=time.time())
 
-    def disconnected(self, error: BaseException | None, *, routine: bool) -> None:
-        if isinstance(error, ServerError) and error.retry_after is not None:
-            self.backoff = self.backoff.with_server_retry(int(error.retry_after * 1000))
-        if routine:
-            reason = str(error) if error else "the server closed the stream"
-            delay, self.backoff = self.backoff.next_delay()
-            log.info("eventsource_disconnected", next_delay=delay, error=reason, routine=True)
-            self.update(status="disconnected", connected_since=None)
-            self.stop.wait(delay)
-        else:
-            self.wait_after("eventsource_disconnected", error or PushError("stream ended"))
+    def recycle(self, reason: str) -> None:
+        """A routine end of a stream (closed by the server, or quiet): reconnect soon."""
+        delay, self.backoff = self.backoff.next_delay()
+        log.info("eventsource_disconnected", next_delay=delay, error=reason, routine=True)
+        self.update(status="disconnected", connected_since=None)
+        self.stop.wait(delay)
 
     def wait_after(self, event: str, error: BaseException) -> None:
         """Log ``error``, report it in listener.json, and wait the backoff delay."""
+        if isinstance(error, ServerError) and error.retry_after is not None:
+            self.backoff = self.backoff.with_server_retry(int(error.retry_after * 1000))
         if isinstance(error, AuthError):
             delay, self.backoff = self.backoff.at_cap()
             log.error(event, next_delay=delay, error=str(error))
@@ -300,6 +301,17 @@ class _Listener:
             log.warning(event, next_delay=delay, error=str(error))
         self.update(status="disconnected", connected_since=None, last_error=str(error))
         self.stop.wait(delay)
+
+
+def _translate(exc: Exception, url: str) -> MailroomError:
+    """The one place foreign stream errors become mailroom's."""
+    if isinstance(exc, MailroomError):
+        return exc
+    if isinstance(exc, SSEError):
+        return PushError(f"the EventSource stream at {url} is not SSE: {exc}")
+    if isinstance(exc, httpx.ReadTimeout):
+        return TransportError("JMAP EventSource", url, "no data within the read timeout")
+    return TransportError("JMAP EventSource", url, str(exc) or type(exc).__name__)
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:
