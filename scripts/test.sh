@@ -49,7 +49,7 @@ install() {
     want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say "pip install -e '.[dev]'"
-        "$PY" -m pip install -q -e '.[dev]' >&2 || die "pip install -e '.[dev]' failed"
+        "$PY" -m pip install -qq -e '.[dev]' >&2 || die "pip install -e '.[dev]' failed"
         echo "$want" > "$stamp"
     fi
 }
