@@ -25,6 +25,7 @@ from mailroom.jmap.models import Mailbox
 from mailroom.ops.rules import rule_lines
 from mailroom.triage.mailboxes import find_mailbox
 
+NAME_WIDTH = 30  # longer names push their status right instead of every line's
 Kind = Literal["mailbox", "group"]
 Status = Literal["exists", "create"]
 # Group cards get a UID derived from the name: a second setup racing the first, or one
@@ -241,7 +242,7 @@ def plan_line(item: Item, status: str, width: int) -> str:
 def print_plan(plan_: Plan, outcomes: Sequence[Outcome], *, apply: bool) -> int:
     """One line per item, then a summary; the number of failures."""
     failed = {(o.item.kind, o.item.name): o.failure for o in outcomes if o.failure}
-    width = max((len(i.name) for i in plan_.items), default=0)
+    width = min(max((len(i.name) for i in plan_.items), default=0), NAME_WIDTH)
     for item in plan_.items:
         status: str = item.status if apply or item.status == "exists" else "would create"
         failure = failed.get((item.kind, item.name))
