@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,8 @@ def _handler(state_dir: Path) -> type[BaseHTTPRequestHandler]:
 
 def _say(event: str, level: str = "info", **fields: Any) -> None:
     """One JSON log line on stdout, shaped like the other processes' lines."""
-    line = {"event": event, "level": level, "timestamp": time.time(), **fields}
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    line = {"timestamp": stamp, "level": level, "event": event, **fields}
     print(json.dumps(line), flush=True)
 
 

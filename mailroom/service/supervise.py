@@ -1,0 +1,89 @@
+"""`mailroom run`: the three programs under supervisord, in the foreground.
+
+The supervisord configuration ships inside the package (``mailroom/supervisord.conf``;
+the repo-root ``supervisord.conf`` links to it), so this works from an installed
+package, not only from a checkout. supervisord replaces this process (``exec``): it
+receives the signals, and its exit is ours.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from mailroom.errors import ConfigError
+from mailroom.service.paths import SUPERVISOR_SOCKET
+from mailroom.service.wake import MAX_SOCKET_PATH
+
+if TYPE_CHECKING:
+    from mailroom.config import Settings
+
+CONF_NAME = "supervisord.conf"
+log = structlog.get_logger("mailroom.supervise")
+
+
+def conf_path(state_dir: Path) -> Path:
+    """The packaged supervisord.conf as a file on disk (copied into STATE_DIR if zipped)."""
+    packaged = resources.files("mailroom") / CONF_NAME
+    if isinstance(packaged, Path) and packaged.is_file():
+        return packaged
+    copy = state_dir / CONF_NAME
+    copy.write_text(packaged.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy
+
+
+def supervisord_argv(conf: Path, python: str = sys.executable) -> list[str]:
+    """supervisord in the foreground, run by this interpreter (so from this install)."""
+    return [python, "-m", "supervisor.supervisord", "-c", str(conf), "-n"]
+
+
+def supervisord_env(
+    environ: Mapping[str, str], state_dir: Path, bin_dirs: list[Path]
+) -> dict[str, str]:
+    """The programs' environment: ours, STATE_DIR exported, the `mailroom` script on PATH."""
+    env = dict(environ)
+    env["MAILROOM_STATE_DIR"] = str(state_dir)
+    found = [str(d) for d in bin_dirs if (d / "mailroom").is_file()]
+    path = [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p]
+    env["PATH"] = os.pathsep.join(dict.fromkeys([*found[:1], *path]))
+    return env
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """STATE_DIR must hold a Unix socket path; raise ConfigError when it cannot."""
+    sock = state_dir / SUPERVISOR_SOCKET
+    if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            [
+                f"MAILROOM_STATE_DIR={state_dir} is too long for a Unix socket path "
+                f"({MAX_SOCKET_PATH} bytes at most for {sock}); choose a shorter directory"
+            ]
+        )
+
+
+def main(settings: Settings) -> int:
+    """`mailroom run`: exec supervisord; returns only when it cannot be started."""
+    state_dir = settings.state_dir
+    check_state_dir(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conf = conf_path(state_dir)
+    bin_dirs = [Path(sys.argv[0]).absolute().parent, Path(sys.executable).parent]
+    env = supervisord_env(os.environ, state_dir, bin_dirs)
+    if shutil.which("mailroom", path=env["PATH"]) is None:
+        log.warning("mailroom_not_on_path", hint="install mailroom so `mailroom` is on PATH")
+    argv = supervisord_argv(conf)
+    log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(argv[0], argv, env)  # noqa: S606 - argv is ours, no shell
+    except OSError as exc:
+        log.error("supervisord_failed", error=str(exc))
+    return 1
