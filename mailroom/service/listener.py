@@ -35,6 +35,7 @@ from mailroom.errors import (
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.service.backoff import Backoff
+from mailroom.service.paths import WAKE_SOCKET
 from mailroom.service.sse import Malformed, StateChange, decode_event, hints
 from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, iso, write_status
 from mailroom.service.wake import Wake, WakeSender
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("mailroom.listener")
 
-WAKE_SOCKET = "wake.sock"
 STOP_GRACE_SECONDS = 2.0
 AUTH_HINT = "check MAILROOM_JMAP_TOKEN and restart; until then the listener retries every minute"
 
@@ -151,6 +151,7 @@ class _Listener:
         self.last_event_id: str | None = None
         self.connects = 0
         self.pinged = False
+        self.closed = False
         self.response: httpx.Response | None = None
         self._lock = threading.Lock()
         self.client = httpx.Client(
@@ -166,17 +167,21 @@ class _Listener:
             doc = listener_status(
                 self.state, now=time.time(), pid=os.getpid(), dropped=self.sender.dropped
             )
-            write_status(self.options.state_dir / LISTENER_FILE, doc)
+            try:
+                write_status(self.options.state_dir / LISTENER_FILE, doc)
+            except OSError as exc:  # health will see a stale heartbeat; push goes on
+                log.warning("listener_status_not_written", error=str(exc))
 
     def keep(self) -> None:
         """Heartbeat until stopped, then cut the stream in progress."""
-        while not self.stop.wait(self.options.heartbeat_interval):
+        while not self.stop.wait(self.options.heartbeat_interval) and not self.closed:
             self.update()
         response = self.response
         if response is not None:
             _abort(response)
 
     def close(self) -> None:
+        self.closed = True
         self.client.close()
         self.sender.close()
 
@@ -260,10 +265,10 @@ class _Listener:
             log.info("eventsource_connected", url=safe_url(url))
         else:
             log.info("eventsource_reconnected", reconnect_count=self.connects - 1)
+        self.sender.send(Wake(changed={}, reason="connect"))
         self.update(
             status="connected", connected_since=time.time(), reconnect_count=self.connects - 1
         )
-        self.sender.send(Wake(changed={}, reason="connect"))
 
     def consume(self, source: EventSource) -> None:
         for event in source.iter_sse():
