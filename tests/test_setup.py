@@ -51,7 +51,7 @@ def test_nothing_exists_plans_every_mailbox_and_group_in_order() -> None:
     assert [i.name for i in p.of_kind("mailbox")] == DEFAULT_MAILBOXES
     assert [i.name for i in p.of_kind("group")] == DEFAULT_GROUPS
     assert all(i.status == "create" for i in p.items)
-    assert p.items[0] == Item("mailbox", "Screener", "create", "Screener")
+    assert p.items[0] == Item("mailbox", "Screener", "create", "the Screener")
     assert Item("mailbox", "@ToFeed", "create", "triage label of Feed") in p.items
     assert Item("group", "Mailroom", "create", "provenance group") in p.items
 

@@ -58,7 +58,7 @@ class Plan:
 
 def needed_mailboxes(settings: Settings) -> list[tuple[str, str]]:
     """(name, why) of every mailbox the config uses, in a stable order."""
-    needed = [(settings.screener_mailbox, "Screener")]
+    needed = [(settings.screener_mailbox, "the Screener")]
     needed += [(c.destination_mailbox, f"destination of {c.name}") for c in settings.categories]
     needed += [(c.label, f"triage label of {c.name}") for c in settings.categories]
     needed.append((settings.error_label, "error label"))
@@ -69,7 +69,7 @@ def needed_mailboxes(settings: Settings) -> list[tuple[str, str]]:
 
 def needed_groups(settings: Settings) -> list[tuple[str, str]]:
     """(name, why) of every contact group the config uses, deduplicated."""
-    needed = [(c.contact_group, f"contact group of {c.name}") for c in settings.categories]
+    needed = [(c.contact_group, f"category {c.name}") for c in settings.categories]
     needed.append((settings.provenance_group, "provenance group"))
     return needed
 

@@ -1,0 +1,175 @@
+"""`mailroom check`: is everything in place for triage to run?
+
+It checks the credentials, reaches JMAP and CardDAV with them, looks for every mailbox
+and contact group ``mailroom setup`` would create, and probes the EventSource. Each
+problem is one line that says what to do. Push being unavailable is a warning, not a
+problem: polling carries triage without it. Exit 0 only when there is no problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from mailroom.carddav.client import CardDavClient
+from mailroom.clients import open_clients
+from mailroom.config import Settings
+from mailroom.errors import ConfigError, MailroomError, TransportError
+from mailroom.jmap.client import JmapClient, raise_for_status
+from mailroom.jmap.models import Mailbox, Session
+from mailroom.jmap.session import expand_event_source_url
+from mailroom.ops import setup
+from mailroom.triage.mailboxes import find_mailbox, find_role
+
+Level = Literal["ok", "warning", "problem"]
+SETUP_FIX = "run `mailroom setup --apply`"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    text: str
+
+
+def ok(text: str) -> Finding:
+    return Finding("ok", text)
+
+
+def problem(text: str) -> Finding:
+    return Finding("problem", text)
+
+
+# -- pure verdicts --------------------------------------------------------------------------
+
+
+def mailbox_findings(settings: Settings, mailboxes: Sequence[Mailbox]) -> list[Finding]:
+    """Missing or ambiguous mailboxes, and a missing Inbox; else one ok line."""
+    found = [
+        problem(f"mailbox {i.name!r} ({i.why}) is missing: {SETUP_FIX}")
+        for i in setup.plan_mailboxes(settings, mailboxes)
+        if i.status == "create"
+    ]
+    for name, _why in setup.needed_mailboxes(settings):
+        try:
+            find_mailbox(mailboxes, name)
+        except ConfigError as exc:
+            found += [problem(p) for p in exc.problems if problem(p) not in found]
+    if find_role(mailboxes, "inbox") is None:
+        found.append(problem("the account has no Inbox (no mailbox with role inbox)"))
+    return found or [ok(f"mailboxes: all {len(setup.needed_mailboxes(settings))} exist")]
+
+
+def group_findings(settings: Settings, group_names: Sequence[str]) -> list[Finding]:
+    items = setup.plan_groups(settings, group_names)
+    found = [
+        problem(f"contact group {i.name!r} ({i.why}) is missing: {SETUP_FIX}")
+        for i in items
+        if i.status == "create"
+    ]
+    return found or [ok(f"contact groups: all {len(items)} exist")]
+
+
+def push_finding(status: int | None, poll_interval: float) -> Finding:
+    """200 means push works; anything else means the worker polls on its own."""
+    if status == 200:
+        return ok("push: the EventSource streams (HTTP 200)")
+    why = "the server offers no EventSource" if status is None else f"EventSource HTTP {status}"
+    return Finding(
+        "warning",
+        f"push unavailable ({why}): polling every {poll_interval:g} s carries triage",
+    )
+
+
+# -- the I/O shell ---------------------------------------------------------------------------
+
+
+def probe_event_source(
+    url: str, token: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+) -> int:
+    """The HTTP status of a GET on the EventSource; only the head is read, then closed."""
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {token}"}
+    with httpx.Client(transport=transport, timeout=timeout) as http:
+        try:
+            with http.stream("GET", url, headers=headers) as response:
+                if response.status_code in (401, 403):
+                    raise_for_status(response)
+                return response.status_code
+        except httpx.TimeoutException as exc:
+            raise TransportError("EventSource", url, f"timed out: {type(exc).__name__}") from exc
+        except httpx.RequestError as exc:
+            raise TransportError("EventSource", url, f"{type(exc).__name__}: {exc}") from exc
+
+
+def check_jmap(settings: Settings, jmap: JmapClient) -> tuple[list[Finding], Session | None]:
+    try:
+        session = jmap.refresh_session()
+        mailboxes, _state = jmap.get_mailboxes()
+    except MailroomError as exc:
+        return [problem(str(exc))], None
+    reached = ok(f"JMAP: reached {settings.jmap_session_url} (account {session.account_id})")
+    return [reached, *mailbox_findings(settings, mailboxes)], session
+
+
+def check_carddav(settings: Settings, carddav: CardDavClient) -> list[Finding]:
+    try:
+        names = setup.group_names(carddav)
+        reached = ok(f"CardDAV: reached {carddav.addressbook_url()}")
+    except MailroomError as exc:
+        return [problem(str(exc))]
+    return [reached, *group_findings(settings, names)]
+
+
+def check_push(
+    settings: Settings, session: Session, *, transport: httpx.BaseTransport | None = None
+) -> Finding:
+    url = expand_event_source_url(session, types="Email", closeafter="state", ping=0)
+    if url is None:
+        return push_finding(None, settings.poll_interval)
+    token = settings.jmap_token.get_secret_value() if settings.jmap_token else ""
+    try:
+        status = probe_event_source(url, token, transport=transport)
+    except MailroomError as exc:
+        return Finding("warning", f"push unavailable ({exc})")
+    return push_finding(status, settings.poll_interval)
+
+
+def run_checks(
+    settings: Settings,
+    jmap: JmapClient,
+    carddav: CardDavClient,
+    *,
+    push_transport: httpx.BaseTransport | None = None,
+) -> list[Finding]:
+    """Every finding, in the order printed."""
+    jmap_found, session = check_jmap(settings, jmap)
+    found = [*jmap_found, *check_carddav(settings, carddav)]
+    if session is not None:
+        found.append(check_push(settings, session, transport=push_transport))
+    return found
+
+
+def report(findings: Sequence[Finding]) -> int:
+    """Print one line per finding and a verdict; the exit code."""
+    for f in findings:
+        print(f"{f.level}: {f.text}")
+    problems = sum(1 for f in findings if f.level == "problem")
+    warnings = sum(1 for f in findings if f.level == "warning")
+    if problems:
+        print(f"{problems} problem{'s' if problems > 1 else ''} found")
+        return 1
+    print(f"all good ({warnings} warning{'s' if warnings > 1 else ''})" if warnings else "all good")
+    return 0
+
+
+def main(settings: Settings) -> int:
+    """`mailroom check`: 0 only when everything is in place."""
+    try:
+        settings.require_credentials()
+    except ConfigError as exc:
+        return report([problem(p) for p in exc.problems])
+    config = ok(f"config: {len(settings.categories)} categories")
+    with open_clients(settings) as (jmap, carddav):
+        return report([config, *run_checks(settings, jmap, carddav)])
