@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from realserver import Account
 
+from mailroom.carddav.vcard import new_group_card
 from mailroom.config import load_settings
 from mailroom.ops import setup
 
@@ -158,3 +159,17 @@ def test_setup_apply_from_the_command_line(account: Account) -> None:
     assert set(account.groups()) == GROUPS
     for secret in (account.token, account.password):
         assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.real
+def test_a_renamed_group_is_not_duplicated_but_reported(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uid = setup.group_uid("Feed")
+    account.put_card(new_group_card(uid=uid, name="Newsletters"), uid)
+    assert setup.main(load_settings(account.env()), apply=True) == 1
+    out = capsys.readouterr().out
+    (failed,) = [line for line in item_lines(out) if "failed:" in line]
+    assert failed.split()[:2] == ["group", "Feed"]
+    assert "rename that group back to 'Feed' or delete it" in failed
+    assert set(account.groups()) == GROUPS - {"Feed"} | {"Newsletters"}

@@ -18,7 +18,7 @@ from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
 from mailroom.clients import open_clients
 from mailroom.config import Settings
-from mailroom.errors import ConfigError, MailroomError
+from mailroom.errors import ConfigError, MailroomError, PreconditionFailed
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Mailbox
@@ -120,8 +120,12 @@ def _top_path_id(mailboxes: Sequence[Mailbox], path: str) -> str | None:
     return parent
 
 
+def _key(path: str) -> str:
+    return "/".join(_split(path)).casefold()
+
+
 def _add(items: dict[str, Item], item: Item) -> None:
-    key = item.name.casefold()
+    key = _key(item.name)
     if key not in items:
         items[key] = item
 
@@ -155,11 +159,11 @@ def mailbox_creates(
         parent_path = "/".join(parts[:-1])
         parent_id: str | None = None
         if parent_path:
-            ref = created.get(parent_path.casefold())
+            ref = created.get(_key(parent_path))
             parent_id = f"#{ref}" if ref else _top_path_id(mailboxes, parent_path)
         cid = f"mb{n}"
         creates[cid] = {"name": parts[-1], "parentId": parent_id}
-        created[item.name.casefold()] = cid
+        created[_key(item.name)] = cid
     return creates
 
 
@@ -217,6 +221,12 @@ def create_groups(carddav: CardDavClient, items: Sequence[Item]) -> list[Outcome
         try:
             carddav.create(vcard.new_group_card(uid=uid, name=item.name), uid=uid)
             outcomes.append(Outcome(item))
+        except PreconditionFailed:
+            why = (
+                f"a card with this group's UID ({uid}) exists under another name; "
+                f"rename that group back to {item.name!r} or delete it"
+            )
+            outcomes.append(Outcome(item, why))
         except MailroomError as exc:
             outcomes.append(Outcome(item, str(exc)))
     return outcomes
@@ -270,10 +280,6 @@ def main(settings: Settings, *, apply: bool) -> int:
             if apply:
                 outcomes = create_mailboxes(jmap, plan_.items, mailboxes)
                 outcomes += create_groups(carddav, plan_.items)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config: {problem}")
-        return 1
     except MailroomError as exc:
         print(f"failed: {exc}")
         return 1
