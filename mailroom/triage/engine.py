@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 import structlog
@@ -25,7 +26,7 @@ from mailroom.config import Settings
 from mailroom.errors import JmapMethodError
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.models import Email, QueryPage, SetResult
 from mailroom.triage import contacts, plan
 from mailroom.triage.filing import file_senders
 from mailroom.triage.mailboxes import MailboxIds, resolve
@@ -38,7 +39,7 @@ log = structlog.get_logger("mailroom.triage")
 @dataclass(frozen=True, slots=True)
 class _ScanPage:
     mailbox_state: str
-    page: methods.QueryPage
+    page: QueryPage
     emails: list[Email]
     email_state: str
 
@@ -180,10 +181,10 @@ class Triager:
         book = contacts.GroupBook(self.carddav, (*managed, self.settings.provenance_group))
         today = self._today().isoformat()
         for w in work:
-            guard(w, bound, lambda w=w: self._classify(w, book, managed, today))
+            guard(w, bound, partial(self._classify, w, book, managed, today))
         self._join_provenance(work, book, bound)
         for w in work:
-            guard(w, bound, lambda w=w: self._upsert(w))
+            guard(w, bound, partial(self._upsert, w))
         self._change_groups(work, book, managed, bound)
         file_senders(self.jmap, self.settings, ids, [w for w in work if w.ok], state.writes, bound)
         for w in work:
@@ -264,8 +265,12 @@ class Triager:
                 if not who:
                     continue
                 uids = {w.uid for w in who}
-                change = {"remove": uids} if removing else {"add": uids}
-                guard_many(who, bound, lambda n=name, c=change: book.change(n, **c))
+                step = (
+                    partial(book.change, name, remove=uids)
+                    if removing
+                    else partial(book.change, name, add=uids)
+                )
+                guard_many(who, bound, step)
 
 
 def poll_main(settings: Settings) -> int:

@@ -10,6 +10,7 @@ fault keeps its label.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from mailroom.config import Settings
@@ -121,6 +122,14 @@ def apply_per_sender(
                 on_fail(w, exc)
 
 
+def _search_one(
+    jmap: JmapClient, ids: MailboxIds, w: SenderWork, found: dict[str, list[Email]]
+) -> None:
+    found[w.sender.email], _ = jmap.query_emails(
+        sender_filter(ids, w.sender.email, initial=w.initial)
+    )
+
+
 def file_senders(
     jmap: JmapClient,
     settings: Settings,
@@ -138,15 +147,10 @@ def file_senders(
         return
     try:
         found = find_sender_mail(jmap, ids, work)
-    except Exception:
+    except Exception:  # the batch failed: search one sender at a time, isolated
         found = {}
-        for w in work:  # the batch failed: search one sender at a time
-            flt = sender_filter(ids, w.sender.email, initial=w.initial)
-            guard_many(
-                [w],
-                bound,
-                lambda w=w, f=flt: found.__setitem__(w.sender.email, jmap.query_emails(f)[0]),
-            )
+        for w in work:
+            guard_many([w], bound, partial(_search_one, jmap, ids, w, found))
     filing: dict[str, Update] = {}
     for w in work:
         if w.ok:

@@ -1,0 +1,141 @@
+"""Triage under faults, against a real Cyrus: a pass killed anywhere, a group edited
+between mailroom's read and its write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from realserver import Account, CyrusServer, new_account
+from triagebox import Box
+
+pytestmark = pytest.mark.real
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing in mailroom may catch it."""
+
+
+@dataclass
+class Counter:
+    kill_after: int | None = None
+    sent: int = 0
+
+
+@dataclass
+class CountingTransport(httpx.BaseTransport):
+    """Counts requests across the JMAP and CardDAV clients; dies after the k-th answer."""
+
+    counter: Counter
+    inner: httpx.HTTPTransport = field(default_factory=httpx.HTTPTransport)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        self.counter.sent += 1
+        if self.counter.sent == self.counter.kill_after:
+            response.read()
+            response.close()
+            raise Killed(f"killed after request {self.counter.sent}: {request.method} {request.url}")
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+HAND = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:hand-1\r\nFN:Carol Known\r\nN:Known;Carol;;;\r\n"
+    "EMAIL:carol@known.example\r\nTEL:+1 555 0199\r\nEND:VCARD\r\n"
+)
+
+
+def scenario(account: Account) -> Box:
+    """Three senders: new to Feed, re-triaged Person -> Feed, and an adopted contact."""
+    box = Box.create(account)
+    dave = box.deliver(from_addr="dave@re.example", from_name="Dave Re", subject="dave-1")
+    box.label(dave, "@ToPerson")
+    box.searchable("dave@re.example")
+    assert box.triage().failures == 0
+    box.account.put_card(HAND, "hand-1")
+    for i in range(3):
+        box.deliver(from_addr="news@new.example", from_name="New News", subject=f"new-{i}")
+    box.deliver("Archive", from_addr="dave@re.example", subject="dave-2")
+    box.deliver("Trash", from_addr="dave@re.example", subject="dave-trash")
+    box.deliver(from_addr="carol@known.example", from_name="Carol K", subject="carol-1")
+    box.deliver(from_addr="zed@other.example", subject="untouched")
+    ids = {e.subject: e.id for e in box.account.emails()}
+    box.label(ids["new-0"], "@ToFeed")
+    box.label(ids["dave-2"], "@ToFeed")
+    box.label(ids["carol-1"], "@ToImbox")
+    box.searchable("news@new.example", "dave@re.example", "carol@known.example")
+    return box
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_pass_killed_after_any_request_converges_when_run_again(
+    cyrus: CyrusServer,
+) -> None:
+    reference = scenario(new_account(cyrus))
+    counter = Counter()
+    assert reference.triage(CountingTransport(counter)).failures == 0
+    expected = reference.state()
+    reference.account.close()
+    total = counter.sent
+    assert total > 10  # the scenario exercises every phase
+
+    for k in range(1, total + 1):
+        box = scenario(new_account(cyrus))
+        try:
+            with pytest.raises(Killed):
+                box.triage(CountingTransport(Counter(kill_after=k)))
+            report = box.triage()
+            assert report.failures == 0, f"k={k}"
+            assert box.state() == expected, f"killed after request {k} of {total}"
+        finally:
+            box.account.close()
+
+
+@dataclass
+class EditGroupBeforeWrite(httpx.BaseTransport):
+    """Before mailroom's first PUT to the group card, the user edits that card."""
+
+    account: Account
+    href: str
+    foreign_member: str
+    inner: httpx.HTTPTransport = field(default_factory=httpx.HTTPTransport)
+    statuses: list[int] = field(default_factory=list)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and request.url.path == self.href and not self.statuses:
+            (text,) = [t for h, t in self.account.card_items() if h == self.href]
+            edited = text.replace(
+                "END:VCARD",
+                f"X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:{self.foreign_member}\r\nEND:VCARD",
+            )
+            uid = self.href.rsplit("/", 1)[1].removesuffix(".vcf")
+            self.account.put_card(edited, uid)
+        response = self.inner.handle_request(request)
+        if request.method == "PUT" and request.url.path == self.href:
+            self.statuses.append(response.status_code)
+        return response
+
+
+def test_a_group_edited_between_read_and_write_is_retried_and_ends_right(
+    account: Account,
+) -> None:
+    box = Box.create(account)
+    (href,) = [h for h, t in account.card_items() if "FN:Feed\r\n" in t]
+    mail = box.deliver(from_addr="late@edit.example", subject="a")
+    box.label(mail, "@ToFeed")
+    box.searchable("late@edit.example")
+    transport = EditGroupBeforeWrite(account, href, "someone-else-added-by-hand")
+
+    report = box.triage(transport)
+
+    assert transport.statuses[0] == 412  # the real server refused the stale write
+    assert report.failures == 0
+    uid = box.contact("late@edit.example")["UID"][0]
+    assert account.groups()["Feed"] >= {uid, "someone-else-added-by-hand"}
+    assert box.where(mail) == {"Feed"}

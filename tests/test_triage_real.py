@@ -1,0 +1,205 @@
+"""Every rule of triage.md, against a real Cyrus, checked in the mailbox and address book."""
+
+from __future__ import annotations
+
+import pytest
+
+from realserver import Account
+from triagebox import Box
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture
+def box(account: Account) -> Box:
+    return Box.create(account)
+
+
+def test_initial_triage_to_a_root_category_files_the_backlog(box: Box) -> None:
+    first = box.deliver(from_addr="news@shop.example", from_name="Shop News", subject="a")
+    second = box.deliver(from_addr="news@shop.example", subject="b")
+    other = box.deliver(from_addr="stranger@else.example", subject="c")
+    box.label(first, "@ToFeed")
+    box.searchable("news@shop.example")
+
+    report = box.triage()
+
+    assert (report.senders_triaged, report.failures) == (1, 0)
+    assert box.where(first) == {"Feed"}  # label gone, Screener gone, no Inbox
+    assert box.where(second) == {"Feed"}
+    assert box.where(other) == {"Screener"}
+    card = box.contact("news@shop.example")
+    assert card["FN"] == ["Shop News"]
+    assert card["ORG"] == ["Shop News"]
+    assert box.groups_of("news@shop.example") == {"Feed", "Mailroom"}
+    assert any("Triaged to Feed on" in n for n in card["NOTE"])
+
+
+def test_initial_triage_to_a_person_category_files_into_child_and_parent(box: Box) -> None:
+    first = box.deliver(from_addr="ada@people.example", from_name="Ada Lovelace", subject="a")
+    second = box.deliver(from_addr="ada@people.example", subject="b")
+    box.label(first, "@ToPerson")
+    box.searchable("ada@people.example")
+
+    box.triage()
+
+    assert box.where(first) == {"Person", "Imbox"}  # add_to_inbox is not inherited
+    assert box.where(second) == {"Person", "Imbox"}
+    assert box.groups_of("ada@people.example") == {"Person", "Imbox", "Mailroom"}
+    card = box.contact("ada@people.example")
+    assert card["N"] == ["Lovelace;Ada;;;"]
+    assert "ORG" not in card
+
+
+def test_initial_triage_to_a_child_of_a_company_category(box: Box) -> None:
+    first = box.deliver(from_addr="ads@billboard.example", subject="a")
+    box.label(first, "@ToBillboard")
+    box.searchable("ads@billboard.example")
+
+    box.triage()
+
+    assert box.where(first) == {"Billboard", "Paper Trail"}
+    assert box.groups_of("ads@billboard.example") == {"Billboard", "Paper Trail", "Mailroom"}
+    assert box.contact("ads@billboard.example")["FN"] == ["ads"]  # no name: the local part
+
+
+def test_add_to_inbox_category_puts_screener_mail_in_the_inbox(box: Box) -> None:
+    first = box.deliver(from_addr="friend@mail.example", subject="a")
+    archived = box.deliver("Archive", from_addr="friend@mail.example", subject="b")
+    box.label(first, "@ToImbox")
+    box.searchable("friend@mail.example")
+
+    box.triage()
+
+    assert box.where(first) == {"Imbox", "Inbox"}
+    assert box.where(archived) == {"Archive"}  # initial triage sweeps the Screener only
+
+
+def test_retriage_person_to_feed_leaves_no_stale_group_and_spares_trash_and_junk(
+    box: Box,
+) -> None:
+    addr = "bob@corp.example"
+    first = box.deliver(from_addr=addr, from_name="Bob Corp", subject="a")
+    box.label(first, "@ToPerson")
+    box.searchable(addr)
+    box.triage()
+    assert box.groups_of(addr) == {"Person", "Imbox", "Mailroom"}
+
+    later = box.deliver("Archive", from_addr=addr, subject="later")
+    trashed = box.deliver("Trash", from_addr=addr, subject="trashed")
+    spam = box.deliver("Junk", from_addr=addr, subject="spam")
+    box.label(later, "@ToFeed")
+    box.searchable(addr)
+    report = box.triage()
+
+    assert report.failures == 0
+    assert box.groups_of(addr) == {"Feed", "Mailroom"}
+    assert box.where(first) == {"Feed"}  # Person and Imbox removed
+    assert box.where(later) == {"Archive", "Feed"}
+    assert box.where(trashed) == {"Trash"}
+    assert box.where(spam) == {"Junk"}
+    notes = box.contact(addr)["NOTE"][0]
+    assert "Triaged to Person on" in notes and "Re-triaged to Feed on" in notes
+
+
+def test_lookalike_senders_stay_in_the_screener(box: Box) -> None:
+    bob = box.deliver(from_addr="bob@example.com", subject="a")
+    evil = box.deliver(from_addr="bob@example.com.evil.net", subject="b")
+    notbob = box.deliver(from_addr="notbob@example.com", subject="c")
+    box.label(bob, "@ToFeed")
+    box.searchable("bob@example.com", "bob@example.com.evil.net", "notbob@example.com")
+
+    box.triage()
+
+    assert box.where(bob) == {"Feed"}
+    assert box.where(evil) == {"Screener"}
+    assert box.where(notbob) == {"Screener"}
+    assert box.account.contacts_with_email("notbob@example.com") == []
+
+
+def test_two_labels_on_one_sender_get_the_error_label_and_nothing_else(box: Box) -> None:
+    one = box.deliver(from_addr="two@faced.example", subject="a")
+    two = box.deliver(from_addr="two@faced.example", subject="b")
+    box.label(one, "@ToFeed")
+    box.label(two, "@ToImbox")
+    cards_before = box.account.cards()
+
+    report = box.triage()
+
+    assert report.conflicts == 1
+    assert box.where(one) == {"Screener", "@ToFeed", "@MailroomError"}
+    assert box.where(two) == {"Screener", "@ToImbox", "@MailroomError"}
+    assert box.account.cards() == cards_before
+
+    again = box.triage()  # error-labelled mail is skipped until the user clears it
+    assert (again.conflicts, again.senders_triaged) == (0, 0)
+    assert box.where(one) == {"Screener", "@ToFeed", "@MailroomError"}
+
+
+HAND_WRITTEN = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:hand-written-1\r\nFN:Robert Tables\r\n"
+    "N:Tables;Robert;;;\r\nEMAIL;TYPE=INTERNET:bobby@tables.example\r\n"
+    "TEL;TYPE=CELL:+1 555 0100\r\nORG:Tables Inc.\r\nNOTE:met at the conference\r\n"
+    "END:VCARD\r\n"
+)
+
+
+def test_existing_contact_keeps_every_field_and_a_name_mismatch_warns(box: Box) -> None:
+    box.account.put_card(HAND_WRITTEN, "hand-written-1")
+    mail = box.deliver(from_addr="bobby@tables.example", from_name="Little Bobby", subject="a")
+    box.label(mail, "@ToFeed")
+    box.searchable("bobby@tables.example")
+
+    report = box.triage()
+
+    assert report.failures == 0
+    card = box.contact("bobby@tables.example")
+    assert card["FN"] == ["Robert Tables"]
+    assert card["N"] == ["Tables;Robert;;;"]
+    assert card["ORG"] == ["Tables Inc."]
+    assert card["TEL"] == ["+1 555 0100"]
+    assert card["NOTE"][0].startswith("met at the conference")
+    assert box.groups_of("bobby@tables.example") == {"Feed"}  # adopted: no provenance
+    assert box.where(mail) == {"Feed", "@MailroomWarning"}
+
+
+def test_warnings_can_be_switched_off(account: Account) -> None:
+    box = Box.create(account, {"MAILROOM_WARNINGS_ENABLED": "false"})
+    box.account.put_card(HAND_WRITTEN, "hand-written-1")
+    mail = box.deliver(from_addr="bobby@tables.example", from_name="Little Bobby", subject="a")
+    box.label(mail, "@ToFeed")
+    box.searchable("bobby@tables.example")
+
+    box.triage()
+
+    assert box.where(mail) == {"Feed"}
+
+
+def test_old_warnings_are_cleared_when_the_sender_is_processed_again(box: Box) -> None:
+    box.account.put_card(HAND_WRITTEN, "hand-written-1")
+    first = box.deliver(from_addr="bobby@tables.example", from_name="Little Bobby", subject="a")
+    box.label(first, "@ToFeed")
+    box.searchable("bobby@tables.example")
+    box.triage()
+    assert "@MailroomWarning" in box.where(first)
+
+    later = box.deliver(from_addr="bobby@tables.example", from_name="Robert Tables", subject="b")
+    box.label(later, "@ToPaperTrail")
+    box.searchable("bobby@tables.example")
+    box.triage()
+
+    assert box.where(first) == {"Paper Trail"}
+    assert box.where(later) == {"Paper Trail"}
+
+
+def test_a_pass_run_twice_changes_nothing_the_second_time(box: Box) -> None:
+    first = box.deliver(from_addr="twice@example.org", subject="a")
+    box.label(first, "@ToFeed")
+    box.searchable("twice@example.org")
+    box.triage()
+    before = box.state()
+
+    report = box.triage()
+
+    assert (report.senders_triaged, report.emails_moved, report.writes) == (0, 0, ())
+    assert box.state() == before

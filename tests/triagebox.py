@@ -1,0 +1,99 @@
+"""A real Cyrus account prepared by `mailroom setup --apply`, with helpers to act as the
+user (deliver, label) and to read the end state (mailboxes, contacts, groups)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from mailroom.carddav.client import CardDavClient
+from mailroom.config import Settings, load_settings
+from mailroom.jmap.client import JmapClient
+from mailroom.ops import setup
+from mailroom.triage.engine import Triager
+from mailroom.triage.report import PassReport
+from realserver import Account, vcard_props
+
+
+@dataclass
+class Box:
+    account: Account
+    settings: Settings
+
+    @classmethod
+    def create(cls, account: Account, config: Mapping[str, str] | None = None) -> Box:
+        settings = load_settings({**account.env(), **(config or {})})
+        assert setup.main(settings, apply=True) == 0
+        return cls(account, settings)
+
+    # -- acting as the user
+    def deliver(self, mailbox: str = "Screener", **kw: Any) -> str:
+        return self.account.deliver(mailbox, **kw)
+
+    def label(self, email_id: str, *labels: str) -> None:
+        ids = self.account.mailbox_ids()
+        patch = {f"mailboxIds/{ids[name]}": True for name in labels}
+        result = self.account.call("Email/set", {"update": {email_id: patch}})
+        assert email_id in (result.get("updated") or {}), result
+
+    def searchable(self, *addresses: str) -> None:
+        for address in addresses:
+            self.account.wait_searchable(address)
+
+    # -- mailroom
+    def clients(
+        self, transport: httpx.BaseTransport | None = None
+    ) -> tuple[JmapClient, CardDavClient]:
+        s = self.settings
+        assert s.jmap_token is not None and s.carddav_password is not None
+        assert s.carddav_username is not None
+        jmap = JmapClient(s.jmap_session_url, s.jmap_token.get_secret_value(), transport=transport)
+        carddav = CardDavClient(
+            s.carddav_url,
+            s.carddav_username,
+            s.carddav_password.get_secret_value(),
+            transport=transport,
+        )
+        return jmap, carddav
+
+    def triage(self, transport: httpx.BaseTransport | None = None) -> PassReport:
+        jmap, carddav = self.clients(transport)
+        try:
+            return Triager(self.settings, jmap, carddav).run_pass("test")
+        finally:
+            jmap.close()
+            carddav.close()
+
+    # -- reading the end state
+    def where(self, email_id: str) -> frozenset[str]:
+        (found,) = [e for e in self.account.emails() if e.id == email_id]
+        return found.mailboxes
+
+    def contact(self, address: str) -> dict[str, list[str]]:
+        (card,) = self.account.contacts_with_email(address)
+        return vcard_props(card)
+
+    def groups_of(self, address: str) -> set[str]:
+        uid = self.contact(address)["UID"][0]
+        return {name for name, members in self.account.groups().items() if uid in members}
+
+    def state(self) -> dict[str, Any]:
+        """Everything triage can change, keyed by what does not depend on ids."""
+        mail = sorted(
+            (e.subject or "", e.from_email or "", tuple(sorted(e.mailboxes)))
+            for e in self.account.emails()
+        )
+        groups = self.account.groups()
+        people = []
+        for text in self.account.cards():
+            props = vcard_props(text)
+            if "X-ADDRESSBOOKSERVER-KIND" in props:
+                continue
+            uid = props["UID"][0]
+            member_of = sorted(n for n, m in groups.items() if uid in m)
+            emails = sorted(e.lower() for e in props.get("EMAIL", []))
+            people.append((emails, props.get("FN"), props.get("NOTE"), member_of))
+        return {"mail": mail, "contacts": sorted(people, key=repr)}
