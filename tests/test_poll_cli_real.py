@@ -9,7 +9,6 @@ import sys
 from collections.abc import Mapping
 
 import pytest
-
 from realserver import Account
 from triagebox import Box
 
@@ -63,7 +62,8 @@ def test_unreachable_server_is_one_clear_line() -> None:
     result = poll(env)
     assert result.returncode == 1
     (line,) = error_lines(result)
-    assert f"127.0.0.1:{port}" in line and "cannot reach" in line
+    assert f"127.0.0.1:{port}" in line
+    assert "cannot reach" in line
     assert_no_secret(result, "tok-secret-123", "pw-secret-456")
 
 
@@ -73,7 +73,8 @@ def test_a_rejected_token_is_one_clear_line(account: Account) -> None:
     result = poll(env)
     assert result.returncode == 1
     (line,) = error_lines(result)
-    assert "401" in line and "MAILROOM_JMAP_TOKEN" in line
+    assert "401" in line
+    assert "MAILROOM_JMAP_TOKEN" in line
     assert_no_secret(result, "not-a-valid-token-789", account.password)
 
 
@@ -82,7 +83,8 @@ def test_a_missing_mailbox_says_to_run_setup(account: Account) -> None:
     result = poll(account.env())
     assert result.returncode == 1
     (line,) = error_lines(result)
-    assert "Screener" in line and "mailroom setup --apply" in line
+    assert "Screener" in line
+    assert "mailroom setup --apply" in line
     assert_no_secret(result, account.token, account.password)
 
 

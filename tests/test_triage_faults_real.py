@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-
 from realserver import Account, CyrusServer, new_account
 from triagebox import Box
 
@@ -37,7 +36,9 @@ class CountingTransport(httpx.BaseTransport):
         if self.counter.sent == self.counter.kill_after:
             response.read()
             response.close()
-            raise Killed(f"killed after request {self.counter.sent}: {request.method} {request.url}")
+            raise Killed(
+                f"killed after request {self.counter.sent}: {request.method} {request.url}"
+            )
         return response
 
     def close(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from realserver import Account
 from triagebox import Box
 
@@ -99,7 +98,8 @@ def test_retriage_person_to_feed_leaves_no_stale_group_and_spares_trash_and_junk
     assert box.where(trashed) == {"Trash"}
     assert box.where(spam) == {"Junk"}
     notes = box.contact(addr)["NOTE"][0]
-    assert "Triaged to Person on" in notes and "Re-triaged to Feed on" in notes
+    assert "Triaged to Person on" in notes
+    assert "Re-triaged to Feed on" in notes
 
 
 def test_lookalike_senders_stay_in_the_screener(box: Box) -> None:

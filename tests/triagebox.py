@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from realserver import Account, vcard_props
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.config import Settings, load_settings
@@ -15,7 +16,6 @@ from mailroom.jmap.client import JmapClient
 from mailroom.ops import setup
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
-from realserver import Account, vcard_props
 
 
 @dataclass
@@ -48,7 +48,8 @@ class Box:
         self, transport: httpx.BaseTransport | None = None
     ) -> tuple[JmapClient, CardDavClient]:
         s = self.settings
-        assert s.jmap_token is not None and s.carddav_password is not None
+        assert s.jmap_token is not None
+        assert s.carddav_password is not None
         assert s.carddav_username is not None
         jmap = JmapClient(s.jmap_session_url, s.jmap_token.get_secret_value(), transport=transport)
         carddav = CardDavClient(

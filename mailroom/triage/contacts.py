@@ -15,7 +15,7 @@ from typing import Literal
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
 from mailroom.carddav.models import Card
-from mailroom.errors import PreconditionFailed, SetupNeededError
+from mailroom.errors import CardDavError, PreconditionFailed, SetupNeededError
 
 ContactType = Literal["company", "person"]
 
@@ -47,6 +47,13 @@ def retry_on_412(href: str, read: Callable[[], Card], write: Callable[[Card], ob
 class ExistingContact:
     card: Card
     contact: vcard.Contact
+
+    @property
+    def uid(self) -> str:
+        # RFC 6352 makes UID mandatory, and groups name members by it.
+        if not self.contact.uid:
+            raise CardDavError(0, self.card.href, "read (the card has no UID; give it one)")
+        return self.contact.uid
 
 
 def find_contact(carddav: CardDavClient, address: str) -> ExistingContact | None:
@@ -138,7 +145,7 @@ def upsert_contact(
             card = carddav.get(f"{book}/{uid}.vcf")
             existing = ExistingContact(card, vcard.parse_contact(card.text))
     _merge(carddav, existing, address, display_name, contact_type, history_line)
-    return existing.contact.uid
+    return existing.uid
 
 
 def _merge(

@@ -206,7 +206,7 @@ class Triager:
         chain = self.settings.chain(s.category)
         w.chain_groups = tuple(dict.fromkeys(c.contact_group for c in chain))
         w.existing = contacts.find_contact(self.carddav, s.email)
-        w.uid = w.existing.contact.uid if w.existing else contacts.contact_uid(s.email)
+        w.uid = w.existing.uid if w.existing else contacts.contact_uid(s.email)
         history = vcard.note_history(w.existing.contact.note) if w.existing else []
         initial_line = f"Triaged to {s.category} on {today}"
         w.initial = plan.is_initial_triage(
