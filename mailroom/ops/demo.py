@@ -1,0 +1,266 @@
+"""`mailroom demo`: the whole product on this machine, with no Fastmail account.
+
+It starts a throwaway Cyrus IMAP (the server software Fastmail runs, built with push)
+on 127.0.0.1 with the checkout's ``dev/cyrus/start.sh``, runs ``mailroom setup
+--apply`` against it, fills its Screener with mail from a handful of senders, starts
+the service (``mailroom run``: listener, worker and health under supervisord), puts
+``@ToFeed`` on one email and shows the sender triaged, then says how to apply more
+labels and how to stop. Ctrl-C stops the service and the server.
+
+``mailroom demo label ADDRESS LABEL`` (in a second terminal) puts a triage label on
+the newest email of ADDRESS in the running demo, as a mail client would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from pathlib import Path
+
+from mailroom.errors import MailroomError
+
+DEMO_DIR = Path(os.environ.get("MAILROOM_DEMO_DIR", "/tmp/mailroom-demo"))
+SENDERS = (
+    ("news@paperboy.example", "The Paperboy", ("Monday digest", "Tuesday digest", "Deals")),
+    ("ada@lovelace.example", "Ada Lovelace", ("Lunch?", "Notes on the engine")),
+    ("billing@power.example", "Power & Light", ("Your bill", "Payment received")),
+    ("promo@shouty.example", "SHOUTY DEALS", ("50% off", "Last chance", "Really last chance")),
+    ("grace@hopper.example", "Grace Hopper", ("Compiler question",)),
+)
+
+
+def checkout_script(name: str) -> Path:
+    script = Path(__file__).resolve().parents[2] / "dev" / "cyrus" / name
+    if not script.is_file():
+        raise MailroomError(
+            f"the demo needs a checkout of mailroom ({script} not found); "
+            "clone the repository and run `make run`"
+        )
+    return script
+
+
+def start_server() -> dict[str, str]:
+    """Start (or reuse) the demo's Cyrus; returns start.sh's exports."""
+    env = {
+        "CYRUS_PEER_PUSH": "1",
+        "CYRUS_PEER_BUILD_DIR": "/tmp/mailroom-cyrus-build",
+        **os.environ,
+    }
+    say("starting a local Cyrus IMAP server (JMAP, CardDAV, push) on 127.0.0.1;")
+    say("the first run builds it from Debian's source package: 2-3 minutes, once")
+    done = subprocess.run(
+        ["bash", str(checkout_script("start.sh")), str(DEMO_DIR / "cyrus")],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise MailroomError("the local Cyrus did not start; its messages are above")
+    exports = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        exports[key] = value.strip("'\"")
+    return exports
+
+
+def service_env(exports: Mapping[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")}
+    return {
+        **base,
+        "MAILROOM_JMAP_TOKEN": exports["CYRUS_PEER_BEARER_TOKEN"],
+        "MAILROOM_JMAP_SESSION_URL": exports["CYRUS_PEER_JMAP_SESSION_URL"],
+        "MAILROOM_CARDDAV_URL": exports["CYRUS_PEER_CARDDAV_URL"],
+        "MAILROOM_CARDDAV_USERNAME": exports["CYRUS_PEER_USER"],
+        "MAILROOM_CARDDAV_PASSWORD": exports["CYRUS_PEER_PASSWORD"],
+        "MAILROOM_STATE_DIR": str(DEMO_DIR / "state"),
+        "MAILROOM_HEALTH_PORT": os.environ.get("MAILROOM_HEALTH_PORT", "8080"),
+        "MAILROOM_LOG_FORMAT": "console",
+    }
+
+
+def message(address: str, name: str, subject: str, to: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = formataddr((name, address))
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="demo.invalid")
+    msg.set_content(f"{subject}\n\n(a demo message for mailroom)\n")
+    return msg.as_bytes()
+
+
+def fill_screener(env: Mapping[str, str]) -> None:
+    """Mail from every demo sender in the Screener (once: a rerun reuses it)."""
+    from mailroom.jmap.client import JmapClient
+    from mailroom.triage.mailboxes import find_mailbox
+
+    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
+        mailboxes, _ = jmap.get_mailboxes()
+        screener = find_mailbox(mailboxes, "Screener")
+        assert screener is not None  # setup --apply created it
+        if jmap.query_ids({"inMailbox": screener}):
+            return
+        to = f"{env['MAILROOM_CARDDAV_USERNAME']}@localhost"
+        for address, name, subjects in SENDERS:
+            for subject in subjects:
+                jmap.import_email(message(address, name, subject, to), [screener])
+    say(
+        f"filled the Screener: {sum(len(s[2]) for s in SENDERS)} emails from {len(SENDERS)} senders"
+    )
+
+
+def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
+    """Put ``label`` on the newest email from ``address``, as a mail client would."""
+    from mailroom.jmap.client import JmapClient
+    from mailroom.triage.mailboxes import find_mailbox
+
+    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
+        mailboxes, _ = jmap.get_mailboxes()
+        label_id = find_mailbox(mailboxes, label)
+        if label_id is None:
+            raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
+        emails, _ = jmap.query_emails({"from": address})
+        mine = [e for e in emails if e.sender and e.sender.email.lower() == address.lower()]
+        if not mine:
+            raise MailroomError(
+                f"no email from {address} (senders: {', '.join(s[0] for s in SENDERS)})"
+            )
+        jmap.update_emails({mine[-1].id: {f"mailboxIds/{label_id}": True}})
+        return mine[-1].id
+
+
+def where_is(env: Mapping[str, str], email_id: str) -> list[str]:
+    from mailroom.jmap.client import JmapClient
+
+    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
+        names = {m.id: m.name for m in jmap.get_mailboxes()[0]}
+        (email,) = jmap.get_emails([email_id])
+        return sorted(names.get(m, m) for m in email.mailbox_ids)
+
+
+def healthz(port: str) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return dict(json.loads(r.read()))
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise MailroomError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def say(text: str) -> None:
+    print(f"\n>>> {text}", flush=True)
+
+
+ENV_FILE = DEMO_DIR / "service-env.json"  # the throwaway server's credentials, mode 0600
+
+
+def save_env(env: Mapping[str, str]) -> None:
+    keep = {k: v for k, v in env.items() if k.startswith("MAILROOM_")}
+    ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+    ENV_FILE.touch(mode=0o600)
+    ENV_FILE.write_text(json.dumps(keep), encoding="utf-8")
+
+
+def load_env() -> dict[str, str]:
+    try:
+        return dict(json.loads(ENV_FILE.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise MailroomError("no demo is running here; start one with `mailroom demo`") from exc
+
+
+def prepare() -> dict[str, str]:
+    """Server up, account set up, Screener filled; returns the service's environment."""
+    from mailroom.config import load_settings
+    from mailroom.ops import setup
+
+    env = service_env(start_server())
+    save_env(env)
+    say("mailroom setup --apply: the mailboxes, labels and contact groups triage needs")
+    if setup.main(load_settings(env), apply=True) != 0:
+        raise MailroomError("setup failed against the local server; see above")
+    fill_screener(env)
+    return env
+
+
+def show_first_triage(env: Mapping[str, str]) -> None:
+    port = env["MAILROOM_HEALTH_PORT"]
+    wait_for("the service to be healthy and connected to push", lambda: _pushing(port), 60)
+    address, name, _ = SENDERS[0]
+    say(f"acting as the user: putting @ToFeed on one email from {name} <{address}>")
+    started = time.monotonic()
+    email_id = apply_label(env, address, "@ToFeed")
+    wait_for("the label to be acted on", lambda: "@ToFeed" not in where_is(env, email_id), 60)
+    took = time.monotonic() - started
+    say(f"triaged in {took:.1f} s: the email is now in {where_is(env, email_id)}")
+    print(json.dumps(healthz(port), indent=2), flush=True)
+
+
+def _pushing(port: str) -> bool:
+    body = healthz(port)
+    source = body.get("eventsource") if body else None
+    return bool(
+        body
+        and body.get("status") == "ok"
+        and isinstance(source, dict)
+        and source.get("status") == "connected"
+    )
+
+
+def instructions(env: Mapping[str, str]) -> None:
+    say("mailroom is running against the local server. Try, in another terminal:")
+    print("  .venv/bin/mailroom demo label ada@lovelace.example @ToPerson")
+    print("  .venv/bin/mailroom demo label promo@shouty.example @ToJail")
+    print("  .venv/bin/mailroom demo label billing@power.example @ToPaperTrail")
+    print(f"  curl http://127.0.0.1:{env['MAILROOM_HEALTH_PORT']}/healthz")
+    print("Or point any IMAP client at 127.0.0.1:8143 (user test, password secret) and")
+    print("copy an email into an @To... folder. Press Ctrl-C to stop mailroom and the server.")
+
+
+def run_demo(*, once: bool) -> int:
+    env = prepare()
+    say("starting the service: mailroom run (listener, worker, health under supervisord)")
+    service = subprocess.Popen([sys.executable, "-m", "mailroom", "run"], env=env)
+    try:
+        show_first_triage(env)
+        if not once:
+            instructions(env)
+            service.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping mailroom and the local server")
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            service.kill()
+        subprocess.run(
+            ["bash", str(checkout_script("stop.sh")), str(DEMO_DIR / "cyrus")], check=False
+        )
+    return 0
+
+
+def main(*, once: bool = False, label: tuple[str, str] | None = None) -> int:
+    """`mailroom demo [--once]` / `mailroom demo label ADDRESS LABEL`."""
+    if label is not None:
+        email_id = apply_label(load_env(), *label)
+        print(f"put {label[1]} on email {email_id} from {label[0]}; watch the demo's log")
+        return 0
+    return run_demo(once=once)
