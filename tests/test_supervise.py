@@ -1,0 +1,308 @@
+"""`mailroom run` and supervisord.conf: pure pieces, then a real supervisord (slow)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mailroom.errors import ConfigError
+from mailroom.service.supervise import (
+    check_state_dir,
+    conf_path,
+    supervisord_argv,
+    supervisord_env,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PROGRAMS = ("health", "listener", "worker")
+
+
+def test_the_conf_ships_inside_the_package_and_the_root_file_is_the_same(tmp_path: Path) -> None:
+    packaged = conf_path(tmp_path)
+    assert packaged == REPO / "mailroom" / "supervisord.conf"
+    assert (REPO / "supervisord.conf").resolve() == packaged.resolve()
+    assert list(tmp_path.iterdir()) == []  # nothing copied for an unzipped install
+
+
+def test_the_conf_runs_the_three_commands_with_restarts_and_a_control_socket() -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(REPO / "supervisord.conf")
+    assert conf["supervisord"]["nodaemon"] == "true"
+    assert conf["unix_http_server"]["file"] == "%(ENV_MAILROOM_STATE_DIR)s/supervisor.sock"
+    assert conf["supervisorctl"]["serverurl"].startswith("unix://")
+    assert "rpcinterface:supervisor" in conf
+    commands = {p: conf[f"program:{p}"]["command"] for p in PROGRAMS}
+    assert commands == {
+        "listener": "mailroom listen",
+        "worker": "mailroom work",
+        "health": "mailroom health",
+    }
+    for p in PROGRAMS:
+        section = conf[f"program:{p}"]
+        assert section["autorestart"] == "unexpected"
+        assert section["exitcodes"] == "78"  # a config error is not restarted
+        assert section["stopsignal"] == "TERM"
+        assert section["stdout_logfile"] == "/dev/stdout"
+        assert section["stdout_logfile_maxbytes"] == "0"
+
+
+def test_procfile_names_the_three_processes_with_web_as_health() -> None:
+    lines = (REPO / "Procfile").read_text().splitlines()
+    assert lines == ["listener: mailroom listen", "worker: mailroom work", "web: mailroom health"]
+
+
+def test_supervisord_runs_in_the_foreground_from_this_interpreter() -> None:
+    argv = supervisord_argv(Path("/x/supervisord.conf"), python="/venv/bin/python")
+    assert argv == [
+        "/venv/bin/python",
+        "-m",
+        "supervisor.supervisord",
+        "-c",
+        "/x/supervisord.conf",
+        "-n",
+    ]
+
+
+def test_the_programs_get_state_dir_and_the_mailroom_script_on_path(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mailroom").write_text("#!/bin/sh\n")
+    env = supervisord_env(
+        {"PATH": "/usr/bin:/bin", "MAILROOM_JMAP_TOKEN": "t"},
+        tmp_path / "state",
+        [tmp_path / "nowhere", bin_dir],
+    )
+    assert env["MAILROOM_STATE_DIR"] == str(tmp_path / "state")
+    assert env["PATH"] == f"{bin_dir}:/usr/bin:/bin"
+    assert env["MAILROOM_JMAP_TOKEN"] == "t"
+
+
+def test_path_is_left_alone_when_no_mailroom_script_is_found(tmp_path: Path) -> None:
+    env = supervisord_env({"PATH": "/usr/bin"}, tmp_path, [tmp_path])
+    assert env["PATH"] == "/usr/bin"
+
+
+def test_a_state_dir_too_long_for_the_control_socket_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="MAILROOM_STATE_DIR"):
+        check_state_dir(Path("/tmp/" + "s" * 100))
+    check_state_dir(Path("/tmp/short"))
+
+
+# -- a real supervisord -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unreachable_env(state_dir: Path, port: int) -> dict[str, str]:
+    """Real settings pointing at a closed port: health and listener run, passes fail."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_") and k != "PORT"}
+    env.update(
+        PATH="/usr/bin:/bin",  # `mailroom run` must find its own script
+        MAILROOM_STATE_DIR=str(state_dir),
+        MAILROOM_JMAP_TOKEN="test-token",
+        MAILROOM_CARDDAV_USERNAME="nobody",
+        MAILROOM_CARDDAV_PASSWORD="test-password",
+        MAILROOM_JMAP_SESSION_URL="http://127.0.0.1:9/jmap/session",
+        MAILROOM_CARDDAV_URL="http://127.0.0.1:9/dav/",
+        MAILROOM_HEALTH_PORT=str(port),
+    )
+    return env
+
+
+@dataclass
+class Supervised:
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    port: int
+    output: Path
+
+    def ctl(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        return done.stdout
+
+    def states(self) -> dict[str, tuple[str, int | None]]:
+        out: dict[str, tuple[str, int | None]] = {}
+        for line in self.ctl("status").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] in PROGRAMS:
+                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
+                out[parts[0]] = (parts[1], pid)
+        return out
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
+    """Poll real processes (not our logic) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def all_running(sup: Supervised) -> bool:
+    states = sup.states()
+    return len(states) == 3 and all(s == "RUNNING" for s, _ in states.values())
+
+
+def stop_supervisord(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own session only
+            proc.wait()
+
+
+@contextmanager
+def mailroom_run(**extra_env: str) -> Iterator[Supervised]:
+    """`mailroom run` in its own session, with every program RUNNING; stopped after."""
+    with tempfile.TemporaryDirectory(prefix="mrs", dir="/tmp") as d:
+        state_dir = Path(d)
+        port = free_port()
+        env = {**unreachable_env(state_dir, port), **extra_env}
+        output = state_dir / "supervisord.out"
+        with output.open("ab") as out:  # O_APPEND: children write via /dev/stdout too
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mailroom", "run"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=d,
+                start_new_session=True,
+            )
+        sup = Supervised(proc, env, port, output)
+        try:
+            wait_for(lambda: all_running(sup), "the three programs to be RUNNING")
+            yield sup
+        except BaseException:
+            print(output.read_text(errors="replace")[-5000:])
+            raise
+        finally:
+            stop_supervisord(proc)
+
+
+@pytest.fixture
+def supervised() -> Iterator[Supervised]:
+    with mailroom_run() as sup:
+        yield sup
+
+
+@pytest.mark.slow
+def test_mailroom_run_starts_three_programs_and_health_answers(supervised: Supervised) -> None:
+    resp = httpx.get(f"http://127.0.0.1:{supervised.port}/healthz", timeout=10)
+    body = resp.json()
+    assert body["eventsource"]["status"] in ("connecting", "disconnected")
+    assert "test-token" not in resp.text
+    assert "test-password" not in resp.text
+    assert "test-token" not in supervised.output.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_supervisorctl_stop_all_stops_all_three(supervised: Supervised) -> None:
+    started = time.monotonic()
+    supervised.ctl("stop", "all")
+    elapsed = time.monotonic() - started
+    print(f"supervisorctl stop all took {elapsed:.2f} s")
+    states = supervised.states()
+    assert {p: s for p, (s, _) in states.items()} == dict.fromkeys(PROGRAMS, "STOPPED")
+    worker_doc = (Path(supervised.env["MAILROOM_STATE_DIR"]) / "worker.json").read_text()
+    assert '"status": "stopped"' in worker_doc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_a_program_killed_with_sigkill_is_restarted(supervised: Supervised, program: str) -> None:
+    _, old_pid = supervised.states()[program]
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        state, pid = supervised.states()[program]
+        return state == "RUNNING" and pid not in (None, old_pid)
+
+    wait_for(restarted, f"{program} to be restarted")
+
+
+@pytest.mark.slow
+def test_a_worker_that_gives_up_after_failed_passes_is_restarted() -> None:
+    # Every pass fails (the server is unreachable); 10 in a row take about 10 s.
+    with mailroom_run(MAILROOM_POLL_INTERVAL="1") as sup:
+        _, first_pid = sup.states()["worker"]
+
+        def restarted() -> bool:
+            state, pid = sup.states()["worker"]
+            return state == "RUNNING" and pid not in (None, first_pid)
+
+        wait_for(restarted, "the worker to give up and be restarted", timeout=90)
+        out = sup.output.read_text(errors="replace")
+        assert "worker_giving_up" in out
+        assert "exited: worker (exit status 1; not expected)" in out
+
+
+@pytest.mark.slow
+def test_a_config_error_ends_in_fatal_not_a_restart_loop(tmp_path: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="mrs", dir="/tmp") as d:
+        env = unreachable_env(Path(d), free_port())
+        env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+        env["MAILROOM_POLL_INTERVAL"] = "-1"  # invalid: listener and worker exit 78 at once
+        with (Path(d) / "out").open("ab") as out:
+            proc = subprocess.Popen(
+                supervisord_argv(conf_path(REPO)),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        sup = Supervised(proc, env, 0, Path(d) / "out")
+        try:
+
+            def settled() -> bool:
+                states = sup.states()
+                return states.get("listener", ("",))[0] == "FATAL" and (
+                    states.get("worker", ("",))[0] == "FATAL"
+                )
+
+            wait_for(settled, "listener and worker to be FATAL", timeout=60)
+            assert sup.states()["health"][0] == "RUNNING"
+            assert "config error" in sup.output.read_text(errors="replace")
+        finally:
+            stop_supervisord(proc)
+
+
+def test_mailroom_run_with_a_config_error_exits_78_before_supervisord(tmp_path: Path) -> None:
+    env = unreachable_env(tmp_path, free_port())
+    env["MAILROOM_POLL_INTERVAL"] = "-1"
+    done = subprocess.run(
+        [sys.executable, "-m", "mailroom", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 78
+    assert "config error" in done.stderr
+    assert not (tmp_path / "supervisor.sock").exists()
