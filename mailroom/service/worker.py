@@ -161,12 +161,13 @@ def initial_status(
 def main(settings: Settings) -> int:
     """`mailroom work`: the real pass function, wired to the loop."""
     from mailroom.clients import open_clients
-    from mailroom.triage.engine import run_pass
+    from mailroom.triage.engine import Triager
 
     settings.require_credentials()
     with open_clients(settings) as (jmap, carddav):
+        triager = Triager(settings, jmap, carddav)  # one per process: it keeps mailbox ids
         return serve(
-            lambda trigger: run_pass(settings, jmap, carddav, trigger=trigger),
+            triager.run_pass,
             settings.state_dir,
             poll_interval=settings.poll_interval,
             debounce_seconds=settings.debounce_seconds,
