@@ -1,0 +1,266 @@
+"""What the triage benchmarks share: a real Cyrus, a prepared account, a fast filler,
+request counting, forced session limits, medians and tables.
+
+The server is the test Cyrus (tests/realserver.py): reused when it runs, started
+(and stopped again at the end) when it does not. Each scenario gets a brand-new
+account prepared by `mailroom setup --apply`, so runs never see each other's mail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from realserver import (
+    REALM,
+    Account,
+    build_message,
+    cyrus_settings,
+    new_account,
+    start_cyrus,
+    stop_cyrus,
+)
+from realserver import (
+    CyrusServer as CyrusServer,  # re-exported for the scripts' signatures
+)
+from triagebox import Box
+
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.models import Session
+from mailroom.jmap.session import CORE
+from mailroom.logs import configure_logging
+from mailroom.triage.engine import Triager
+from mailroom.triage.report import PassReport
+
+APPEND_BATCH = 500  # messages per IMAP MULTIAPPEND command
+
+
+@contextlib.contextmanager
+def cyrus() -> Iterator[CyrusServer]:
+    """The test Cyrus; stopped at the end only if this process started it."""
+    configure_logging("warning", "console", sys.stderr)  # the tables own stdout
+    server = start_cyrus(cyrus_settings(os.environ))
+    try:
+        yield server
+    finally:
+        if server.started_here:
+            stop_cyrus(server)
+
+
+def prepared_box(server: CyrusServer) -> Box:
+    """A brand-new account after `mailroom setup --apply` (its output swallowed)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Box.create(new_account(server))
+
+
+# ---------------------------------------------------------------- filling
+
+
+def messages(sender: str, count: int, *, to: str, start: int = 0) -> list[bytes]:
+    """``count`` distinct messages from ``sender`` (own subject and Message-ID each)."""
+    return [build_message(sender, None, to, f"{sender} #{i}") for i in range(start, start + count)]
+
+
+def append(account: Account, mailbox: str, raws: Sequence[bytes]) -> None:
+    """IMAP MULTIAPPEND with LITERAL+ over one connection: ~1 ms a message on loopback
+    (one imaplib APPEND per message waits for each continuation: ~10-50 ms)."""
+    import imaplib
+
+    imap = imaplib.IMAP4("127.0.0.1", account.imap_port)
+    try:
+        imap.login(account.username, account.password)
+        for n, start in enumerate(range(0, len(raws), APPEND_BATCH)):
+            tag = f"F{n}".encode()
+            parts = [tag, b" APPEND ", mailbox.encode()]
+            for raw in raws[start : start + APPEND_BATCH]:
+                parts.append(b" {%d+}\r\n" % len(raw) + raw)
+            imap.send(b"".join([*parts, b"\r\n"]))
+            line = imap.readline()
+            while not line.startswith(tag + b" "):
+                line = imap.readline()
+            if not line.startswith(tag + b" OK"):
+                raise RuntimeError(f"APPEND into {mailbox} failed: {line!r}")
+    finally:
+        imap.logout()
+
+
+def fill_screener(box: Box, sender: str, count: int) -> str:
+    """``count`` emails from ``sender`` in the Screener; the id of the first (via JMAP)."""
+    trigger = box.deliver(from_addr=sender, subject=f"{sender} #0")
+    if count > 1:
+        to = f"{box.account.username}@{REALM}"
+        append(
+            box.account, box.settings.screener_mailbox, messages(sender, count - 1, to=to, start=1)
+        )
+    return trigger
+
+
+def wait_searchable(account: Account, expected: Mapping[str, int], *, timeout: float) -> float:
+    """Poll Email/query {from} until each sender's count is found (Cyrus indexes late);
+    the seconds it took."""
+    started = time.perf_counter()
+    pending = dict(expected)
+    while pending:
+        calls = [
+            (
+                "Email/query",
+                {
+                    "accountId": account.account_id,
+                    "filter": {"from": s},
+                    "limit": 1,
+                    "calculateTotal": True,
+                },
+                s,
+            )
+            for s in list(pending)[:50]
+        ]
+        for _, args, sender in account.jmap(calls):
+            if args.get("total", 0) >= pending[sender]:
+                del pending[sender]
+        if pending and time.perf_counter() - started > timeout:
+            raise RuntimeError(f"{len(pending)} senders not searchable after {timeout}s")
+        if pending:
+            time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def label(account: Account, labels: Mapping[str, str]) -> None:
+    """Add each email (id -> label mailbox name) to its label, in one Email/set."""
+    ids = account.mailbox_ids()
+    update = {eid: {f"mailboxIds/{ids[name]}": True} for eid, name in labels.items()}
+    result = account.call("Email/set", {"update": update})
+    if len(result.get("updated") or {}) != len(update):
+        raise RuntimeError(f"labelling failed: {result.get('notUpdated')}")
+
+
+# ---------------------------------------------------------------- measuring
+
+
+class SessionLimits(httpx.BaseTransport):
+    """Rewrites the core limits of the JMAP session document the client reads, so the
+    whole client (engine chunking included) sees e.g. maxObjectsInGet/Set = 500."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method != "GET" or "json" not in response.headers.get("content-type", ""):
+            return response
+        data = json.loads(response.read())
+        response.close()
+        core = (data.get("capabilities") or {}).get(CORE)
+        if isinstance(core, dict):
+            core.update(maxObjectsInGet=self.limit, maxObjectsInSet=self.limit)
+        drop = {"content-length", "content-encoding", "transfer-encoding"}
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in drop]
+        return httpx.Response(
+            response.status_code, headers=headers, content=json.dumps(data).encode()
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    jmap: int  # JMAP HTTP requests of the pass
+    carddav: int  # CardDAV HTTP requests of the pass
+    seconds: float
+    report: PassReport
+
+
+class Bench:
+    """A Triager on its own clients, counting each pass's requests."""
+
+    def __init__(self, box: Box, transport: httpx.BaseTransport | None = None) -> None:
+        self.jmap, self.carddav = box.clients(transport)
+        self.triager = Triager(box.settings, self.jmap, self.carddav)
+
+    def run(self) -> Measured:
+        jmap, carddav = self.jmap.requests_made, self.carddav.requests_made
+        started = time.perf_counter()
+        report = self.triager.run_pass("bench")
+        seconds = time.perf_counter() - started
+        if not report.ok:
+            raise RuntimeError(f"the pass failed for {report.failures} senders")
+        return Measured(
+            self.jmap.requests_made - jmap, self.carddav.requests_made - carddav, seconds, report
+        )
+
+    @property
+    def session(self) -> Session:
+        return self.jmap.session
+
+    def close(self) -> None:
+        self.jmap.close()
+        self.carddav.close()
+
+
+def limits(session: Session) -> str:
+    return (
+        f"maxObjectsInGet={session.max_objects_in_get} "
+        f"maxObjectsInSet={session.max_objects_in_set} "
+        f"maxCallsInRequest={session.max_calls_in_request}"
+    )
+
+
+def server_limits(server: CyrusServer) -> str:
+    """The limits the server advertises (read as a throwaway account)."""
+    account = new_account(server)
+    try:
+        with JmapClient(account.session_url, account.token) as client:
+            return limits(client.session)
+    finally:
+        account.close()
+
+
+def chunks(n: int, size: int) -> int:
+    return math.ceil(n / size)
+
+
+# ---------------------------------------------------------------- printing
+
+
+def spread(values: Sequence[float], unit: str = "s", digits: int = 3) -> str:
+    """``median [min-max]`` of the runs (just the value for one run)."""
+    med = statistics.median(values)
+    if len(values) == 1 or min(values) == max(values):
+        return f"{med:.{digits}f} {unit}".strip()
+    return f"{med:.{digits}f} {unit} [{min(values):.{digits}f}-{max(values):.{digits}f}]".strip()
+
+
+def count(values: Sequence[int]) -> str:
+    """Request counts are deterministic; show a range only if they varied."""
+    if min(values) == max(values):
+        return str(values[0])
+    return f"{statistics.median(values):g} [{min(values)}-{max(values)}]"
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join("-" * w for w in widths)
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    sys.stdout.flush()
+
+
+def sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
