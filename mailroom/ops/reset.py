@@ -1,0 +1,412 @@
+"""`mailroom reset [--apply] [--yes]`: undo what mailroom did to mail and contacts.
+
+``read_plan`` reads the server and lets ``reset_plan`` decide (pure); the plan is
+printed; with ``--apply`` and a confirmation, ``Reset`` carries it out in the spec's
+order:
+
+1. mail back to the Screener: one atomic patch per email adds the Screener and
+   removes the managed mailboxes, the error and the warning label (see reset_plan),
+   in chunks of ``maxObjectsInSet``, a progress line per chunk;
+2. the managed contact groups emptied (not the provenance group);
+3. contacts mailroom created that the user edited since: the warning label on their
+   mail in the Screener, then mailroom's note section stripped; they stay in the
+   provenance group until the end, so an interrupted reset still knows them;
+4. adopted contacts: mailroom's note section stripped, every other line kept;
+5. created, unedited contacts deleted with ``If-Match``; a 412 re-reads the card and
+   decides again (edited meanwhile: kept and flagged), never a forced delete;
+6. last, the provenance group loses every contact dealt with (and ids with no card).
+
+Each rerun re-derives the plan from the server, so a reset interrupted anywhere
+finishes the job when run again, and a finished one plans nothing. A failed group or
+contact is reported and left for the next run; a failed mail write stops the run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import TextIO
+
+from mailroom.carddav import vcard
+from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.models import Card
+from mailroom.clients import open_clients
+from mailroom.config import Settings
+from mailroom.errors import (
+    CardDavError,
+    ConfigError,
+    JmapSetError,
+    MailroomError,
+    SetupNeededError,
+)
+from mailroom.jmap.client import JmapClient
+from mailroom.ops.reset_plan import (
+    ContactStep,
+    GroupStep,
+    MailPlan,
+    Patch,
+    ResetMailboxes,
+    ResetPlan,
+    mail_filter,
+    plan_contacts,
+    plan_mail,
+    reset_mailboxes,
+)
+from mailroom.triage.contacts import GroupBook, retry_on_412
+
+EXIT_ABORTED = 2
+CONFIRM_WORD = "reset"
+PROGRESS_EVERY = 100  # contacts between two progress lines
+Say = Callable[[str], None]
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read_plan(
+    settings: Settings, jmap: JmapClient, carddav: CardDavClient
+) -> tuple[ResetPlan, ResetMailboxes, GroupBook]:
+    """Everything reset would change today, read from the server (reads only)."""
+    mailboxes, _state = jmap.get_mailboxes()
+    boxes = reset_mailboxes(settings, mailboxes)
+    query = mail_filter(boxes)
+    emails = jmap.query_emails(query)[0] if query else []
+    if emails and boxes.screener is None:
+        raise SetupNeededError(f"mailbox {settings.screener_mailbox!r}")
+    mail = plan_mail(emails, boxes, settings)
+    names = [*dict.fromkeys(c.contact_group for c in settings.categories)]
+    names.append(settings.provenance_group)
+    book = GroupBook(carddav, names)
+    groups: dict[str, frozenset[str]] = {}
+    for name in names:
+        try:
+            groups[name] = book.members(name)
+        except SetupNeededError:
+            continue  # a group that does not exist has nobody to remove
+    contacts = plan_contacts(carddav.list_all(), groups, settings.provenance_group)
+    return ResetPlan(mail, contacts), boxes, book
+
+
+# -- printing --------------------------------------------------------------------------------
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def mail_lines(mail: MailPlan, settings: Settings) -> list[str]:
+    if not mail.patches:
+        return ["  nothing to change"]
+    lines = [f"  {plural(mail.to_screener, 'email')} back to {settings.screener_mailbox}"]
+    if mail.from_mailbox:
+        width = max(len(name) for name, _ in mail.from_mailbox)
+        lines += [f"    from {name:<{width}}  {n}" for name, n in mail.from_mailbox]
+    if mail.left_out:
+        lines.append(
+            f"  {plural(mail.left_out, 'email')} in Trash or Junk: managed mailboxes removed, "
+            "left where they are"
+        )
+    lines += [f"  remove {name} from {plural(n, 'email')}" for name, n in mail.labels]
+    lines.append("  the Inbox is left alone: mail that triage also put there keeps it")
+    return lines
+
+
+def group_lines(plan: ResetPlan) -> list[str]:
+    c = plan.contacts
+    lines = [f"  empty {g.name} ({plural(len(g.members), 'member')})" for g in c.groups]
+    if c.provenance is not None:
+        lines.append(
+            f"  empty {c.provenance.name} ({plural(len(c.provenance.members), 'member')}), "
+            "last: it is how the contacts mailroom created are recognised"
+        )
+    return lines or ["  nothing to change"]
+
+
+def contact_lines(plan: ResetPlan, settings: Settings) -> list[str]:
+    c = plan.contacts
+    flag = (
+        f"its mail in {settings.screener_mailbox} gets {settings.warning_label}"
+        if settings.warnings_enabled
+        else "warnings are disabled: its mail is not flagged"
+    )
+    lines = [f"  delete  {s.label}  ({s.reason})" for s in c.of("delete")]
+    lines += [
+        f"  keep    {s.label}  ({s.reason}); {flag}; mailroom's note section removed"
+        for s in c.of("keep")
+    ]
+    lines += [f"  strip   {s.label}  ({s.reason})" for s in c.of("adopted")]
+    lines += [f"  skip    {href}  (cannot be read; left alone)" for href in c.unreadable]
+    return lines or ["  nothing to change"]
+
+
+def plan_lines(plan: ResetPlan, settings: Settings) -> list[str]:
+    if plan.empty:
+        return [
+            "Nothing to reset: no mail in a managed mailbox, the contact groups are empty "
+            "and no contact carries mailroom's traces."
+        ]
+    return [
+        "Reset plan",
+        "Mail",
+        *mail_lines(plan.mail, settings),
+        "Contact groups",
+        *group_lines(plan),
+        "Contacts",
+        *contact_lines(plan, settings),
+    ]
+
+
+# -- confirming ------------------------------------------------------------------------------
+
+
+def confirm(*, yes: bool, stdin: TextIO, stdout: TextIO) -> bool:
+    """True to go ahead: --yes, or the confirmation word typed on a terminal."""
+    if yes:
+        return True
+    if not stdin.isatty():
+        print(
+            "mailroom reset --apply asks for confirmation, but standard input is not a "
+            "terminal: nothing changed. Run it in a terminal, or add --yes to confirm.",
+            file=stdout,
+        )
+        return False
+    print(f'Type "{CONFIRM_WORD}" to confirm: ', end="", file=stdout, flush=True)
+    answer = stdin.readline().strip()
+    if answer != CONFIRM_WORD:
+        print("Not confirmed: nothing changed.", file=stdout)
+        return False
+    return True
+
+
+# -- applying --------------------------------------------------------------------------------
+
+
+class Reset:
+    """Carries out one plan; counts what it did and every failure."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        jmap: JmapClient,
+        carddav: CardDavClient,
+        boxes: ResetMailboxes,
+        book: GroupBook,
+        say: Say,
+    ) -> None:
+        self.settings = settings
+        self.jmap = jmap
+        self.carddav = carddav
+        self.boxes = boxes
+        self.book = book
+        self.say = say
+        self.screened: Mapping[str, str] = {}
+        self.counts = {"moved": 0, "groups": 0, "deleted": 0, "kept": 0, "flagged": 0, "adopted": 0}
+        self.failures: list[str] = []
+
+    def run(self, plan: ResetPlan) -> None:
+        self.screened = plan.mail.screened
+        self.move_mail(plan.mail)
+        c = plan.contacts
+        for group in c.groups:
+            self.empty_group(group)
+        done = {s.uid for s in c.of("keep") if self.keep(s)}
+        for step in c.of("adopted"):
+            self.adopt(step)
+        deletes = c.of("delete")
+        for n, step in enumerate(deletes, 1):
+            if self.delete(step):
+                done.add(step.uid)
+            if n % PROGRESS_EVERY == 0 or n == len(deletes):
+                self.say(f"deleted {self.counts['deleted']}/{len(deletes)} contacts")
+        if c.provenance is not None:
+            leaving = c.provenance.members & (done | c.dangling)
+            self.empty_group(GroupStep(c.provenance.name, frozenset(leaving)))
+
+    # -- mail
+    def move_mail(self, mail: MailPlan) -> None:
+        items = list(mail.patches.items())
+        size = self.jmap.session.max_objects_in_set
+        for start in range(0, len(items), size):
+            self.update(dict(items[start : start + size]))
+            self.counts["moved"] = min(start + size, len(items))
+            self.say(f"moved {self.counts['moved']}/{len(items)} emails")
+
+    def update(self, patches: Mapping[str, Patch]) -> None:
+        """Email/set; an email deleted meanwhile (notFound) has nothing left to undo."""
+        try:
+            self.jmap.update_emails(patches)
+        except JmapSetError as exc:
+            if any(f.get("type") != "notFound" for f in exc.failures.values()):
+                raise
+
+    def flag(self, addresses: tuple[str, ...]) -> int:
+        """The warning label on the Screener mail sent from ``addresses``; how many."""
+        screener, warning = self.boxes.screener, self.boxes.warning
+        if not self.settings.warnings_enabled or warning is None or screener is None:
+            return 0
+        wanted = {a.strip().lower() for a in addresses}
+        todo = {eid for eid, sender in self.screened.items() if sender in wanted}
+        for address in sorted(wanted):
+            query = {"operator": "AND", "conditions": [{"inMailbox": screener}, {"from": address}]}
+            for email in self.jmap.query_emails(query)[0]:
+                if email.sender is None or email.sender.email.lower() != address:
+                    continue  # `from` matches substrings: bob@x.com is not notbob@x.com
+                if warning in email.mailbox_ids:
+                    todo.discard(email.id)
+                elif screener in email.mailbox_ids:
+                    todo.add(email.id)
+        self.update({eid: {f"mailboxIds/{warning}": True} for eid in sorted(todo)})
+        return len(todo)
+
+    # -- contacts
+    def empty_group(self, group: GroupStep) -> None:
+        if not group.members:
+            return
+        try:
+            self.book.change(group.name, remove=group.members)
+        except MailroomError as exc:
+            self.fail(f"group {group.name}", exc)
+            return
+        self.counts["groups"] += 1
+        self.say(f"emptied group {group.name} ({plural(len(group.members), 'member')})")
+
+    def keep(self, step: ContactStep, card: Card | None = None) -> bool:
+        try:
+            flagged = self.flag(step.emails)
+            self.strip(card or step.card)
+        except MailroomError as exc:
+            self.fail(step.label, exc)
+            return False
+        self.counts["kept"] += 1
+        self.counts["flagged"] += flagged
+        self.say(f"kept {step.label}: {plural(flagged, 'email')} flagged, note section removed")
+        return True
+
+    def adopt(self, step: ContactStep) -> bool:
+        try:
+            self.strip(step.card)
+        except MailroomError as exc:
+            self.fail(step.label, exc)
+            return False
+        self.counts["adopted"] += 1
+        return True
+
+    def strip(self, card: Card) -> None:
+        """Remove mailroom's note section (If-Match; a 412 re-reads and strips again)."""
+
+        def write(fresh: Card) -> None:
+            text = vcard.strip_mailroom_section(fresh.text)
+            if text != fresh.text:
+                self.carddav.update(fresh, text)
+
+        _gone_is_done(lambda: retry_on_412(card.href, self._reader(card), write))
+
+    def delete(self, step: ContactStep) -> bool:
+        """Delete if still unedited; a card edited meanwhile is kept (and flagged)."""
+        edited: list[Card] = []
+
+        def write(fresh: Card) -> None:
+            if vcard.was_edited_by_user(fresh.text):
+                edited.append(fresh)
+            else:
+                self.carddav.delete(fresh)
+
+        try:
+            _gone_is_done(lambda: retry_on_412(step.card.href, self._reader(step.card), write))
+        except MailroomError as exc:
+            self.fail(step.label, exc)
+            return False
+        if edited:
+            return self.keep(step, edited[-1])
+        self.counts["deleted"] += 1
+        return True
+
+    def _reader(self, card: Card) -> Callable[[], Card]:
+        cached = [card]
+        return lambda: cached.pop() if cached else self.carddav.get(card.href)
+
+    def fail(self, what: str, exc: MailroomError) -> None:
+        self.failures.append(what)
+        self.say(f"failed: {what}: {exc}")
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"Reset: {plural(c['moved'], 'email')} back, {plural(c['groups'], 'group')} "
+            f"emptied, {c['deleted']} contacts deleted, {c['kept']} kept "
+            f"({plural(c['flagged'], 'email')} flagged), {c['adopted']} adopted cleaned; "
+            f"{plural(len(self.failures), 'failure')}."
+        )
+
+
+def _gone_is_done(step: Callable[[], None]) -> None:
+    """Run a card step; a card deleted meanwhile (404 on re-read) needs nothing more."""
+    try:
+        step()
+    except CardDavError as exc:
+        if exc.status != 404:
+            raise
+
+
+# -- entry points ----------------------------------------------------------------------------
+
+
+def run(
+    settings: Settings,
+    jmap: JmapClient,
+    carddav: CardDavClient,
+    *,
+    apply: bool,
+    yes: bool,
+    stdin: TextIO,
+    stdout: TextIO,
+) -> int:
+    """Print the plan; with ``apply`` and a confirmation, carry it out. The exit code."""
+
+    def say(line: str) -> None:
+        print(line, file=stdout, flush=True)
+
+    plan, boxes, book = read_plan(settings, jmap, carddav)
+    for line in plan_lines(plan, settings):
+        say(line)
+    if plan.empty:
+        return 0
+    if not apply:
+        say("Dry run: nothing changed. Run `mailroom reset --apply` to do this.")
+        return 0
+    if not confirm(yes=yes, stdin=stdin, stdout=stdout):
+        return EXIT_ABORTED
+    reset = Reset(settings, jmap, carddav, boxes, book, say)
+    try:
+        reset.run(plan)
+    except MailroomError as exc:
+        say(f"failed: {exc}")
+        say("Stopped. Run `mailroom reset --apply` again: it picks up where this run stopped.")
+        return 1
+    say(reset.summary())
+    if reset.failures:
+        say("Run `mailroom reset --apply` again to retry what failed.")
+        return 1
+    return 0
+
+
+def main(
+    settings: Settings,
+    *,
+    apply: bool,
+    yes: bool,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """`mailroom reset`: 0 done (or nothing to do), 1 failed, 2 not confirmed."""
+    out = stdout or sys.stdout
+    try:
+        with open_clients(settings) as (jmap, carddav):
+            return run(
+                settings, jmap, carddav, apply=apply, yes=yes, stdin=stdin or sys.stdin, stdout=out
+            )
+    except ConfigError:
+        raise
+    except MailroomError as exc:
+        print(f"failed: {exc}", file=out)
+        return 1
