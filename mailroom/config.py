@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from pydantic_settings import PydanticBaseSettingsSource as Source
 
 from mailroom.errors import ConfigError
+from mailroom.service.paths import default_state_dir  # the one default, shared with health
 
 ContactType = Literal["company", "person"]
 
@@ -220,14 +221,6 @@ Categories = tuple[Annotated[Category, BeforeValidator(expand_category)], ...]
 
 def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
-
-
-def default_state_dir(environ: Mapping[str, str]) -> Path:
-    """``$XDG_STATE_HOME/mailroom``, else ``$HOME/.local/state/mailroom``; never the cwd."""
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "mailroom"
-    return Path(environ.get("HOME") or Path.home()) / ".local" / "state" / "mailroom"
 
 
 class Settings(BaseSettings):

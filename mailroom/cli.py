@@ -1,0 +1,171 @@
+"""The ``mailroom`` command: one ``main(argv)``, every subcommand imported when it runs.
+
+Importing this module is cheap (argparse and the error tree): ``mailroom health`` is
+dispatched before pydantic, httpx or structlog is imported, and a command whose module
+is missing fails with a clear message when it is run, not when the CLI is imported.
+
+Exit codes: what the command returns; 78 (EX_CONFIG) for a configuration problem, one
+``config error:`` line each on stderr; 1 for any other expected error, one line; 130
+on Ctrl-C. Unexpected exceptions (bugs) keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailroom.errors import ConfigError, MailroomError
+
+EX_CONFIG = 78
+EX_INTERRUPTED = 130
+
+# command -> (module, function, help); the modules are imported only when used.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "poll": ("mailroom.triage.engine", "poll_main", "run one triage pass now, then exit"),
+    "setup": ("mailroom.ops.setup", "main", "create the mailboxes and contact groups needed"),
+    "check": ("mailroom.ops.check", "main", "check the config, the credentials and the server"),
+    "reset": ("mailroom.ops.reset", "main", "undo what mailroom did to mail and contacts"),
+    "listen": ("mailroom.service.listener", "main", "the push listener process (EventSource)"),
+    "work": ("mailroom.service.worker", "main", "the worker process: triage on push and timer"),
+    "health": ("mailroom.service.health", "main", "the health endpoint (GET /healthz)"),
+    "run": ("mailroom.service.supervise", "main", "run everything under supervisord (foreground)"),
+    "demo": ("mailroom.ops.demo", "main", "a local demo against Cyrus on loopback"),
+}
+EPILOG = (
+    "Configuration: MAILROOM_CONFIG names a YAML file (see config.yaml.example); "
+    "credentials come from MAILROOM_JMAP_TOKEN, MAILROOM_CARDDAV_USERNAME and "
+    "MAILROOM_CARDDAV_PASSWORD."
+)
+
+
+def version() -> str:
+    """The installed version, else the checkout's pyproject.toml version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mailroom")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text("utf-8"))["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """--version, computed only when asked for (importlib.metadata is not free)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"mailroom {version()}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailroom", description="HEY's Screener for Fastmail (JMAP + CardDAV).", epilog=EPILOG
+    )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, _, text) in COMMANDS.items():
+        command = commands.add_parser(name, help=text, description=text, epilog=EPILOG)
+        if name in ("setup", "reset"):
+            command.add_argument(
+                "--apply",
+                action="store_true",
+                help="make the changes (default: only show the plan)",
+            )
+        if name == "reset":
+            command.add_argument(
+                "--yes", action="store_true", help="do not ask for confirmation (for scripts)"
+            )
+        if name == "demo":
+            _demo_arguments(command)
+    return parser
+
+
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument("--once", action="store_true", help="show one triage, then stop")
+    actions = demo.add_subparsers(dest="demo_action", metavar="[label ADDRESS LABEL]")
+    label = actions.add_parser("label", help="put a triage label on mail in the running demo")
+    label.add_argument("address", help="the sender whose newest email gets the label")
+    label.add_argument("label", help="the triage label, e.g. @ToFeed")
+
+
+def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"once": True} if args.once else {}
+    if args.demo_action == "label":
+        options["label"] = (args.address, args.label)
+    return options
+
+
+def load_entry(module_name: str, function: str) -> Callable[..., int]:
+    """The entry point ``module_name.function``; MailroomError if it is not there."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise  # a dependency of that module is missing: a real failure, keep it
+        raise MailroomError(
+            f"{module_name} is missing from this installation; reinstall mailroom"
+        ) from exc
+    entry = getattr(module, function, None)
+    if not callable(entry):
+        raise MailroomError(f"{module_name} has no {function}(); reinstall mailroom")
+    return entry  # type: ignore[no-any-return]
+
+
+def guarded(command: str, call: Callable[[], int | None]) -> int:
+    """Run ``call``; map expected errors to one line on stderr and an exit code."""
+    try:
+        code = call()
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EX_INTERRUPTED
+    except ConfigError as exc:
+        for problem in exc.problems or [str(exc)]:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EX_CONFIG
+    except MailroomError as exc:
+        print(f"mailroom {command}: {exc}", file=sys.stderr)
+        return 1
+    return 0 if code is None else int(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    module_name, function, _ = COMMANDS[args.command]
+    if args.command == "health":  # first: health must not import anything heavy
+        return load_entry(module_name, function)()
+    from mailroom.logs import configure_logging
+
+    if args.command == "demo":  # needs no settings
+        configure_logging("info")
+        return load_entry(module_name, function)(**_demo_options(args))
+    from mailroom.config import load_settings
+
+    settings = load_settings()  # each command asks for the credentials it needs
+    configure_logging(settings.log_level, settings.log_format)
+    entry = load_entry(module_name, function)
+    if args.command == "setup":
+        return entry(settings, apply=args.apply)
+    if args.command == "reset":
+        return entry(settings, apply=args.apply, yes=args.yes)
+    return entry(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``mailroom`` console script; returns the process exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    return guarded(args.command, lambda: _run(args))
