@@ -417,20 +417,27 @@ def _problems(
 _FILE_KEYS = [name for name in Settings.model_fields if name not in ENV_ONLY]
 
 
+def _file_values(from_file: Mapping[Any, Any], config: str) -> tuple[dict[str, Any], list[str]]:
+    """The keys the file may set, and one problem per key it may not."""
+    problems = [
+        f"{config}: {key} is not read from the config file; set {ENV_ONLY[key]} "
+        "in the environment instead"
+        if key in ENV_ONLY
+        else f"{config}: {key}: unknown key; expected one of: {', '.join(_FILE_KEYS)}"
+        for key in from_file
+        if key not in _FILE_KEYS
+    ]
+    return {k: v for k, v in from_file.items() if k in _FILE_KEYS}, problems
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the environment (default os.environ) and MAILROOM_CONFIG; ConfigError lists
     every problem found, one line each."""
     environ = os.environ if environ is None else environ
     config = environ.get("MAILROOM_CONFIG", "")
-    from_file = _read_yaml(config) if config else {}
-    problems = [
-        f"{config}: {key} is not read from the config file; set {ENV_ONLY[key]} "
-        "in the environment instead"
-        for key in from_file
-        if key in ENV_ONLY
-    ]
+    from_file, problems = _file_values(_read_yaml(config) if config else {}, config)
     from_env, sources = _env_values(environ)
-    values = {k: v for k, v in from_file.items() if k not in ENV_ONLY} | from_env
+    values = from_file | from_env
     values.setdefault("state_dir", default_state_dir(environ))
     try:
         settings = Settings.model_validate(values)

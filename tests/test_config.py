@@ -472,6 +472,14 @@ def test_invalid_yaml_gives_the_position_but_not_the_text(tmp_path: Path) -> Non
     assert TOKEN not in line
 
 
+def test_odd_top_level_keys_are_unknown_keys_not_crashes(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("1: x\n_secrets_dir: /nowhere\npoll_interval: 30\n", encoding="utf-8")
+    lines = problems_of({**HOME, "MAILROOM_CONFIG": str(path)})
+    assert [line.split(": ")[1] for line in lines] == ["1", "_secrets_dir"]
+    assert all("unknown key; expected one of: screener_mailbox" in line for line in lines)
+
+
 def test_a_top_level_list_is_refused(tmp_path: Path) -> None:
     (line,) = problems_of(write_config(tmp_path, ["Feed"]))
     assert "the top level must be a mapping" in line
