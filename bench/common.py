@@ -9,6 +9,7 @@ account prepared by `mailroom setup --apply`, so runs never see each other's mai
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import io
 import json
 import math
@@ -77,8 +78,6 @@ def messages(sender: str, count: int, *, to: str, start: int = 0) -> list[bytes]
 def append(account: Account, mailbox: str, raws: Sequence[bytes]) -> None:
     """IMAP MULTIAPPEND with LITERAL+ over one connection: ~1 ms a message on loopback
     (one imaplib APPEND per message waits for each continuation: ~10-50 ms)."""
-    import imaplib
-
     imap = imaplib.IMAP4("127.0.0.1", account.imap_port)
     try:
         imap.login(account.username, account.password)
