@@ -244,7 +244,7 @@ class Reset:
         screener, warning = self.boxes.screener, self.boxes.warning
         if not self.settings.warnings_enabled or warning is None or screener is None:
             return 0
-        wanted = {a.strip().lower() for a in addresses}
+        wanted = {a.strip().lower() for a in addresses if a.strip()}
         todo = {eid for eid, sender in self.screened.items() if sender in wanted}
         for address in sorted(wanted):
             query = {"operator": "AND", "conditions": [{"inMailbox": screener}, {"from": address}]}
