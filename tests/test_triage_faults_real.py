@@ -122,6 +122,9 @@ class EditGroupBeforeWrite(httpx.BaseTransport):
             self.statuses.append(response.status_code)
         return response
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 def test_a_group_edited_between_read_and_write_is_retried_and_ends_right(
     account: Account,

@@ -38,7 +38,7 @@ log = structlog.get_logger("mailroom.triage")
 
 @dataclass(frozen=True, slots=True)
 class _ScanPage:
-    mailbox_state: str
+    ids: MailboxIds  # the mailboxes as they were when the page was read
     page: QueryPage
     emails: list[Email]
     email_state: str
@@ -67,13 +67,11 @@ class Triager:
         self._today = today
         self._clock = clock
         self._ids: MailboxIds | None = None
-        self._mailbox_state: str | None = None
 
     # ------------------------------------------------------------------ scan
     def _load_mailboxes(self) -> MailboxIds:
-        mailboxes, state = self.jmap.get_mailboxes()
+        mailboxes, _ = self.jmap.get_mailboxes()
         self._ids = resolve(self.settings, mailboxes)
-        self._mailbox_state = state
         return self._ids
 
     def _scan_page(self, ids: MailboxIds, position: int) -> _ScanPage:
@@ -81,7 +79,7 @@ class Triager:
         acct = session.account_id
         conditions = [{"inMailbox": lid} for lid in ids.labels]
         calls = [
-            methods.mailbox_get(acct, [], call_id="m"),
+            methods.mailbox_get(acct, None, call_id="m"),
             methods.email_query(
                 acct,
                 {"operator": "OR", "conditions": conditions},
@@ -92,13 +90,18 @@ class Triager:
             methods.email_get(acct, methods.result_ref("q", "Email/query", "/ids"), call_id="g"),
         ]
         m, q, g = self.jmap.call(calls)
-        _, mailbox_state = methods.parse_mailbox_get(methods.raise_for_invocation(m, "Mailbox/get"))
+        mailboxes, _ = methods.parse_mailbox_get(methods.raise_for_invocation(m, "Mailbox/get"))
         page = methods.parse_email_query(methods.raise_for_invocation(q, "Email/query"))
         emails, state = methods.parse_email_get(methods.raise_for_invocation(g, "Email/get"))
-        return _ScanPage(mailbox_state, page, emails, state)
+        return _ScanPage(resolve(self.settings, mailboxes), page, emails, state)
 
     def scan(self) -> tuple[MailboxIds, list[Email], str]:
-        """Every email carrying a triage label, in any mailbox; one request when idle."""
+        """Every email carrying a triage label, in any mailbox; one request when idle.
+
+        The mailboxes (id, name, parent, role: a few bytes each) ride along with the
+        query, so a rename, a deletion or a new mailbox is seen at once, and new mail
+        changing only the counts costs nothing extra.
+        """
         ids = self._ids or self._load_mailboxes()
         try:
             first = self._scan_page(ids, 0)
@@ -107,8 +110,8 @@ class Triager:
                 raise
             ids = self._load_mailboxes()  # a label mailbox went missing
             first = self._scan_page(ids, 0)
-        if first.mailbox_state != self._mailbox_state:
-            ids = self._load_mailboxes()  # mailboxes changed: ids may have moved
+        if first.ids != ids:  # mailboxes changed: the query may have used stale ids
+            self._ids = ids = first.ids
             first = self._scan_page(ids, 0)
         page, emails, state = first.page, list(first.emails), first.email_state
         limit = self.jmap.session.max_objects_in_get

@@ -50,16 +50,38 @@ def find_sender_mail(
             calls.append(methods.email_get(session.account_id, ref, call_id=f"g{i}"))
         answers = jmap.call(calls)
         for i, w in enumerate(chunk):
-            page = methods.parse_email_query(
-                methods.raise_for_invocation(answers[2 * i], "Email/query")
-            )
-            emails, _ = methods.parse_email_get(
-                methods.raise_for_invocation(answers[2 * i + 1], "Email/get")
-            )
-            if len(page.ids) >= (page.limit or limit):  # more pages: fetch this sender whole
-                emails, _ = jmap.query_emails(sender_filter(ids, w.sender.email, initial=w.initial))
+            q = methods.raise_for_invocation(answers[2 * i], "Email/query")
+            g = methods.raise_for_invocation(answers[2 * i + 1], "Email/get")
+            page = methods.parse_email_query(q)
+            emails, _ = methods.parse_email_get(g)
+            if len(page.ids) >= (page.limit or limit):  # a full page: read on from there
+                emails += _rest(jmap, ids, w, page.position + len(page.ids))
             found[w.sender.email] = emails
     return found
+
+
+def _rest(jmap: JmapClient, ids: MailboxIds, w: SenderWork, position: int) -> list[Email]:
+    """The pages after the first of one sender's search."""
+    session = jmap.session
+    flt = sender_filter(ids, w.sender.email, initial=w.initial)
+    found: list[Email] = []
+    while True:
+        q, g = jmap.call(
+            [
+                methods.email_query(
+                    session.account_id, flt, position=position, limit=session.max_objects_in_get
+                ),
+                methods.email_get(
+                    session.account_id, methods.result_ref("q", "Email/query", "/ids")
+                ),
+            ]
+        )
+        page = methods.parse_email_query(methods.raise_for_invocation(q, "Email/query"))
+        emails, _ = methods.parse_email_get(methods.raise_for_invocation(g, "Email/get"))
+        found += emails
+        if not page.ids or len(page.ids) < (page.limit or session.max_objects_in_get):
+            return found
+        position += len(page.ids)
 
 
 def filing_updates(
