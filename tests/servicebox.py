@@ -1,0 +1,316 @@
+"""The whole service against a real account: a prepared ``Box`` plus a real `mailroom run`.
+
+``ServiceBox.running(box, ...)`` starts supervisord in the foreground (a subprocess in
+its own session) with the three programs, on the account's credentials, a short
+private STATE_DIR and a free health port; it is always stopped on the way out. All
+output (supervisord's own lines and the programs' JSON log lines) goes to one file
+opened with O_APPEND, because the programs write to it through /dev/stdout too.
+
+Everything here observes real processes: ``wait_for`` polls with a bounded deadline,
+it never sleeps to wait for logic.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from realserver import REALM, build_message
+from triagebox import Box
+
+from mailroom.service.status import read_status
+from mailroom.service.supervise import conf_path
+
+REPO = Path(__file__).resolve().parents[1]
+PROGRAMS = ("health", "listener", "worker")
+READY_TIMEOUT = 90.0  # first start on a loaded machine: three interpreters, a pass, a connect
+APPEND_BATCH = 500  # messages per IMAP MULTIAPPEND command
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+    """Poll real processes until ``predicate`` returns something truthy; return it.
+
+    Fails the test (naming ``what``) after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = predicate()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def service_env(box: Box, state_dir: Path, port: int, extra: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment without MAILROOM_*/PORT, plus the account and the service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_") and k != "PORT"}
+    env.update(box.account.env())
+    env.update(
+        MAILROOM_STATE_DIR=str(state_dir),
+        MAILROOM_HEALTH_PORT=str(port),
+        MAILROOM_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServiceBox:
+    """A ``Box`` with `mailroom run` serving it; see ``running``."""
+
+    box: Box
+    state_dir: Path
+    env: dict[str, str]
+    port: int
+    output: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _read: int = field(default=0, repr=False)
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls,
+        box: Box,
+        *,
+        poll_interval: float = 600,
+        debounce_seconds: float = 1,
+        log_level: str = "info",
+        ready: bool = True,
+        **extra_env: str,
+    ) -> Iterator[ServiceBox]:
+        """`mailroom run` for ``box``; ``wait_ready()`` first unless ``ready`` is False.
+
+        ``extra_env`` adds or overrides variables (e.g. MAILROOM_CONFIG). On a failure
+        the tail of the output is printed; supervisord is stopped in every case.
+        """
+        state_dir = Path(tempfile.mkdtemp(prefix="mrsb", dir="/tmp"))  # socket paths are short
+        settings = {
+            "MAILROOM_POLL_INTERVAL": str(poll_interval),
+            "MAILROOM_DEBOUNCE_SECONDS": str(debounce_seconds),
+            "MAILROOM_LOG_LEVEL": log_level,
+            **extra_env,
+        }
+        port = free_port()
+        service = cls(
+            box,
+            state_dir,
+            service_env(box, state_dir, port, settings),
+            port,
+            state_dir / "supervisord.out",
+        )
+        try:
+            service.start()
+            if ready:
+                service.wait_ready()
+            yield service
+        except BaseException:
+            print(service.output_text()[-8000:])
+            raise
+        finally:
+            service.stop()
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+    # -- processes
+    def start(self) -> None:
+        """Start supervisord (foreground, own session); output appended to ``output``."""
+        with self.output.open("ab") as out:  # O_APPEND: the programs write via /dev/stdout
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mailroom", "run"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.state_dir,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        """SIGTERM supervisord and wait (it stops the programs); SIGKILL its group if stuck."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own session only
+            proc.wait()
+
+    def supervisorctl(self, *args: str, timeout: float = 90) -> str:
+        """Run supervisorctl against this supervisord; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return done.stdout
+
+    def states(self) -> dict[str, tuple[str, int | None]]:
+        """{program: (STATE, pid or None)} from `supervisorctl status`."""
+        out: dict[str, tuple[str, int | None]] = {}
+        for line in self.supervisorctl("status").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] in PROGRAMS:
+                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
+                out[parts[0]] = (parts[1], pid)
+        return out
+
+    def pid_of(self, program: str) -> int | None:
+        """The pid of a RUNNING program, else None."""
+        state, pid = self.states().get(program, ("", None))
+        return pid if state == "RUNNING" else None
+
+    def wait_restarted(self, program: str, old_pid: int, timeout: float = 60) -> int:
+        """Wait until ``program`` runs again under a pid other than ``old_pid``; that pid."""
+
+        def new_pid() -> int | None:
+            pid = self.pid_of(program)
+            return pid if pid not in (None, old_pid) else None
+
+        pid = wait_for(new_pid, f"{program} to be restarted", timeout)
+        assert pid is not None
+        return pid
+
+    # -- what the processes say
+    def healthz(self) -> tuple[int, dict[str, Any]]:
+        """GET /healthz: (HTTP status, JSON body); (0, {}) while nothing answers."""
+        try:
+            resp = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=10)
+        except httpx.TransportError:
+            return 0, {}
+        return resp.status_code, resp.json()
+
+    def listener_status(self) -> dict[str, Any]:
+        return read_status(self.state_dir / "listener.json") or {}
+
+    def worker_status(self) -> dict[str, Any]:
+        return read_status(self.state_dir / "worker.json") or {}
+
+    def output_text(self) -> str:
+        try:
+            return self.output.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_events(self, name: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """The programs' JSON log lines, in order (``event == name`` if given), from the
+        ``since``-th line on (see ``mark``); supervisord's own lines are skipped."""
+        self._read_new_lines()
+        return [e for e in self._events[since:] if name is None or e.get("event") == name]
+
+    def mark(self) -> int:
+        """A position in the log: pass it as ``since`` to see only what came after."""
+        self._read_new_lines()
+        return len(self._events)
+
+    def passes(self, trigger: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """``poll_completed`` lines (one per pass), with that trigger if given."""
+        found = self.log_events("poll_completed", since)
+        return [e for e in found if trigger is None or e.get("trigger") == trigger]
+
+    def _read_new_lines(self) -> None:
+        with self.output.open("rb") as f:
+            f.seek(self._read)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+        self._read += len(complete)
+        for line in complete.splitlines():
+            if line.startswith(b"{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # two writers' chunks interleaved: not ours to judge here
+                if isinstance(event, dict):
+                    self._events.append(event)
+
+    # -- readiness
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Health 200 with the EventSource connected, the startup pass done, and the
+        push pass that the listener's connect wake asks for done too (when that wake
+        reached the worker), so that a test's first label meets an idle worker."""
+        wait_for(self._ready, "healthz 200, eventsource connected, the startup pass", timeout)
+        if self.listener_status().get("wakes_dropped") == 0:
+            wait_for(lambda: self.passes("push"), "the pass after the connect wake", timeout)
+
+    def _ready(self) -> bool:
+        status, body = self.healthz()
+        return (
+            status == 200
+            and body.get("eventsource", {}).get("status") == "connected"
+            and body.get("worker", {}).get("status") == "up"
+            and bool(self.passes("startup"))
+        )
+
+
+# ---------------------------------------------------------------- filling
+
+
+def fill_screener(box: Box, sender: str, count: int) -> str:
+    """``count`` emails from ``sender`` in the Screener; the JMAP id of the first.
+
+    The first comes through JMAP (its id is needed to label it); the rest by IMAP
+    MULTIAPPEND over one connection (about 1 ms a message on loopback).
+    """
+    first = box.deliver(from_addr=sender, subject=f"{sender} #0")
+    to = f"{box.account.username}@{REALM}"
+    raws = [build_message(sender, None, to, f"{sender} #{i}") for i in range(1, count)]
+    append(box, box.settings.screener_mailbox, raws)
+    return first
+
+
+def append(box: Box, mailbox: str, raws: Sequence[bytes]) -> None:
+    """IMAP MULTIAPPEND (LITERAL+) of ``raws`` into ``mailbox``, 500 per command."""
+    if not raws:
+        return
+    account = box.account
+    imap = imaplib.IMAP4("127.0.0.1", account.imap_port)
+    try:
+        imap.login(account.username, account.password)
+        for n, start in enumerate(range(0, len(raws), APPEND_BATCH)):
+            tag = f"F{n}".encode()
+            parts = [tag, b" APPEND ", mailbox.encode()]
+            for raw in raws[start : start + APPEND_BATCH]:
+                parts.append(b" {%d+}\r\n" % len(raw) + raw)
+            imap.send(b"".join([*parts, b"\r\n"]))
+            line = imap.readline()
+            while not line.startswith(tag + b" "):
+                line = imap.readline()
+            if not line.startswith(tag + b" OK"):
+                raise RuntimeError(f"APPEND into {mailbox} failed: {line!r}")
+    finally:
+        imap.logout()
+
+
+def count_searchable(box: Box, sender: str, count: int, timeout: float = 60) -> None:
+    """Wait until Email/query {from: sender} finds ``count`` emails (Cyrus indexes late)."""
+
+    def found() -> bool:
+        args = {"filter": {"from": sender}, "limit": 1, "calculateTotal": True}
+        return int(box.account.call("Email/query", args).get("total", 0)) >= count
+
+    wait_for(found, f"{count} emails from {sender} to be searchable", timeout)
