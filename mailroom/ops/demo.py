@@ -13,6 +13,8 @@ the newest email of ADDRESS in the running demo, as a mail client would.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -22,6 +24,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formataddr, make_msgid
 from pathlib import Path
 
@@ -56,6 +59,9 @@ def start_server() -> dict[str, str]:
     }
     say("starting a local Cyrus IMAP server (JMAP, CardDAV, push) on 127.0.0.1;")
     say("the first run builds it from Debian's source package: 2-3 minutes, once")
+    # every demo starts from an empty server: a previous run's account is purged
+    stop = checkout_script("stop.sh")
+    subprocess.run(["bash", str(stop), str(DEMO_DIR / "cyrus"), "--purge"], check=False)
     done = subprocess.run(
         ["bash", str(checkout_script("start.sh")), str(DEMO_DIR / "cyrus")],
         env=env,
@@ -84,6 +90,7 @@ def service_env(exports: Mapping[str, str]) -> dict[str, str]:
         "MAILROOM_STATE_DIR": str(DEMO_DIR / "state"),
         "MAILROOM_HEALTH_PORT": os.environ.get("MAILROOM_HEALTH_PORT", "8080"),
         "MAILROOM_LOG_FORMAT": "console",
+        "MAILROOM_DEMO_IMAP": "{CYRUS_PEER_IMAP_HOST}:{CYRUS_PEER_IMAP_PORT}".format(**exports),
     }
 
 
@@ -94,7 +101,7 @@ def message(address: str, name: str, subject: str, to: str) -> bytes:
     msg["Subject"] = subject
     msg["Message-ID"] = make_msgid(domain="demo.invalid")
     msg.set_content(f"{subject}\n\n(a demo message for mailroom)\n")
-    return msg.as_bytes()
+    return msg.as_bytes(policy=SMTP)  # CRLF: servers refuse bare newlines
 
 
 def fill_screener(env: Mapping[str, str]) -> None:
@@ -193,8 +200,13 @@ def prepare() -> dict[str, str]:
     env = service_env(start_server())
     save_env(env)
     say("mailroom setup --apply: the mailboxes, labels and contact groups triage needs")
-    if setup.main(load_settings(env), apply=True) != 0:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = setup.main(load_settings(env), apply=True)
+    if code != 0:
+        print(out.getvalue())
         raise MailroomError("setup failed against the local server; see above")
+    print(next((line for line in out.getvalue().splitlines() if line.startswith("Applied")), ""))
     fill_screener(env)
     return env
 
@@ -229,7 +241,9 @@ def instructions(env: Mapping[str, str]) -> None:
     print("  .venv/bin/mailroom demo label promo@shouty.example @ToJail")
     print("  .venv/bin/mailroom demo label billing@power.example @ToPaperTrail")
     print(f"  curl http://127.0.0.1:{env['MAILROOM_HEALTH_PORT']}/healthz")
-    print("Or point any IMAP client at 127.0.0.1:8143 (user test, password secret) and")
+    imap, user = env["MAILROOM_DEMO_IMAP"], env["MAILROOM_CARDDAV_USERNAME"]
+    password = env["MAILROOM_CARDDAV_PASSWORD"]  # the throwaway demo user's, not yours
+    print(f"Or point any IMAP client at {imap} (user {user}, password {password}) and")
     print("copy an email into an @To... folder. Press Ctrl-C to stop mailroom and the server.")
 
 
