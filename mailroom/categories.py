@@ -1,0 +1,175 @@
+"""Categories: buckets for senders, their derived fields, and the seven validation rules.
+
+Parent chains are additive, nothing is inherited: a child has its own label, group and
+mailbox, and triage to it also files into every ancestor's. ``category_problems``
+collects every problem, one line each, so a user fixes them all in one go.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+
+ContactType = Literal["company", "person"]
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A bucket for senders (spec/triage.md). ``category(name, ...)`` derives the rest."""
+
+    name: str
+    label: str
+    contact_group: str
+    destination_mailbox: str
+    contact_type: ContactType = "company"
+    parent: str | None = None
+    add_to_inbox: bool = False
+
+    __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def derived_fields(name: str) -> dict[str, str]:
+    """label = "@To" + name without spaces; contact group and mailbox = name."""
+    return {
+        "label": "@To" + "".join(name.split()),
+        "contact_group": name,
+        "destination_mailbox": name,
+    }
+
+
+def category(name: str, **fields: Any) -> Category:
+    """A category with the derived default for every field not given."""
+    return Category(**{"name": name, **derived_fields(name), **fields})
+
+
+def expand_category(value: Any) -> Any:
+    """YAML shape -> Category fields: ``- Feed`` means ``{name: Feed}``; null means derive."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping):
+        return value
+    name = value.get("name")
+    base = derived_fields(name.strip()) if isinstance(name, str) else derived_fields("")
+    return {**base, **{k: v for k, v in value.items() if v is not None}}
+
+
+DEFAULT_CATEGORIES: tuple[Category, ...] = (
+    category("Imbox", add_to_inbox=True),
+    category("Feed"),
+    category("Paper Trail"),
+    category("Jail"),
+    category("Person", parent="Imbox", contact_type="person"),
+    category("Billboard", parent="Paper Trail"),
+    category("Truck", parent="Paper Trail"),
+)
+
+
+# -- the category rules: each returns one line per problem ---------------------------
+
+
+def _ancestors(name: str, parents: Mapping[str, str | None]) -> list[str]:
+    """Parent, grandparent ... of ``name``; stops at a missing parent or a repeat."""
+    found: list[str] = []
+    parent = parents.get(name)
+    while parent is not None and parent in parents and parent not in (name, *found):
+        found.append(parent)
+        parent = parents[parent]
+    return found
+
+
+def _names(categories: Sequence[Category]) -> list[str]:
+    problems = [
+        f"categories[{i}]: {key} is empty; leave it out to derive it from the name"
+        if key != "name"
+        else f"categories[{i}]: name is empty; give every category a name"
+        for i, c in enumerate(categories)
+        for key in ("name", "label", "contact_group", "destination_mailbox")
+        if not getattr(c, key).strip() and (key == "name" or c.name.strip())
+    ]
+    seen: set[str] = set()
+    for name in (c.name for c in categories):
+        if name in seen and name.strip():
+            problems.append(f"category {name!r} is defined more than once; names must be unique")
+        seen.add(name)
+    return problems
+
+
+def _parents(categories: Sequence[Category], parents: Mapping[str, str | None]) -> list[str]:
+    return [
+        f"category {c.name!r}: parent {c.parent!r} is not a category; "
+        "name an existing category or remove parent"
+        for c in categories
+        if c.parent is not None and c.parent not in parents
+    ]
+
+
+def _cycles(parents: Mapping[str, str | None]) -> list[str]:
+    problems, seen = [], set[frozenset[str]]()
+    for name in parents:
+        loop = [name, *_ancestors(name, parents)]
+        if parents.get(loop[-1]) != name or frozenset(loop) in seen:
+            continue
+        seen.add(frozenset(loop))
+        if len(loop) == 1:
+            problems.append(f"category {name!r} is its own parent; remove its parent")
+        else:
+            path = " -> ".join(repr(n) for n in [*loop, name])
+            problems.append(f"categories form a parent cycle: {path}; break the cycle")
+    return problems
+
+
+def _labels(categories: Sequence[Category]) -> list[str]:
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for c in categories:
+        if c.name not in by_label[c.label]:
+            by_label[c.label].append(c.name)
+    return [
+        f"categories {' and '.join(map(repr, names))} use the same label {label!r}; "
+        "give each its own label"
+        for label, names in by_label.items()
+        if len(names) > 1
+    ]
+
+
+def _inbox(categories: Sequence[Category]) -> list[str]:
+    return [
+        f"category {c.name!r}: destination_mailbox {c.destination_mailbox!r} is refused; "
+        "name another mailbox and set add_to_inbox: true to keep its mail in the Inbox too"
+        for c in categories
+        if c.destination_mailbox.strip().lower() == "inbox"
+    ]
+
+
+def _groups(categories: Sequence[Category], parents: Mapping[str, str | None]) -> list[str]:
+    return [
+        f"categories {a.name!r} and {b.name!r} share the contact group {a.contact_group!r} "
+        "but neither is an ancestor of the other; give each its own contact_group"
+        for a, b in combinations(categories, 2)
+        if a.contact_group == b.contact_group
+        and a.name != b.name
+        and a.name not in _ancestors(b.name, parents)
+        and b.name not in _ancestors(a.name, parents)
+    ]
+
+
+def category_problems(categories: Sequence[Category]) -> list[str]:
+    """Every violation of the category rules of spec/triage.md, one line each."""
+    if not categories:
+        return ["categories: at least one category is needed (remove the key for the defaults)"]
+    parents = {c.name: c.parent for c in categories}
+    return [
+        *_names(categories),
+        *_parents(categories, parents),
+        *_cycles(parents),
+        *_labels(categories),
+        *_inbox(categories),
+        *_groups(categories, parents),
+    ]
+
+
+# -- settings ------------------------------------------------------------------------
