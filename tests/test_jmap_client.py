@@ -20,7 +20,8 @@ from mailroom.errors import (
     ServerError,
     TransportError,
 )
-from mailroom.jmap.client import JmapClient, parse_retry_after
+from mailroom.httpfaults import parse_retry_after
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Address, Email, Mailbox, SetResult
 
 TOKEN = "tok-very-secret-123"

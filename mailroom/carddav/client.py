@@ -7,10 +7,9 @@ XML errors are translated here, once. The password appears in no error and no re
 
 from __future__ import annotations
 
-import email.utils
 import xml.etree.ElementTree as ET
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -20,12 +19,10 @@ import httpx
 from mailroom.carddav import xml
 from mailroom.carddav.models import Card
 from mailroom.errors import (
-    AuthError,
     CardDavError,
     PreconditionFailed,
-    ServerError,
-    TransportError,
 )
+from mailroom.httpfaults import common_fault, send
 
 SERVICE = "CardDAV"
 AUTH_HINT = (
@@ -183,12 +180,7 @@ class CardDavClient:
     def _send(
         self, method: str, url: str, what: str, expected: Collection[int], **kwargs: Any
     ) -> httpx.Response:
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransportError(SERVICE, url, f"timed out: {type(exc).__name__}") from exc
-        except httpx.RequestError as exc:
-            raise TransportError(SERVICE, url, f"{type(exc).__name__}: {exc}") from exc
+        response = send(self._http, SERVICE, method, url, **kwargs)
         if response.status_code not in expected:
             raise_for_status(response, what)
         return response
@@ -212,28 +204,12 @@ def raise_for_status(response: httpx.Response, what: str, *, now: datetime | Non
     """Translate an unexpected HTTP status into mailroom's error tree."""
     status = response.status_code
     href = urlsplit(str(response.request.url)).path
-    if status in (401, 403):
-        raise AuthError(SERVICE, status, AUTH_HINT)
+    fault = common_fault(response, SERVICE, AUTH_HINT, now=now)
+    if fault is not None:
+        raise fault
     if status == 412:
         raise PreconditionFailed(href)
-    if status == 429 or status >= 500:
-        retry_after = _retry_after(response.headers.get("Retry-After"), now or datetime.now(UTC))
-        raise ServerError(SERVICE, status, str(response.request.url), retry_after)
     raise CardDavError(status, href, what)
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    value = (value or "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _redirect_target(url: str, response: httpx.Response) -> str:

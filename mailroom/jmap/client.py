@@ -6,22 +6,19 @@ paging that never trusts ``total``. httpx errors are translated here, once.
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from mailroom.errors import (
-    AuthError,
     JmapError,
     JmapMethodError,
     JmapRequestError,
-    ServerError,
-    TransportError,
 )
+from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap.models import Email, Mailbox, QueryPage, Session, SetResult
 from mailroom.jmap.session import CORE, MAIL, expand_upload_url, parse_session
@@ -203,12 +200,7 @@ class JmapClient:
     # -- HTTP --------------------------------------------------------------------
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransportError(SERVICE, url, f"timed out: {type(exc).__name__}") from exc
-        except httpx.RequestError as exc:
-            raise TransportError(SERVICE, url, f"{type(exc).__name__}: {exc}") from exc
+        response = send(self._http, SERVICE, method, url, **kwargs)
         raise_for_status(response)
         return response
 
@@ -232,36 +224,16 @@ def raise_for_status(response: httpx.Response, *, now: datetime | None = None) -
     status = response.status_code
     if status < 300:
         return
-    if status in (401, 403):
-        raise AuthError(SERVICE, status, AUTH_HINT)
+    fault = common_fault(response, SERVICE, AUTH_HINT, now=now)
+    if fault is not None:
+        raise fault
     url = str(response.request.url)
-    if status == 429 or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now or _utcnow())
-        raise ServerError(SERVICE, status, url, retry_after)
     problem = _problem(response)
     raise JmapRequestError(
         status,
         str(problem.get("type", "no problem details")),
         str(problem.get("detail") or f"{response.request.method} {url} was refused"),
     )
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:
