@@ -26,7 +26,7 @@ from mailroom.config import load_settings
 from mailroom.errors import ConfigError
 from mailroom.service.backoff import Backoff
 from mailroom.service.listener import ListenerOptions, main, run, safe_url
-from mailroom.service.status import read_status
+from mailroom.service.status import read_status, write_status
 from mailroom.service.wake import Wake, WakeReceiver
 
 FAST = Backoff(initial=0.01, cap=0.2)
@@ -346,3 +346,28 @@ def test_main_without_a_token_is_a_config_error(state_dir: Path) -> None:
 def test_safe_url_drops_credentials() -> None:
     assert safe_url("https://u:p@h.example:8443/ev?x=1") == "https://h.example:8443/ev?x=1"
     assert safe_url("http://h/ev") == "http://h/ev"
+
+
+def test_a_restarted_listener_counts_its_first_connect_as_a_reconnect(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    script = [Play(chunks=(), then="stall"), Play(chunks=(), then="stall")]
+    with FaultServer(script) as server:
+        first = Running(server, state_dir)
+        first.status_until(lambda s: s["status"] == "connected", "the first connect")
+        assert first.finish() == 0
+        second = Running(server, state_dir)  # as supervisord restarts a killed listener
+        status = second.status_until(lambda s: s["reconnect_count"] == 1, "a counted reconnect")
+        assert second.finish() == 0
+    assert status["status"] == "connected"
+    assert len(events(logs, "eventsource_connected")) == 1
+    assert len(events(logs, "eventsource_reconnected")) == 1
+
+
+def test_a_listener_that_never_connected_before_starts_counting_at_zero(state_dir: Path) -> None:
+    write_status(state_dir / "listener.json", {"status": "not_available", "reconnect_count": 5})
+    with FaultServer([Play(chunks=(), then="stall")]) as server:
+        listener = Running(server, state_dir)
+        status = listener.status_until(lambda s: s["status"] == "connected", "a connect")
+        assert listener.finish() == 0
+    assert status["reconnect_count"] == 0

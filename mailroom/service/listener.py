@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -37,7 +38,7 @@ from mailroom.jmap.session import expand_event_source_url
 from mailroom.service.backoff import Backoff
 from mailroom.service.paths import WAKE_SOCKET
 from mailroom.service.sse import Malformed, StateChange, decode_event, hints
-from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, iso, write_status
+from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, iso, read_status, write_status
 from mailroom.service.wake import Wake, WakeSender
 
 if TYPE_CHECKING:
@@ -86,6 +87,14 @@ def listener_status(state: ListenerState, *, now: float, pid: int, dropped: int)
         "pid": pid,
         "heartbeat": iso(now),
     }
+
+
+def previous_reconnects(doc: Mapping[str, Any] | None) -> int | None:
+    """The reconnect count of a listener that ran before and connected, else None."""
+    if not doc or not doc.get("connected_since"):
+        return None
+    count = doc.get("reconnect_count")
+    return count if isinstance(count, int) and count >= 0 else 0
 
 
 def safe_url(url: str) -> str:
@@ -145,11 +154,14 @@ class _Listener:
         self.options = options
         self.stop = stop
         self.sender = WakeSender(options.state_dir / WAKE_SOCKET)
-        self.state = ListenerState()
+        # A listener restarted after a crash goes on counting where the last one stopped,
+        # and its first connect is a reconnect: the crash shows in reconnect_count.
+        earlier = previous_reconnects(read_status(options.state_dir / LISTENER_FILE))
+        self.state = ListenerState(reconnect_count=earlier or 0)
         self.backoff = options.backoff
         self.account_id = ""
         self.last_event_id: str | None = None
-        self.connects = 0
+        self.connects = 0 if earlier is None else earlier + 1
         self.pinged = False
         self.closed = False
         self.response: httpx.Response | None = None
