@@ -7,16 +7,18 @@ lines and status files show which pass did it (trigger=push, fallback, startup).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from realserver import Account, CyrusServer
-from servicebox import ServiceBox, wait_for
+from servicebox import ServiceBox, count_searchable, fill_screener, wait_for
 from triagebox import Box
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
 
 TRIAGE_DEADLINE = 60.0  # push arrives within ~1 s; this only bounds a failure on a busy machine
+BACKLOG = 2000  # one sender's emails: a pass over them takes a second or more
 
 
 @pytest.fixture
@@ -57,3 +59,82 @@ def test_a_label_applied_over_jmap_is_triaged_by_a_push_pass(box: Box, service: 
     assert not service.passes("fallback")  # poll_interval 600: the timer never fired
     assert_filed_to_feed(box, "news@shop.example", first, second)
     assert box.contact("news@shop.example")["FN"] == ["Shop News"]
+
+
+def labelled_still(box: Box, email_id: str, label: str) -> bool:
+    """One Email/get of one email (box.where reads every email: too slow to race a pass)."""
+    label_id = box.account.mailbox_ids()[label]
+    got = box.account.call("Email/get", {"ids": [email_id], "properties": ["mailboxIds"]})
+    return label_id in got["list"][0]["mailboxIds"]
+
+
+def in_flight(box: Box, address: str, trigger: str) -> bool:
+    """A pass is part-way through ``address``: its contact exists, its label is still on."""
+    return bool(box.account.contacts_with_email(address)) and labelled_still(
+        box, trigger, "@ToFeed"
+    )
+
+
+@pytest.mark.timeout(240)
+def test_a_burst_of_labels_gives_one_push_pass_and_its_own_writes_no_second(box: Box) -> None:
+    senders = [f"burst{i}@shop{i}.example" for i in range(10)]
+    emails = [box.deliver(from_addr=s, subject=f"from {s}") for s in senders]
+    box.searchable(*senders)
+    with ServiceBox.running(box, poll_interval=600, debounce_seconds=2) as service:
+        since = service.mark()
+        for email_id in emails:  # ten Email/set calls, well inside the 2 s window
+            box.label(email_id, "@ToFeed")
+
+        wait_for(
+            lambda: service.passes("push", since),
+            "the push pass after the burst",
+            TRIAGE_DEADLINE,
+        )
+        # The pass's own Email/set calls make Cyrus emit a state event: an echo.
+        wait_for(
+            lambda: service.worker_status()["counters"]["echoes_skipped"] >= 1,
+            "the worker to receive and skip the echo of its own writes",
+            TRIAGE_DEADLINE,
+        )
+        quiet_until = time.monotonic() + 2 + 4  # debounce + margin: a second pass would show
+        wait_for(lambda: time.monotonic() > quiet_until, "the quiet period", 30)
+
+        pushes = service.passes("push", since)
+        assert [(p["senders_triaged"], p["failures"]) for p in pushes] == [(10, 0)], pushes
+        counters = service.worker_status()["counters"]
+        print(f"worker counters after the burst: {counters}")
+        assert counters["passes"] == len(service.passes())
+    for address, email_id in zip(senders, emails, strict=True):
+        assert_filed_to_feed(box, address, email_id)
+
+
+@pytest.mark.timeout(300)
+def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box: Box) -> None:
+    big, small = "bulk@big.example", "late@small.example"
+    big_first = fill_screener(box, big, BACKLOG)
+    small_first = box.deliver(from_addr=small, subject="late")
+    count_searchable(box, big, BACKLOG)
+    box.searchable(small)
+    with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
+        since = service.mark()
+        box.label(big_first, "@ToFeed")
+        wait_for(lambda: in_flight(box, big, big_first), "the pass for the backlog to start", 60)
+        box.label(small_first, "@ToFeed")
+        if not labelled_still(box, big_first, "@ToFeed"):
+            pytest.fail(f"the pass over {BACKLOG} emails ended before the second label")
+
+        wait_for(
+            lambda: len(service.passes("push", since)) >= 2,
+            "a push pass after the one over the backlog",
+            TRIAGE_DEADLINE,
+        )
+        pushes = service.passes("push", since)
+        print(f"the pass over the backlog took {pushes[0]['duration_s']} s")
+        assert [(p["senders_triaged"], p["emails_moved"]) for p in pushes[:2]] == [
+            (1, BACKLOG),
+            (1, 1),
+        ], pushes
+    assert_filed_to_feed(box, small, small_first)
+    assert box.where(big_first) == {"Feed"}
+    assert len(box.account.emails("Feed")) == BACKLOG + 1
+    assert not box.account.emails("Screener")
