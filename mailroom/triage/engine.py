@@ -257,28 +257,22 @@ class Triager:
         for removing in (False, True):
             for name in managed:
                 members = book.members(name)
-                if removing:
-                    who = [
-                        w for w in work if w.ok and name not in w.chain_groups and w.uid in members
-                    ]
-                else:
-                    who = [
-                        w for w in work if w.ok and name in w.chain_groups and w.uid not in members
-                    ]
+                who = [w for w in work if w.ok and _moves(w, name, members, removing=removing)]
                 if not who:
                     continue
                 uids = {w.uid for w in who}
-                step = (
-                    partial(book.change, name, remove=uids)
-                    if removing
-                    else partial(book.change, name, add=uids)
-                )
-                guard_many(who, bound, step)
+                change = {"remove": uids} if removing else {"add": uids}
+                guard_many(who, bound, partial(book.change, name, **change))
+
+
+def _moves(w: SenderWork, group: str, members: frozenset[str], *, removing: bool) -> bool:
+    """Whether the sender's contact joins (or, when removing, leaves) ``group``."""
+    wanted, member = group in w.chain_groups, w.uid in members
+    return member and not wanted if removing else wanted and not member
 
 
 def poll_main(settings: Settings) -> int:
     """`mailroom poll`: one pass, exit 0 when every labelled sender was handled."""
-    settings.require_credentials()
     with open_clients(settings) as (jmap, carddav):
         report = Triager(settings, jmap, carddav).run_pass("manual")
     return 0 if report.ok else 1
