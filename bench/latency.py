@@ -1,0 +1,426 @@
+"""Latency from a triage label to the sender fully triaged, with the whole service running.
+
+For each configuration (push with debounce 3 s, push with debounce 0 s, push off) the
+script starts the service, then runs trials: import a fresh email from a fresh sender
+into the Screener, wait until it is searchable and the service has dealt with the
+import, then at t0 put the label on it (one Email/set) and poll the email (raw JMAP,
+every --poll-every seconds) until the label is gone and it sits in the destination
+and not in the Screener (t1). It prints the median and p95 of t1 - t0, the server's own
+push delay (measured apart, on an EventSource stream opened by this script), the
+overhead above debounce + push delay, and the passes each label caused (must be 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import cyrus, prepared_box, table
+from httpx_sse import connect_sse
+from realserver import build_message
+from servicebox import ServiceBox, free_port, wait_for
+from triagebox import Box
+
+from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.vcard import group_with_members, parse_contact, parse_group
+from mailroom.config import Settings, load_settings
+from mailroom.errors import MailroomError
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.session import expand_event_source_url
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_LABEL = "@ToFeed"  # its category files to Feed only: nothing lands in the Inbox
+CAUTION = """\
+Without MAILROOM_JMAP_TOKEN it runs against the local test Cyrus (a throwaway account).
+
+With MAILROOM_JMAP_TOKEN, MAILROOM_CARDDAV_USERNAME and MAILROOM_CARDDAV_PASSWORD set
+(and MAILROOM_JMAP_SESSION_URL / MAILROOM_CARDDAV_URL, Fastmail's by default) it runs
+against THAT account, e.g. your own Fastmail. READ THIS FIRST:
+  * the account must have been set up (`mailroom setup --apply`);
+  * it imports its own test emails into your Screener (senders named
+    latency-<run>-<n>@mailroom-bench.invalid), labels them, and at the end deletes
+    those emails and the contacts triage made for those senders (and takes them out
+    of every contact group); it touches no other mail or contact itself;
+  * BUT while it runs, the mailroom service runs on your account like `mailroom run`
+    does: any email YOU label in that time is triaged too. Stop your own mailroom
+    service first (two workers on one account would race).
+A server that is not on loopback is refused unless --i-understand is given."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    name: str
+    push: bool
+    debounce: float
+    poll_interval: float  # high with push on, so a fallback pass never steals a trial
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    latency: float  # t1 - t0, seconds
+    push_passes: int  # poll_completed trigger=push from the label until settled
+    triaging_passes: int  # passes (any trigger) that triaged a sender in that time
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    """The q-quantile by nearest rank (p95 of 20 values is the 19th smallest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+# ---------------------------------------------------------------- the account, raw
+
+
+class Probe:
+    """This script's own view of the account: it imports, labels and watches only the
+    emails it created, and cleans up those emails and their senders' contacts."""
+
+    def __init__(self, settings: Settings, client: JmapClient, token: str, run_id: str) -> None:
+        self.settings, self.client, self.token, self.run_id = settings, client, token, run_id
+        category = next((c for c in settings.categories if c.label == DEFAULT_LABEL), None)
+        category = category or settings.categories[0]
+        names = {b.name: b.id for b in client.get_mailboxes()[0]}
+        wanted = [settings.screener_mailbox, category.label]
+        wanted += [c.destination_mailbox for c in settings.chain(category.name)]
+        missing = [name for name in wanted if name not in names]
+        if missing:
+            raise MailroomError(f"mailboxes {missing} missing; run `mailroom setup --apply` first")
+        self.screener, self.label_id = names[wanted[0]], names[wanted[1]]
+        self.destinations = frozenset(names[n] for n in wanted[2:])
+        self.account = client.session.account_id
+        self.imported: list[str] = []
+        self.senders: list[str] = []
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, settings: Settings, run_id: str) -> Iterator[Probe]:
+        token = settings.jmap_token.get_secret_value() if settings.jmap_token else ""
+        with JmapClient(settings.jmap_session_url, token) as client:
+            yield cls(settings, client, token, run_id)
+
+    def import_fresh(self, n: int) -> str:
+        """A new email from a new sender in the Screener, searchable by its sender."""
+        sender = f"latency-{self.run_id}-{n}@mailroom-bench.invalid"
+        raw = build_message(sender, f"Latency Bench {n}", "bench@mailroom-bench.invalid", sender)
+        self.senders.append(sender)
+        email_id = self.client.import_email(raw, [self.screener])
+        self.imported.append(email_id)
+        query = ("Email/query", {"accountId": self.account, "filter": {"from": sender}}, "q")
+        deadline = time.monotonic() + 30
+        while email_id not in self.client.call([query])[0][1].get("ids", []):
+            if time.monotonic() > deadline:
+                raise MailroomError(f"{sender} not searchable 30 s after its import")
+            time.sleep(0.02)
+        return email_id
+
+    def label(self, email_id: str) -> None:
+        self.client.update_emails({email_id: {f"mailboxIds/{self.label_id}": True}})
+
+    def keyword(self, email_id: str, on: bool) -> None:
+        self.client.update_emails({email_id: {"keywords/$mailroombench": True if on else None}})
+
+    def triaged(self, email_id: str) -> bool:
+        """The label is gone, the Screener too, every destination of the chain is there."""
+        get = ("Email/get", {"accountId": self.account, "ids": [email_id],
+                             "properties": ["mailboxIds"]}, "g")  # fmt: skip
+        found = self.client.call([get])[0][1].get("list") or [{}]
+        boxes = {k for k, v in (found[0].get("mailboxIds") or {}).items() if v}
+        return not boxes & {self.label_id, self.screener} and self.destinations <= boxes
+
+    def clean_up(self) -> None:
+        """Delete the emails this run imported and its senders' contacts (out of every
+        group first). Nothing else is touched."""
+        if self.imported:
+            destroy = ("Email/set", {"accountId": self.account, "destroy": self.imported}, "d")
+            self.client.call([destroy])
+        s = self.settings
+        if not (s.carddav_username and s.carddav_password):
+            return
+        with CardDavClient(
+            s.carddav_url, s.carddav_username, s.carddav_password.get_secret_value()
+        ) as carddav:
+            cards = [card for a in self.senders for card in carddav.find_by_email(a)]
+            uids = {u for c in cards if (u := parse_contact(c.text).uid)}
+            for group in carddav.list_groups():
+                parsed = parse_group(group.text)
+                if parsed and parsed.member_uids & uids:
+                    carddav.update(group, group_with_members(group.text, add=(), remove=uids))
+            for card in cards:
+                carddav.delete(card)
+        print(f"cleaned up: {len(self.imported)} emails, {len(cards)} contacts", flush=True)
+
+
+class StateEvents:
+    """An EventSource stream of our own: the arrival time of every `state` event."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.arrivals = url, list[float]()
+        self.ready = threading.Event()
+        timeout = httpx.Timeout(10, read=None)
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, probe: Probe) -> Iterator[StateEvents]:
+        url = expand_event_source_url(probe.client.session, types="Email", ping=30)
+        if url is None:
+            raise MailroomError("this server offers no EventSource: no push to measure")
+        events = cls(url, probe.token)
+        events.thread.start()
+        if not events.ready.wait(30):
+            raise MailroomError(f"the EventSource {events.url} did not answer in 30 s")
+        try:
+            yield events
+        finally:
+            events.http.close()  # ends the read in the thread
+
+    def _read(self) -> None:
+        with (
+            contextlib.suppress(httpx.HTTPError, RuntimeError),
+            connect_sse(self.http, "GET", self.url) as source,
+        ):
+            source.response.raise_for_status()
+            self.ready.set()
+            for event in source.iter_sse():
+                if event.event == "state":
+                    self.arrivals.append(time.monotonic())
+
+    def first_after(self, t: float, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            later = [a for a in list(self.arrivals) if a > t]
+            if later:
+                return later[0]
+            time.sleep(0.005)
+        raise MailroomError(f"no state event {timeout:.0f} s after an Email/set")
+
+
+def measure_push_delay(probe: Probe, events: StateEvents, samples: int) -> list[float]:
+    """Email/set (a keyword on our own email) -> the state event on our stream; the
+    pauses in between are randomised so the server's push tick is sampled evenly."""
+    email_id = probe.import_fresh(0)
+    time.sleep(2.0)  # let the import's own event pass
+    delays = []
+    for i in range(samples):
+        t = time.monotonic()
+        probe.keyword(email_id, on=i % 2 == 0)
+        delays.append(events.first_after(t, 30) - t)
+        time.sleep(0.3 + random.random())  # a jitter, so the server's push tick is sampled
+    return delays
+
+
+# ---------------------------------------------------------------- the service
+
+
+@contextlib.contextmanager
+def service(box: Box | None, env: dict[str, str], mode: Mode) -> Iterator[ServiceBox]:
+    """`mailroom run` on ``env``'s account, ready; with push off the listener is stopped
+    under supervisord after start-up, so only the worker's fallback timer triages."""
+    state_dir = Path(tempfile.mkdtemp(prefix="mrlt", dir="/tmp"))
+    port = free_port()
+    run_env = {k: v for k, v in env.items() if k != "PORT"}
+    run_env.update(
+        MAILROOM_STATE_DIR=str(state_dir),
+        MAILROOM_HEALTH_PORT=str(port),
+        MAILROOM_LOG_FORMAT="json",
+        MAILROOM_LOG_LEVEL="info",
+        MAILROOM_POLL_INTERVAL=str(mode.poll_interval),
+        MAILROOM_DEBOUNCE_SECONDS=str(mode.debounce),
+    )
+    # ServiceBox only reads `box` in ServiceBox.running, which is not used here.
+    svc = ServiceBox(cast(Box, box), state_dir, run_env, port, state_dir / "supervisord.out")
+    try:
+        svc.start()
+        svc.wait_ready()
+        if not mode.push:
+            svc.supervisorctl("stop", "listener")
+        yield svc
+    except BaseException:
+        print(svc.output_text()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        svc.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def settle_seconds(mode: Mode) -> float:
+    """How long after t1 a stray second pass (an echo not recognised) would show up."""
+    return mode.debounce + 2.5 if mode.push else 0.5
+
+
+def one_trial(svc: ServiceBox, probe: Probe, mode: Mode, n: int, poll_every: float) -> Trial:
+    before_import = svc.mark()
+    email_id = probe.import_fresh(n)
+    if mode.push:  # the import itself wakes the worker: let that pass happen first
+        wait_for(lambda: svc.passes("push", before_import), "the import's pass", mode.debounce + 20)
+    mark = svc.mark()
+    t0 = time.monotonic()
+    probe.label(email_id)
+    deadline = t0 + (mode.debounce + 30 if mode.push else mode.poll_interval + 30)
+    while not probe.triaged(email_id):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"email {email_id} not triaged {deadline - t0:.0f} s after t0")
+        time.sleep(poll_every)
+    t1 = time.monotonic()
+    time.sleep(settle_seconds(mode))  # an observation window: does a second pass come?
+    passes = svc.passes(since=mark)
+    return Trial(
+        t1 - t0,
+        sum(1 for p in passes if p.get("trigger") == "push"),
+        sum(1 for p in passes if int(p.get("senders_triaged", 0)) > 0),
+    )
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def row(mode: Mode, trials: Sequence[Trial], push_delay: float) -> list[str]:
+    lat = [t.latency for t in trials]
+    med = statistics.median(lat)
+    overhead = f"{med - mode.debounce - push_delay:.3f} s" if mode.push else "n/a"
+    push = sorted({t.push_passes for t in trials})
+    triaging = sorted({t.triaging_passes for t in trials})
+    return [
+        mode.name,
+        str(len(trials)),
+        f"{med:.3f} s",
+        f"{nearest_rank(lat, 0.95):.3f} s",
+        f"{min(lat):.3f}-{max(lat):.3f} s",
+        overhead,
+        "/".join(map(str, push)) if mode.push else "-",
+        "/".join(map(str, triaging)),
+    ]
+
+
+def report(results: list[tuple[Mode, list[Trial]]], delays: list[float], server: str) -> bool:
+    delay = statistics.median(delays)
+    table(
+        f"Server push delay (Email/set -> state event on an EventSource stream of our own; "
+        f"{server})",
+        ["samples", "median", "p95", "min-max"],
+        [
+            [
+                str(len(delays)),
+                f"{delay:.3f} s",
+                f"{nearest_rank(delays, 0.95):.3f} s",
+                f"{min(delays):.3f}-{max(delays):.3f} s",
+            ]
+        ],
+    )
+    table(
+        "Label -> fully triaged (t0 before the label's Email/set, t1 when our poll first "
+        "sees label gone + filed)",
+        [
+            "configuration",
+            "trials",
+            "median",
+            "p95",
+            "min-max",
+            "overhead (median - debounce - push delay)",
+            "push passes/label",
+            "triaging passes/label",
+        ],
+        [row(mode, trials, delay) for mode, trials in results],
+    )
+    ok = all(t.triaging_passes == 1 for _, ts in results for t in ts) and all(
+        t.push_passes == 1 for mode, ts in results if mode.push for t in ts
+    )
+    print(f"\npasses per user action (must be 1): {'met' if ok else 'NOT MET'}")
+    return ok
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        epilog=CAUTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--trials", type=int, default=20, help="trials per configuration (20)")
+    p.add_argument("--push-trials", type=int, default=20, help="push delay samples (20)")
+    p.add_argument("--fallback-interval", type=float, default=10.0, help="poll_interval, push off")
+    p.add_argument("--poll-every", type=float, default=None, help="s between polls (0.025/0.1)")
+    p.add_argument("--modes", default="push3,push0,off", help="any of push3,push0,off")
+    p.add_argument("--i-understand", action="store_true", help="allow a non-loopback server")
+    return p.parse_args(argv)
+
+
+def modes(args: argparse.Namespace) -> list[Mode]:
+    every = {
+        "push3": Mode("push, debounce 3 s (default)", True, 3.0, 600.0),
+        "push0": Mode("push, debounce 0 s", True, 0.0, 600.0),
+        "off": Mode(
+            f"push off, fallback poll every {args.fallback_interval:g} s",
+            False,
+            3.0,
+            args.fallback_interval,
+        ),
+    }
+    return [every[name] for name in args.modes.split(",") if name]
+
+
+def run(box: Box | None, env: dict[str, str], args: argparse.Namespace, server: str) -> bool:
+    settings = load_settings(env)
+    loopback = (settings.jmap_session_url.split("/")[2].rsplit(":", 1)[0]) in LOOPBACK
+    poll_every = args.poll_every or (0.025 if loopback else 0.1)
+    run_id = uuid.uuid4().hex[:8]
+    with Probe.open(settings, run_id) as probe:
+        try:
+            with StateEvents.open(probe) as events:
+                delays = measure_push_delay(probe, events, args.push_trials)
+            results: list[tuple[Mode, list[Trial]]] = []
+            n = 0
+            for mode in modes(args):
+                with service(box, env, mode) as svc:
+                    trials = []
+                    for _ in range(args.trials):
+                        n += 1
+                        trials.append(one_trial(svc, probe, mode, n, poll_every))
+                results.append((mode, trials))
+        finally:
+            probe.clean_up()
+    print(f"\npolled every {poll_every * 1000:.0f} ms; p95 is nearest-rank", flush=True)
+    return report(results, delays, server)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.environ.get("MAILROOM_JMAP_TOKEN"):
+        env = dict(os.environ)
+        url = load_settings(env).jmap_session_url
+        host = url.split("/")[2].rsplit(":", 1)[0]
+        if host not in LOOPBACK and not args.i_understand:
+            print(f"refusing {url}: not on loopback.\n\n{CAUTION}", file=sys.stderr)
+            return 2
+        return 0 if run(None, env, args, f"the server of MAILROOM_JMAP_SESSION_URL: {url}") else 1
+    with cyrus() as server:
+        box = prepared_box(server)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")}
+        env.update(box.account.env())
+        ok = run(box, env, args, "the test Cyrus on loopback, jmap_pushpoll 1 s")
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
