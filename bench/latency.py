@@ -78,6 +78,7 @@ class Trial:
     latency: float  # t1 - t0, seconds
     push_passes: int  # poll_completed trigger=push from the label until settled
     triaging_passes: int  # passes (any trigger) that triaged a sender in that time
+    pass_seconds: float  # duration_s of the pass that triaged it (its poll_completed line)
 
 
 def nearest_rank(values: Sequence[float], q: float) -> float:
@@ -283,10 +284,12 @@ def one_trial(svc: ServiceBox, probe: Probe, mode: Mode, n: int, poll_every: flo
     t1 = time.monotonic()
     time.sleep(settle_seconds(mode))  # an observation window: does a second pass come?
     passes = svc.passes(since=mark)
+    triaging = [p for p in passes if int(p.get("senders_triaged", 0)) > 0]
     return Trial(
         t1 - t0,
         sum(1 for p in passes if p.get("trigger") == "push"),
-        sum(1 for p in passes if int(p.get("senders_triaged", 0)) > 0),
+        len(triaging),
+        float(triaging[0].get("duration_s", 0.0)) if triaging else math.nan,
     )
 
 
@@ -306,6 +309,7 @@ def row(mode: Mode, trials: Sequence[Trial], push_delay: float) -> list[str]:
         f"{nearest_rank(lat, 0.95):.3f} s",
         f"{min(lat):.3f}-{max(lat):.3f} s",
         overhead,
+        f"{statistics.median(t.pass_seconds for t in trials):.3f} s",
         "/".join(map(str, push)) if mode.push else "-",
         "/".join(map(str, triaging)),
     ]
@@ -336,6 +340,7 @@ def report(results: list[tuple[Mode, list[Trial]]], delays: list[float], server:
             "p95",
             "min-max",
             "overhead (median - debounce - push delay)",
+            "pass duration median",
             "push passes/label",
             "triaging passes/label",
         ],

@@ -1,0 +1,151 @@
+"""JMAP requests per idle hour besides the EventSource stream, counted by the server.
+
+The whole service (`mailroom run`) serves a fresh account on the test Cyrus and nothing
+happens for --window seconds. The requests are counted by Cyrus itself: its telemetry
+(a raw log of every HTTP request of one user, switched on by creating
+``<configdirectory>/log/<user>/``) is read at the start and at the end of the window,
+so every request of the listener and the worker is seen, with nothing in between that
+could miss one or add its own. This script makes no request of that user in the window.
+
+The count is extrapolated to an hour (x 3600 / window). A pass with nothing labelled is
+one JMAP request (bench/idle_pass.py); the worker's passes in the window (its log lines,
+by trigger) are printed next to the server's count as a cross-check. Cyrus ends an
+EventSource stream after about 300 s; the listener then fetches the session, connects
+again and wakes the worker (a catch-up pass): the default window (330 s) holds one
+such recycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import CyrusServer, cyrus, prepared_box, table
+from servicebox import ServiceBox
+
+REQUEST_LINE = re.compile(
+    rb"^<\d+<(GET|POST|PUT|DELETE|REPORT|PROPFIND|OPTIONS|HEAD) (\S+) HTTP/", re.MULTILINE
+)
+KINDS = {
+    "stream": "GET /jmap/eventsource (the stream: connects)",
+    "session": "GET /jmap/ (the session document)",
+    "api": "POST /jmap/ (JMAP API requests)",
+    "carddav": "CardDAV (/dav/...)",
+    "other": "anything else",
+}
+
+
+def kind(method: bytes, path: bytes) -> str:
+    if path.startswith(b"/jmap/eventsource"):
+        return "stream"
+    if path.startswith(b"/dav/"):
+        return "carddav"
+    if method == b"POST" and path.rstrip(b"/") == b"/jmap":
+        return "api"
+    if method == b"GET" and path.rstrip(b"/") in (b"/jmap", b"/.well-known/jmap"):
+        return "session"
+    return "other"
+
+
+def count_requests(log_dir: Path) -> collections.Counter[str]:
+    """Requests of the user so far, by kind, from every telemetry file of the user."""
+    found: collections.Counter[str] = collections.Counter()
+    for path in log_dir.iterdir():
+        for match in REQUEST_LINE.finditer(path.read_bytes()):
+            found[kind(match.group(1), match.group(2))] += 1
+    return found
+
+
+@contextmanager
+def telemetry(server: CyrusServer, user: str) -> Iterator[Path]:
+    """Cyrus logs every request of ``user`` while this directory exists (removed after)."""
+    conf = server.dir / "conf"
+    log_dir = conf / "log" / user
+    log_dir.mkdir(parents=True)
+    owner = conf.stat()
+    for d in (log_dir.parent, log_dir):  # the server runs as the owner of its conf dir
+        os.chown(d, owner.st_uid, owner.st_gid)
+    try:
+        yield log_dir
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def measure(server: CyrusServer, window: float, poll_interval: float) -> None:
+    box = prepared_box(server)
+    with (
+        telemetry(server, box.account.username) as log_dir,
+        ServiceBox.running(box, poll_interval=poll_interval, debounce_seconds=3) as svc,
+    ):
+        mark, before = svc.mark(), count_requests(log_dir)
+        started = time.monotonic()
+        time.sleep(window)  # the idle window itself
+        seconds = time.monotonic() - started
+        after = count_requests(log_dir)
+        triggers = collections.Counter(str(p.get("trigger")) for p in svc.passes(since=mark))
+        reconnects = len(svc.log_events("eventsource_reconnected", mark))
+    report(after - before, triggers, reconnects, seconds, poll_interval)
+
+
+def report(
+    got: collections.Counter[str],
+    triggers: collections.Counter[str],
+    reconnects: int,
+    seconds: float,
+    poll_interval: float,
+) -> None:
+    per_hour = 3600 / seconds
+    rows = [[text, str(got[k]), f"{got[k] * per_hour:.1f}"] for k, text in KINDS.items()]
+    table(
+        f"Idle service: requests counted by Cyrus over {seconds:.0f} s "
+        f"(poll_interval {poll_interval:g} s, debounce 3 s, nothing labelled)",
+        ["requests", "in the window", "per hour (x 3600 / window)"],
+        rows,
+    )
+    besides = sum(got[k] for k in ("session", "api", "other"))
+    print(
+        f"\nJMAP requests besides the stream: {besides} in {seconds:.0f} s -> "
+        f"{besides} x 3600 / {seconds:.0f} = {besides * per_hour:.1f} per idle hour"
+    )
+    passes = ", ".join(f"{n} {t}" for t, n in sorted(triggers.items())) or "none"
+    print(
+        f"cross-check: worker passes in the window: {passes} (x 1 JMAP request each when "
+        f"idle = {sum(triggers.values())}); stream reconnects: {reconnects}"
+    )
+    print(
+        f"model: 3600 / poll_interval = {3600 / poll_interval:.0f} fallback passes an hour, "
+        "plus, on Cyrus (stream ends every ~300 s), ~12 reconnects an hour, each a session "
+        "fetch and a catch-up pass"
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--window", type=float, default=330.0, help="idle seconds (330)")
+    parser.add_argument(
+        "--poll-interval", type=float, default=60.0, help="the worker's fallback timer (60)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with cyrus() as server:
+        measure(server, args.window, args.poll_interval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
