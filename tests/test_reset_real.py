@@ -116,6 +116,7 @@ def scenario(account: Account) -> Box:
     box.label(again, "@ToJail")
     box.searchable("rita@re.example")
     assert box.triage().failures == 0
+    box.deliver("Trash", from_addr="news@root.example", subject="trashed", extra_mailboxes=["Feed"])
     (card,) = account.contacts_with_email("ed@edit.example")
     uid = vcard_props(card)["UID"][0]
     account.put_card(card.replace("END:VCARD", "TEL:+1 555 0100\r\nEND:VCARD"), uid)
@@ -148,7 +149,9 @@ def test_reset_undoes_triage_and_keeps_what_the_user_made(account: Account) -> N
     for email in account.emails():
         assert not email.mailboxes & MANAGED, (email.subject, email.mailboxes)
         assert "@MailroomError" not in email.mailboxes, email.subject
-        if email.subject == "rita-archived":
+        if email.subject == "trashed":
+            assert email.mailboxes == {"Trash"}  # deleted mail is not brought back
+        elif email.subject == "rita-archived":
             assert email.mailboxes == {"Archive", "Screener"}
         elif email.subject and email.subject.startswith("ina@inbox.example"):
             assert email.mailboxes == {"Inbox", "Screener"}  # Inbox is never removed
@@ -300,3 +303,24 @@ def test_a_reset_killed_after_any_request_converges_when_run_again(cyrus: CyrusS
             assert run_reset(box, apply=False)[1].startswith("Nothing to reset"), f"k={k}"
         finally:
             box.account.close()
+
+
+def test_with_warnings_disabled_an_edited_contact_is_kept_and_its_mail_not_flagged(
+    account: Account,
+) -> None:
+    box = Box.create(account, {"MAILROOM_WARNINGS_ENABLED": "false"})
+    mail = box.deliver(from_addr="ed@edit.example", subject="ed")
+    box.label(mail, "@ToFeed")
+    box.searchable("ed@edit.example")
+    assert box.triage().failures == 0
+    (card,) = account.contacts_with_email("ed@edit.example")
+    uid = vcard_props(card)["UID"][0]
+    account.put_card(card.replace("END:VCARD", "TEL:+1 555 0100\r\nEND:VCARD"), uid)
+
+    code, out = run_reset(box)
+
+    assert code == 0, out
+    assert "warnings are disabled" in out
+    assert box.where(mail) == {"Screener"}
+    assert box.contact("ed@edit.example")["TEL"] == ["+1 555 0100"]
+    assert all(not members for members in account.groups().values())
