@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from itertools import combinations
 
+import pytest
+
 from mailroom.carddav import vcard
 from mailroom.carddav.models import Card
 from mailroom.config import Settings
@@ -267,11 +269,14 @@ def test_yes_confirms_without_reading_stdin() -> None:
     assert (stdin.tell(), out.getvalue()) == (0, "")
 
 
-def test_without_a_terminal_and_without_yes_reset_aborts_with_a_clear_message() -> None:
+def test_without_a_terminal_and_without_yes_reset_aborts_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = io.StringIO()
     assert not confirm(yes=False, stdin=io.StringIO("reset\n"), stdout=out)
-    assert "not a terminal: nothing changed" in out.getvalue()
-    assert "--yes" in out.getvalue()
+    err = capsys.readouterr().err
+    assert "not a terminal: nothing changed" in err
+    assert "--yes" in err
 
 
 def test_on_a_terminal_only_the_word_confirms() -> None:

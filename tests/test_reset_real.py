@@ -211,16 +211,17 @@ def test_dry_run_changes_nothing(account: Account) -> None:
 
 
 def test_apply_without_yes_and_without_a_terminal_aborts_and_changes_nothing(
-    account: Account,
+    account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
     box = scenario(account)
     before = snapshot(account)
 
-    code, out = run_reset(box, yes=False, stdin=io.StringIO("reset\n"))
+    code, _ = run_reset(box, yes=False, stdin=io.StringIO("reset\n"))
 
     assert code == 2
-    assert "not a terminal" in out
-    assert "--yes" in out
+    err = capsys.readouterr().err
+    assert "not a terminal" in err
+    assert "--yes" in err
     assert snapshot(account) == before
 
 

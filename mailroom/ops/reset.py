@@ -167,7 +167,7 @@ def confirm(*, yes: bool, stdin: TextIO, stdout: TextIO) -> bool:
         print(
             "mailroom reset --apply asks for confirmation, but standard input is not a "
             "terminal: nothing changed. Run it in a terminal, or add --yes to confirm.",
-            file=stdout,
+            file=sys.stderr,
         )
         return False
     print(f'Type "{CONFIRM_WORD}" to confirm: ', end="", file=stdout, flush=True)
