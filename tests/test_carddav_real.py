@@ -67,6 +67,21 @@ def test_create_then_find_by_email_ignores_case(account: Account, dav: CardDavCl
     assert vcard.parse_contact(account.card(uid) or "").fn == "Bob's Shop"
 
 
+def test_find_by_emails_finds_each_address_in_one_request(
+    account: Account, dav: CardDavClient
+) -> None:
+    for addr in ("ann@one.example", "Ben@Two.example", "cy@three.example"):
+        uid, text = company(addr, addr)
+        dav.create(text, uid=uid)
+    before = dav.requests_made
+
+    found = dav.find_by_emails(["ANN@one.example", "ben@two.example", "nobody@four.example"])
+
+    assert dav.requests_made == before + 1
+    emails = sorted(e.lower() for c in found for e in vcard.parse_contact(c.text).emails)
+    assert emails == ["ann@one.example", "ben@two.example"]
+
+
 def test_creating_an_existing_card_is_precondition_failed(dav: CardDavClient) -> None:
     uid, text = company("dup@example.com")
     dav.create(text, uid=uid)

@@ -39,6 +39,22 @@ def test_query_by_email_matches_equals_ignoring_case() -> None:
     assert xml.query_by_email("Bob@Example.com") == expected
 
 
+def test_query_by_emails_matches_any_of_the_addresses() -> None:
+    expected = (
+        f"{HEAD}<card:addressbook-query {NS}>"
+        "<d:prop><d:getetag/><card:address-data/></d:prop>"
+        '<card:filter test="anyof">'
+        '<card:prop-filter name="EMAIL">'
+        '<card:text-match collation="i;unicode-casemap" match-type="equals">a@x.org'
+        "</card:text-match></card:prop-filter>"
+        '<card:prop-filter name="EMAIL">'
+        '<card:text-match collation="i;unicode-casemap" match-type="equals">b&amp;c@y.org'
+        "</card:text-match></card:prop-filter>"
+        "</card:filter></card:addressbook-query>"
+    ).encode()
+    assert xml.query_by_emails(["a@x.org", "b&c@y.org"]) == expected
+
+
 def test_query_by_email_escapes_markup_in_the_address() -> None:
     body = xml.query_by_email('a<b>&"c"@x.org')
     assert b'>a&lt;b&gt;&amp;"c"@x.org</card:text-match>' in body

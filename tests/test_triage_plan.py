@@ -151,3 +151,33 @@ def test_name_mismatch_ignores_case_and_padding() -> None:
     assert plan.names_differ("Robert Smith", "Bob Smith")
     assert not plan.names_differ(None, "Bob")
     assert not plan.names_differ("Bob", None)
+
+
+def test_cards_are_indexed_by_every_address_they_carry_and_groups_are_left_out() -> None:
+    from mailroom.carddav.models import Card
+    from mailroom.triage.contacts import cards_by_address, pick_contact
+
+    person = Card(
+        "/b/2.vcf",
+        None,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:p\r\nFN:P\r\nN:P;;;;\r\n"
+        "EMAIL:Pat@Home.example\r\nEMAIL:pat@work.example\r\nEND:VCARD\r\n",
+    )
+    twin = Card(
+        "/b/1.vcf",
+        None,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:t\r\nFN:T\r\nN:T;;;;\r\n"
+        "EMAIL:pat@work.example\r\nEND:VCARD\r\n",
+    )
+    group = Card(
+        "/b/g.vcf",
+        None,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:g\r\nFN:G\r\nN:G;;;;\r\n"
+        "X-ADDRESSBOOKSERVER-KIND:group\r\nEND:VCARD\r\n",
+    )
+    index = cards_by_address([person, twin, group])
+    assert sorted(index) == ["pat@home.example", "pat@work.example"]
+    found = pick_contact(index["pat@work.example"], "pat@work.example")
+    assert found is not None
+    assert found.uid == "t"  # the lowest href of the two
+    assert pick_contact(index["pat@home.example"], "someone@else.example") is None

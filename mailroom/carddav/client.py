@@ -8,7 +8,7 @@ XML errors are translated here, once. The password appears in no error and no re
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -123,6 +123,14 @@ class CardDavClient:
     def find_by_email(self, email: str) -> list[Card]:
         """Cards with an EMAIL equal to ``email``, ignoring case (the server compares)."""
         return self._report(xml.query_by_email(email))
+
+    def find_by_emails(self, emails: Sequence[str], *, per_query: int = 50) -> list[Card]:
+        """Cards with an EMAIL equal to any of ``emails``: one REPORT per ``per_query``."""
+        found: dict[str, Card] = {}
+        for start in range(0, len(emails), per_query):
+            for card in self._report(xml.query_by_emails(emails[start : start + per_query])):
+                found.setdefault(card.href, card)
+        return list(found.values())
 
     def list_groups(self) -> list[Card]:
         return self._report(xml.query_groups())

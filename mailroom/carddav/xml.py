@@ -9,6 +9,7 @@ percent-encoded), reduced to a server path when the server sent a full URL.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
@@ -39,17 +40,27 @@ def _addressbook_query(filter_xml: str) -> bytes:
     ).encode()
 
 
-def _equals_filter(prop: str, value: str) -> str:
+def _prop_equals(prop: str, value: str) -> str:
     return (
-        f"<card:filter><card:prop-filter name={quoteattr(prop)}>"
+        f"<card:prop-filter name={quoteattr(prop)}>"
         '<card:text-match collation="i;unicode-casemap" match-type="equals">'
-        f"{escape(value)}</card:text-match></card:prop-filter></card:filter>"
+        f"{escape(value)}</card:text-match></card:prop-filter>"
     )
+
+
+def _equals_filter(prop: str, value: str) -> str:
+    return f"<card:filter>{_prop_equals(prop, value)}</card:filter>"
 
 
 def query_by_email(email: str) -> bytes:
     """REPORT addressbook-query: cards with an EMAIL equal to ``email``, ignoring case."""
     return _addressbook_query(_equals_filter("EMAIL", email))
+
+
+def query_by_emails(emails: Sequence[str]) -> bytes:
+    """REPORT addressbook-query: cards with an EMAIL equal to any of ``emails`` (anyof)."""
+    tests = "".join(_prop_equals("EMAIL", e) for e in emails)
+    return _addressbook_query(f'<card:filter test="anyof">{tests}</card:filter>')
 
 
 def query_groups() -> bytes:

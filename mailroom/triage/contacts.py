@@ -56,16 +56,32 @@ class ExistingContact:
         return self.contact.uid
 
 
-def find_contact(carddav: CardDavClient, address: str) -> ExistingContact | None:
-    """The sender's contact (not a group), the lowest href when several match."""
+def pick_contact(cards: Iterable[Card], address: str) -> ExistingContact | None:
+    """The sender's contact among ``cards``: not a group, carrying the address (any
+    case); the lowest href when several do."""
     found = []
-    for card in carddav.find_by_email(address):
+    for card in sorted(cards, key=lambda c: c.href):
+        if vcard.parse_group(card.text) is not None:
+            continue
+        contact = vcard.parse_contact(card.text)
+        if address in (e.strip().lower() for e in contact.emails):
+            found.append(ExistingContact(card, contact))
+    return found[0] if found else None
+
+
+def cards_by_address(cards: Iterable[Card]) -> dict[str, list[Card]]:
+    """Contact cards (not groups) by each lower-cased address they carry."""
+    found: dict[str, list[Card]] = {}
+    for card in cards:
         if vcard.parse_group(card.text) is None:
-            found.append(card)
-    if not found:
-        return None
-    card = min(found, key=lambda c: c.href)
-    return ExistingContact(card, vcard.parse_contact(card.text))
+            for email in vcard.parse_contact(card.text).emails:
+                found.setdefault(email.strip().lower(), []).append(card)
+    return found
+
+
+def find_contact(carddav: CardDavClient, address: str) -> ExistingContact | None:
+    """Look the sender up on its own (one REPORT)."""
+    return pick_contact(carddav.find_by_email(address), address)
 
 
 class GroupBook:

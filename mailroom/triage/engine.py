@@ -21,9 +21,10 @@ import structlog
 
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.models import Card
 from mailroom.clients import open_clients
 from mailroom.config import Settings
-from mailroom.errors import JmapMethodError
+from mailroom.errors import JmapMethodError, MailroomError
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, QueryPage, SetResult
@@ -183,8 +184,9 @@ class Triager:
         managed = tuple(dict.fromkeys(c.contact_group for c in self.settings.categories))
         book = contacts.GroupBook(self.carddav, (*managed, self.settings.provenance_group))
         today = self._today().isoformat()
+        cards = self._lookup([w.sender.email for w in work])
         for w in work:
-            guard(w, bound, partial(self._classify, w, book, managed, today))
+            guard(w, bound, partial(self._classify, w, book, managed, today, cards))
         self._join_provenance(work, book, bound)
         for w in work:
             guard(w, bound, partial(self._upsert, w))
@@ -202,13 +204,32 @@ class Triager:
                 )
         return work
 
+    def _lookup(self, addresses: Sequence[str]) -> dict[str, list[Card]] | None:
+        """The cards of every sender, in one REPORT per 50 senders, by address.
+
+        None when that fails or a card in the answer cannot be read: then each sender
+        is looked up on its own, so only the sender a bad card belongs to fails.
+        """
+        try:
+            return contacts.cards_by_address(self.carddav.find_by_emails(addresses))
+        except MailroomError:
+            return None
+
     def _classify(
-        self, w: SenderWork, book: contacts.GroupBook, managed: tuple[str, ...], today: str
+        self,
+        w: SenderWork,
+        book: contacts.GroupBook,
+        managed: tuple[str, ...],
+        today: str,
+        cards: dict[str, list[Card]] | None,
     ) -> None:
         s = w.sender
         chain = self.settings.chain(s.category)
         w.chain_groups = tuple(dict.fromkeys(c.contact_group for c in chain))
-        w.existing = contacts.find_contact(self.carddav, s.email)
+        if cards is None:
+            w.existing = contacts.find_contact(self.carddav, s.email)
+        else:
+            w.existing = contacts.pick_contact(cards.get(s.email, []), s.email)
         w.uid = w.existing.uid if w.existing else contacts.contact_uid(s.email)
         history = vcard.note_history(w.existing.contact.note) if w.existing else []
         initial_line = f"Triaged to {s.category} on {today}"
