@@ -40,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = ("health", "listener", "worker")
 READY_TIMEOUT = 90.0  # first start on a loaded machine: three interpreters, a pass, a connect
 APPEND_BATCH = 500  # messages per IMAP MULTIAPPEND command
+LOG_START = '{"timestamp"'  # every program's JSON line begins so
+_DECODER = json.JSONDecoder()
 T = TypeVar("T")
 
 
@@ -104,8 +106,9 @@ class ServiceBox:
     ) -> Iterator[ServiceBox]:
         """`mailroom run` for ``box``; ``wait_ready()`` first unless ``ready`` is False.
 
-        ``extra_env`` adds or overrides variables (e.g. MAILROOM_CONFIG). On a failure
-        the tail of the output is printed; supervisord is stopped in every case.
+        ``extra_env`` adds or overrides variables (e.g. MAILROOM_CONFIG). supervisord is
+        stopped in every case, then the tail of the output is printed (pytest shows it
+        when the test fails).
         """
         state_dir = Path(tempfile.mkdtemp(prefix="mrsb", dir="/tmp"))  # socket paths are short
         settings = {
@@ -127,11 +130,10 @@ class ServiceBox:
             if ready:
                 service.wait_ready()
             yield service
-        except BaseException:
-            print(service.output_text()[-8000:])
-            raise
         finally:
             service.stop()
+            # pytest shows a test's captured output only when it fails
+            print(f"--- the tail of {service.output}:\n{service.output_text()[-12000:]}")
             shutil.rmtree(state_dir, ignore_errors=True)
 
     # -- processes
@@ -239,21 +241,17 @@ class ServiceBox:
             chunk = f.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
         self._read += len(complete)
-        for line in complete.splitlines():
-            if line.startswith(b"{"):
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue  # two writers' chunks interleaved: not ours to judge here
-                if isinstance(event, dict):
-                    self._events.append(event)
+        for line in complete.decode(errors="replace").splitlines():
+            self._events.extend(json_objects(line))
 
     # -- readiness
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Health 200 with the EventSource connected, the startup pass done, and the
-        push pass that the listener's connect wake asks for done too (when that wake
-        reached the worker), so that a test's first label meets an idle worker."""
-        wait_for(self._ready, "healthz 200, eventsource connected, the startup pass", timeout)
+        """All three programs RUNNING, health 200 with the EventSource connected, the
+        startup pass done, and the push pass that the listener's connect wake asks for
+        done too (when that wake reached the worker): a test's first label meets an
+        idle worker."""
+        what = "all RUNNING, healthz 200, eventsource connected, the startup pass"
+        wait_for(self._ready, what, timeout)
         if self.listener_status().get("wakes_dropped") == 0:
             wait_for(lambda: self.passes("push"), "the pass after the connect wake", timeout)
 
@@ -264,7 +262,35 @@ class ServiceBox:
             and body.get("eventsource", {}).get("status") == "connected"
             and body.get("worker", {}).get("status") == "up"
             and bool(self.passes("startup"))
+            and self.all_running()
         )
+
+    def all_running(self) -> bool:
+        """All three programs RUNNING (past supervisord's startsecs) with a pid."""
+        states = self.states()
+        return len(states) == len(PROGRAMS) and all(s == "RUNNING" for s, _ in states.values())
+
+
+def json_objects(line: str) -> list[dict[str, Any]]:
+    """The JSON log objects in one line of the combined output.
+
+    A program's line and its newline can reach the file in two writes (print() under
+    PYTHONUNBUFFERED), and supervisord's own line may land in between:
+    ``{"timestamp": ...}2024-... INFO success: ...``. Each object is decoded where it
+    starts and whatever follows it is ignored.
+    """
+    found: list[dict[str, Any]] = []
+    start = line.find(LOG_START)
+    while start >= 0:
+        try:
+            obj, end = _DECODER.raw_decode(line, start)
+        except ValueError:
+            end = start + 1
+        else:
+            if isinstance(obj, dict):
+                found.append(obj)
+        start = line.find(LOG_START, end)
+    return found
 
 
 # ---------------------------------------------------------------- filling

@@ -7,6 +7,8 @@ lines and status files show which pass did it (trigger=push, fallback, startup).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -138,3 +140,81 @@ def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box:
     assert box.where(big_first) == {"Feed"}
     assert len(box.account.emails("Feed")) == BACKLOG + 1
     assert not box.account.emails("Screener")
+
+
+@pytest.mark.timeout(240)
+def test_a_listener_killed_with_sigkill_is_restarted_reconnects_and_push_goes_on(
+    box: Box, service: ServiceBox
+) -> None:
+    email_id = box.deliver(from_addr="news@shop.example", subject="a")
+    box.searchable("news@shop.example")
+    before = service.listener_status()
+    old_pid = service.pid_of("listener")
+    assert old_pid is not None
+    assert before["pid"] == old_pid
+    since = service.mark()
+
+    os.kill(old_pid, signal.SIGKILL)
+    box.label(email_id, "@ToFeed")  # while no listener is there to hear it
+    new_pid = service.wait_restarted("listener", old_pid)
+
+    after = wait_for(
+        lambda: (
+            (s := service.listener_status()).get("pid") == new_pid
+            and s.get("status") == "connected"
+            and s
+        ),
+        "the new listener to connect",
+        TRIAGE_DEADLINE,
+    )
+    assert after["connected_since"] != before["connected_since"]
+    # The new process carries the count over from listener.json: the crash shows.
+    assert after["reconnect_count"] == before["reconnect_count"] + 1
+    reconnected = wait_for(  # supervisord forwards the programs' output a moment later
+        lambda: service.log_events("eventsource_reconnected", since),
+        "the new listener's eventsource_reconnected line",
+        TRIAGE_DEADLINE,
+    )
+    assert reconnected[0]["reconnect_count"] == after["reconnect_count"]
+    assert len(service.log_events("eventsource_listener_started")) == 2
+    wait_for(
+        lambda: [p for p in service.passes("push", since) if p["senders_triaged"] == 1],
+        "the connect wake's push pass to triage the label applied meanwhile",
+        TRIAGE_DEADLINE,
+    )
+    assert_filed_to_feed(box, "news@shop.example", email_id)
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_killed_with_sigkill_mid_pass_is_restarted_and_its_startup_pass_finishes(
+    box: Box,
+) -> None:
+    big = "bulk@big.example"
+    first = fill_screener(box, big, BACKLOG)
+    count_searchable(box, big, BACKLOG)
+    with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
+        old_pid = service.pid_of("worker")
+        assert old_pid is not None
+        since = service.mark()
+        box.label(first, "@ToFeed")
+        wait_for(lambda: in_flight(box, big, first), "the pass over the backlog to start", 60)
+
+        os.kill(old_pid, signal.SIGKILL)
+        if not labelled_still(box, first, "@ToFeed"):
+            pytest.fail(f"the pass over {BACKLOG} emails ended before the kill")
+        service.wait_restarted("worker", old_pid)
+
+        done = wait_for(
+            lambda: service.passes("startup", since),
+            "the restarted worker's startup pass",
+            TRIAGE_DEADLINE,
+        )
+        first_pass = service.passes(since=since)[0]
+        assert first_pass["trigger"] == "startup"  # the killed pass never completed
+        assert (done[0]["senders_triaged"], done[0]["failures"]) == (1, 0), done
+        print(f"the startup pass moved {done[0]['emails_moved']} of {BACKLOG} emails")
+    assert len(box.account.contacts_with_email(big)) == 1
+    assert box.groups_of(big) == {"Feed", "Mailroom"}
+    assert len(box.account.emails("Feed")) == BACKLOG
+    assert not box.account.emails("Screener")
+    assert not box.account.emails("@ToFeed")
