@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from realserver import Account, CyrusServer
@@ -158,15 +159,12 @@ def test_a_listener_killed_with_sigkill_is_restarted_reconnects_and_push_goes_on
     box.label(email_id, "@ToFeed")  # while no listener is there to hear it
     new_pid = service.wait_restarted("listener", old_pid)
 
-    after = wait_for(
-        lambda: (
-            (s := service.listener_status()).get("pid") == new_pid
-            and s.get("status") == "connected"
-            and s
-        ),
-        "the new listener to connect",
-        TRIAGE_DEADLINE,
-    )
+    def connected_anew() -> dict[str, Any] | None:
+        doc = service.listener_status()
+        return doc if doc.get("pid") == new_pid and doc.get("status") == "connected" else None
+
+    after = wait_for(connected_anew, "the new listener to connect", TRIAGE_DEADLINE)
+    assert after is not None
     assert after["connected_since"] != before["connected_since"]
     # The new process carries the count over from listener.json: the crash shows.
     assert after["reconnect_count"] == before["reconnect_count"] + 1
