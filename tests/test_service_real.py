@@ -216,3 +216,42 @@ def test_a_worker_killed_with_sigkill_mid_pass_is_restarted_and_its_startup_pass
     assert len(box.account.emails("Feed")) == BACKLOG
     assert not box.account.emails("Screener")
     assert not box.account.emails("@ToFeed")
+
+
+@pytest.mark.timeout(180)
+def test_healthz_is_200_and_ok_with_push_connected_and_the_worker_up(service: ServiceBox) -> None:
+    status, body = service.healthz()
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["eventsource"]["status"] == "connected"
+    assert body["eventsource"]["last_error"] is None
+    assert body["worker"]["status"] == "up"
+    assert body["worker"]["consecutive_failures"] == 0
+    assert body["last_poll_trigger"] in ("startup", "push")
+    assert body["last_poll_age_seconds"] < 2 * 600
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="a stopped listener leaves listener.json at status=connected (listener.py run/close "
+    "write no final status); health shows push connected until the heartbeat is 60 s stale",
+)
+@pytest.mark.timeout(180)
+def test_healthz_stays_200_and_shows_push_not_connected_when_the_listener_is_stopped(
+    service: ServiceBox,
+) -> None:
+    service.supervisorctl("stop", "listener")
+    assert service.states()["listener"] == ("STOPPED", None)
+
+    def push_down() -> tuple[int, dict[str, Any]] | None:
+        found = service.healthz()
+        return found if found[1].get("eventsource", {}).get("status") != "connected" else None
+
+    # well under the 60 s after which a silent listener's heartbeat counts as stale
+    down = wait_for(push_down, "healthz to show the EventSource not connected", 20)
+    assert down is not None
+    status, body = down
+    print(f"healthz with the listener stopped: {status} {body['status']} {body['eventsource']}")
+    assert status == 200  # the fallback timer still triages
+    assert body["status"] == "degraded"
