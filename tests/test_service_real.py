@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from realserver import Account, CyrusServer
-from servicebox import ServiceBox, count_searchable, fill_screener, wait_for
+from servicebox import PROGRAMS, ServiceBox, count_searchable, fill_screener, wait_for
 from triagebox import Box
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
@@ -255,3 +255,25 @@ def test_healthz_stays_200_and_shows_push_not_connected_when_the_listener_is_sto
     print(f"healthz with the listener stopped: {status} {body['status']} {body['eventsource']}")
     assert status == 200  # the fallback timer still triages
     assert body["status"] == "degraded"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(180)
+def test_supervisorctl_stop_all_stops_the_three_programs(service: ServiceBox) -> None:
+    pids = {p: service.pid_of(p) for p in PROGRAMS}
+    assert all(pids.values()), pids
+
+    started = time.monotonic()
+    service.supervisorctl("stop", "all")
+    print(f"supervisorctl stop all took {time.monotonic() - started:.2f} s")
+
+    assert service.states() == dict.fromkeys(PROGRAMS, ("STOPPED", None))
+    assert [p for p, pid in pids.items() if pid is not None and alive(pid)] == []
+    assert service.worker_status()["status"] == "stopped"
