@@ -9,13 +9,32 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from realserver import Account, CyrusServer
-from servicebox import PROGRAMS, ServiceBox, count_searchable, fill_screener, wait_for
+from realserver import (
+    STOP,
+    Account,
+    CyrusServer,
+    add_sasl_user,
+    cyrus_settings,
+    new_account,
+    start_cyrus,
+    stop_cyrus,
+)
+from servicebox import (
+    PROGRAMS,
+    ServiceBox,
+    count_searchable,
+    fill_screener,
+    free_port,
+    wait_for,
+)
 from triagebox import Box
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
@@ -277,3 +296,106 @@ def test_supervisorctl_stop_all_stops_the_three_programs(service: ServiceBox) ->
     assert service.states() == dict.fromkeys(PROGRAMS, ("STOPPED", None))
     assert [p for p, pid in pids.items() if pid is not None and alive(pid)] == []
     assert service.worker_status()["status"] == "stopped"
+
+
+# -- a private server, stopped and started again --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateCyrus:
+    server: CyrusServer
+    settings: dict[str, str]
+
+    def stop(self) -> None:
+        """dev/cyrus/stop.sh without --purge: the data stays for the next start."""
+        subprocess.run([str(STOP), str(self.server.dir)], check=True, capture_output=True)
+
+    def start_again(self, account: Account) -> None:
+        """start.sh on the same DIR; it rebuilds the sasldb, so the user is added again."""
+        start_cyrus(self.settings, timeout=120)
+        add_sasl_user(self.server, account.username, account.password)
+
+
+@pytest.fixture
+def private_cyrus(cyrus: CyrusServer) -> Iterator[PrivateCyrus]:
+    """A Cyrus of our own (the shared one must never be stopped), on free ports, with
+    the push build the shared server's start has already made; purged afterwards."""
+    directory = tempfile.mkdtemp(prefix="mrcy", dir="/tmp")
+    settings = {
+        **cyrus_settings({}),
+        "CYRUS_PEER_DIR": directory,
+        "CYRUS_PEER_HTTP_PORT": str(free_port()),
+        "CYRUS_PEER_IMAP_PORT": str(free_port()),
+        "CYRUS_PEER_LMTP_PORT": str(free_port()),
+    }
+    server = start_cyrus(settings, timeout=300)
+    try:
+        assert server.eventsource, "the private Cyrus answers the EventSource with 204"
+        yield PrivateCyrus(server, settings)
+    finally:
+        stop_cyrus(server)  # --purge
+
+
+@pytest.mark.timeout(300)
+def test_push_backs_off_while_the_server_is_down_and_triage_resumes_after(
+    private_cyrus: PrivateCyrus,
+) -> None:
+    account = new_account(private_cyrus.server)
+    try:
+        box = Box.create(account)
+        email_id = box.deliver(from_addr="news@shop.example", subject="a")
+        box.searchable("news@shop.example")
+        with ServiceBox.running(box, poll_interval=3, debounce_seconds=1) as service:
+            since = service.mark()
+            private_cyrus.stop()
+            wait_for(
+                lambda: service.log_events("eventsource_disconnected", since),
+                "the listener to see the server go",
+                TRIAGE_DEADLINE,
+            )
+            failed = wait_for(
+                lambda: [
+                    e
+                    for e in service.log_events("pass_failed", since)
+                    if e.get("trigger") == "fallback"
+                ],
+                "a fallback pass to run (and fail) while the server is down",
+                TRIAGE_DEADLINE,
+            )
+            print(f"while down: {failed[0]['error']}")
+            assert service.listener_status()["status"] in ("disconnected", "connecting")
+
+            private_cyrus.start_again(account)
+            back = service.mark()
+            wait_for(
+                lambda: service.listener_status().get("status") == "connected",
+                "the listener to reconnect",
+                TRIAGE_DEADLINE,
+            )
+            assert service.listener_status()["reconnect_count"] >= 1
+            wait_for(
+                lambda: service.log_events("eventsource_reconnected", since),
+                "the eventsource_reconnected line",
+                TRIAGE_DEADLINE,
+            )
+            delays = [
+                e["next_delay"] for e in service.log_events("eventsource_disconnected", since)
+            ]
+            print(f"listener back-off delays while down: {delays}")
+
+            box.label(email_id, "@ToFeed")
+            done = wait_for(
+                lambda: [p for p in service.passes(since=back) if p["senders_triaged"] == 1],
+                "a pass to triage the label after the restart",
+                TRIAGE_DEADLINE,
+            )
+            print(f"triaged after the restart by a {done[0]['trigger']} pass")
+            wait_for(
+                lambda: service.passes("fallback", back),
+                "a successful fallback pass after the restart",
+                TRIAGE_DEADLINE,
+            )
+            assert service.worker_status()["consecutive_failures"] == 0
+        assert_filed_to_feed(box, "news@shop.example", email_id)
+    finally:
+        account.close()
