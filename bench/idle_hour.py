@@ -10,9 +10,9 @@ could miss one or add its own. This script makes no request of that user in the 
 The count is extrapolated to an hour (x 3600 / window). A pass with nothing labelled is
 one JMAP request (bench/idle_pass.py); the worker's passes in the window (its log lines,
 by trigger) are printed next to the server's count as a cross-check. Cyrus ends an
-EventSource stream after about 300 s; the listener then fetches the session, connects
-again and wakes the worker (a catch-up pass): the default window (330 s) holds one
-such recycle.
+EventSource stream after about 300 s; the listener then connects again and wakes the
+worker (a catch-up pass, which also restarts the fallback timer): the default window
+(330 s) holds one such recycle.
 """
 
 from __future__ import annotations
@@ -122,10 +122,11 @@ def report(
         f"cross-check: worker passes in the window: {passes} (x 1 JMAP request each when "
         f"idle = {sum(triggers.values())}); stream reconnects: {reconnects}"
     )
+    fallback = 3600 / poll_interval
     print(
-        f"model: 3600 / poll_interval = {3600 / poll_interval:.0f} fallback passes an hour, "
-        "plus, on Cyrus (stream ends every ~300 s), ~12 reconnects an hour, each a session "
-        "fetch and a catch-up pass"
+        f"model: one pass = 1 request; 3600 / poll_interval = {fallback:.0f} fallback passes "
+        f"an hour, up to {fallback + 12:.0f} with Cyrus's ~12 stream recycles an hour (each "
+        "brings a catch-up pass, which restarts the fallback timer)"
     )
 
 
