@@ -97,6 +97,16 @@ def in_flight(box: Box, address: str, trigger: str) -> bool:
     )
 
 
+def label_one_by_one(box: Box, email_ids: list[str], label: str) -> None:
+    """One Email/set per email, as fast as the server answers (ids looked up once)."""
+    label_id = box.account.mailbox_ids()[label]
+    for email_id in email_ids:
+        result = box.account.call(
+            "Email/set", {"update": {email_id: {f"mailboxIds/{label_id}": True}}}
+        )
+        assert email_id in (result.get("updated") or {}), result
+
+
 @pytest.mark.timeout(240)
 def test_a_burst_of_labels_gives_one_push_pass_and_its_own_writes_no_second(box: Box) -> None:
     senders = [f"burst{i}@shop{i}.example" for i in range(10)]
@@ -104,8 +114,9 @@ def test_a_burst_of_labels_gives_one_push_pass_and_its_own_writes_no_second(box:
     box.searchable(*senders)
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=2) as service:
         since = service.mark()
-        for email_id in emails:  # ten Email/set calls, well inside the 2 s window
-            box.label(email_id, "@ToFeed")
+        started = time.monotonic()
+        label_one_by_one(box, emails, "@ToFeed")  # ten Email/set calls inside the 2 s window
+        print(f"ten labels applied in {time.monotonic() - started:.2f} s")
 
         wait_for(
             lambda: service.passes("push", since),
