@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,6 +84,7 @@ def telemetry(server: CyrusServer, user: str) -> Iterator[Path]:
 def measure(server: CyrusServer, window: float, poll_interval: float) -> None:
     box = prepared_box(server)
     with (
+        redirect_stdout(sys.stderr),  # ServiceBox prints the service's log tail at the end
         telemetry(server, box.account.username) as log_dir,
         ServiceBox.running(box, poll_interval=poll_interval, debounce_seconds=3) as svc,
     ):

@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import redirect_stdout
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,7 +60,10 @@ def mib(values: Sequence[int]) -> str:
 
 def measure(server: CyrusServer, samples: int, every: float) -> None:
     box = prepared_box(server)
-    with ServiceBox.running(box, poll_interval=60, debounce_seconds=3) as svc:
+    with (
+        redirect_stdout(sys.stderr),  # ServiceBox prints the service's log tail at the end
+        ServiceBox.running(box, poll_interval=60, debounce_seconds=3) as svc,
+    ):
         found = pids(svc)
         rss: dict[str, list[int]] = {name: [] for name in found}
         pss: dict[str, list[int]] = {name: [] for name in found}
