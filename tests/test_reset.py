@@ -11,7 +11,7 @@ from mailroom.carddav import vcard
 from mailroom.carddav.models import Card
 from mailroom.config import Settings
 from mailroom.jmap.models import Address, Email, Mailbox
-from mailroom.ops.reset import confirm, plan_lines
+from mailroom.ops.reset import confirm
 from mailroom.ops.reset_plan import (
     ContactPlan,
     GroupStep,
@@ -25,6 +25,7 @@ from mailroom.ops.reset_plan import (
     plan_mail,
     reset_mailboxes,
 )
+from mailroom.ops.reset_text import plan_lines
 
 BOXES = ResetMailboxes(
     screener="scr",

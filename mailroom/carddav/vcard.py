@@ -30,7 +30,8 @@ SECTION_START = "--- mailroom ---"
 SECTION_END = "--- end mailroom ---"
 KIND = "X-ADDRESSBOOKSERVER-KIND"
 MEMBER = "X-ADDRESSBOOKSERVER-MEMBER"
-_MAILROOM_PROPS = frozenset({"VERSION", "PRODID", "UID", "FN", "N", "ORG", "EMAIL", "NOTE"})
+# The properties mailroom writes on a contact it creates; any other one was added by someone else.
+MAILROOM_PROPERTIES = frozenset({"VERSION", "PRODID", "UID", "FN", "N", "ORG", "EMAIL", "NOTE"})
 _SECTION = re.compile(
     rf"^[ \t]*{re.escape(SECTION_START)}[ \t\r]*\n(.*?)^[ \t]*{re.escape(SECTION_END)}[ \t\r]*$",
     re.MULTILINE | re.DOTALL,
@@ -148,7 +149,7 @@ def was_edited_by_user(text: str) -> bool:
     """REV, a property mailroom never writes, or note text outside mailroom's section."""
     contact = parse_contact(text)
     user_note = _note_without_section(contact.note or "").strip()
-    return contact.has_rev or bool(contact.props - _MAILROOM_PROPS) or bool(user_note)
+    return contact.has_rev or bool(contact.props - MAILROOM_PROPERTIES) or bool(user_note)
 
 
 # -- building --------------------------------------------------------------------------

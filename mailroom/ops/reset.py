@@ -1,8 +1,8 @@
 """`mailroom reset [--apply] [--yes]`: undo what mailroom did to mail and contacts.
 
 ``read_plan`` reads the server and lets ``reset_plan`` decide (pure); the plan is
-printed; with ``--apply`` and a confirmation, ``Reset`` carries it out in the spec's
-order:
+printed (its text from ``reset_text``); with ``--apply`` and a confirmation, ``Reset``
+carries it out in the spec's order:
 
 1. mail back to the Screener: one atomic patch per email adds the Screener and
    removes the managed mailboxes, the error and the warning label (see reset_plan),
@@ -52,6 +52,7 @@ from mailroom.ops.reset_plan import (
     plan_mail,
     reset_mailboxes,
 )
+from mailroom.ops.reset_text import plan_lines, plural, summary_line
 from mailroom.triage.contacts import GroupBook, retry_on_412
 
 EXIT_ABORTED = 2
@@ -85,75 +86,6 @@ def read_plan(
             continue  # a group that does not exist has nobody to remove
     contacts = plan_contacts(carddav.list_all(), groups, settings.provenance_group)
     return ResetPlan(mail, contacts), boxes, book
-
-
-# -- printing --------------------------------------------------------------------------------
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def mail_lines(mail: MailPlan, settings: Settings) -> list[str]:
-    if not mail.patches:
-        return ["  nothing to change"]
-    lines = [f"  {plural(mail.to_screener, 'email')} back to {settings.screener_mailbox}"]
-    if mail.from_mailbox:
-        width = max(len(name) for name, _ in mail.from_mailbox)
-        lines += [f"    from {name:<{width}}  {n}" for name, n in mail.from_mailbox]
-    if mail.left_out:
-        lines.append(
-            f"  {plural(mail.left_out, 'email')} in Trash or Junk: managed mailboxes removed, "
-            "left where they are"
-        )
-    lines += [f"  remove {name} from {plural(n, 'email')}" for name, n in mail.labels]
-    lines.append("  the Inbox is left alone: mail that triage also put there keeps it")
-    return lines
-
-
-def group_lines(plan: ResetPlan) -> list[str]:
-    c = plan.contacts
-    lines = [f"  empty {g.name} ({plural(len(g.members), 'member')})" for g in c.groups]
-    if c.provenance is not None:
-        lines.append(
-            f"  empty {c.provenance.name} ({plural(len(c.provenance.members), 'member')}), "
-            "last: it is how the contacts mailroom created are recognised"
-        )
-    return lines or ["  nothing to change"]
-
-
-def contact_lines(plan: ResetPlan, settings: Settings) -> list[str]:
-    c = plan.contacts
-    flag = (
-        f"its mail in {settings.screener_mailbox} gets {settings.warning_label}"
-        if settings.warnings_enabled
-        else "warnings are disabled: its mail is not flagged"
-    )
-    lines = [f"  delete  {s.label}  ({s.reason})" for s in c.of("delete")]
-    lines += [
-        f"  keep    {s.label}  ({s.reason}); {flag}; mailroom's note section removed"
-        for s in c.of("keep")
-    ]
-    lines += [f"  strip   {s.label}  ({s.reason})" for s in c.of("adopted")]
-    lines += [f"  skip    {href}  (cannot be read; left alone)" for href in c.unreadable]
-    return lines or ["  nothing to change"]
-
-
-def plan_lines(plan: ResetPlan, settings: Settings) -> list[str]:
-    if plan.empty:
-        return [
-            "Nothing to reset: no mail in a managed mailbox, the contact groups are empty "
-            "and no contact carries mailroom's traces."
-        ]
-    return [
-        "Reset plan",
-        "Mail",
-        *mail_lines(plan.mail, settings),
-        "Contact groups",
-        *group_lines(plan),
-        "Contacts",
-        *contact_lines(plan, settings),
-    ]
 
 
 # -- confirming ------------------------------------------------------------------------------
@@ -330,13 +262,7 @@ class Reset:
         self.say(f"failed: {what}: {exc}")
 
     def summary(self) -> str:
-        c = self.counts
-        return (
-            f"Reset: {plural(c['moved'], 'email')} back, {plural(c['groups'], 'group')} "
-            f"emptied, {c['deleted']} contacts deleted, {c['kept']} kept "
-            f"({plural(c['flagged'], 'email')} flagged), {c['adopted']} adopted cleaned; "
-            f"{plural(len(self.failures), 'failure')}."
-        )
+        return summary_line(self.counts, len(self.failures))
 
 
 def _gone_is_done(step: Callable[[], None]) -> None:

@@ -37,9 +37,6 @@ from mailroom.triage.mailboxes import find_mailbox, find_role
 
 Patch = Mapping[str, bool | None]
 Action = Literal["delete", "keep", "adopted"]
-# The properties mailroom writes on a contact it creates (mirrors carddav.vcard); any
-# other one was added by someone else. Used only to say WHY a contact is kept.
-MAILROOM_WRITES = frozenset({"VERSION", "PRODID", "UID", "FN", "N", "ORG", "EMAIL", "NOTE"})
 
 
 # -- mailboxes -----------------------------------------------------------------------------
@@ -194,7 +191,7 @@ class ContactPlan:
 def edit_reason(contact: vcard.Contact) -> str:
     if contact.has_rev:
         return "created by mailroom, edited since: REV present"
-    extra = sorted(contact.props - MAILROOM_WRITES - {"REV"})
+    extra = sorted(contact.props - vcard.MAILROOM_PROPERTIES - {"REV"})
     if extra:
         return f"created by mailroom, edited since: {', '.join(extra)} added"
     return "created by mailroom, edited since: note text added"
