@@ -40,7 +40,8 @@ from servicebox import ServiceBox, free_port, wait_for
 from triagebox import Box
 
 from mailroom.carddav.client import CardDavClient
-from mailroom.carddav.vcard import group_with_members, parse_contact, parse_group
+from mailroom.carddav.groups import group_with_members, parse_group
+from mailroom.carddav.vcard import parse_contact
 from mailroom.config import Settings, load_settings
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from realserver import Account
 
-from mailroom.carddav.vcard import new_group_card
+from mailroom.carddav.groups import new_group_card
 from mailroom.config import load_settings
 from mailroom.ops import setup
 

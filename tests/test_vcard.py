@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mailroom.carddav import vcard
-from mailroom.carddav.vcard import Contact, Group
+from mailroom.carddav.groups import Group
+from mailroom.carddav.vcard import Contact
 from mailroom.errors import VCardError
 
 TRIAGED = "Triaged to Feed on 2025-01-31"

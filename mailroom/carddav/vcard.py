@@ -1,21 +1,22 @@
-"""Contacts and Apple-style groups as vCard 3.0 text: build, read, merge (pure).
+"""Contacts as vCard 3.0 text: build, read, merge, and mailroom's note section (pure).
 
 vobject parses and serialises (so escaping is right); nameparser splits person names.
-Edits of an existing card are made line by line: every line mailroom does not change
-is kept byte for byte (only line endings become CRLF), and every line it writes is
-serialised by vobject. Mailroom's part of NOTE is a delimited section::
+Edits of an existing card are made line by line (see ``cardlines``). Mailroom's part
+of NOTE is a delimited section::
 
     <the user's text>
 
     --- mailroom ---
     Triaged to Feed on 2025-01-31
     --- end mailroom ---
+
+Apple-style groups live in ``groups``; their names are re-exported here for callers
+that reach them as ``vcard.parse_group`` etc.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,20 +24,51 @@ from typing import Any, Literal
 import vobject
 from nameparser import HumanName
 
-from mailroom.errors import VCardError
+from mailroom.carddav.cardlines import (
+    PRODID,
+    add_property,
+    clean_display_name,
+    decode_line,
+    encode_line,
+    end_index,
+    first_value,
+    flat_value,
+    join_lines,
+    property_name,
+    put_line,
+    read_card,
+    render_line,
+    split_lines,
+)
+from mailroom.carddav.groups import Group, group_with_members, new_group_card, parse_group
 
-PRODID = "-//mailroom//mailroom//EN"
+__all__ = [
+    "MAILROOM_PROPERTIES",
+    "SECTION_END",
+    "SECTION_START",
+    "Contact",
+    "ContactType",
+    "Group",
+    "clean_display_name",
+    "group_with_members",
+    "merge_contact_card",
+    "new_contact_card",
+    "new_group_card",
+    "note_history",
+    "parse_contact",
+    "parse_group",
+    "strip_mailroom_section",
+    "was_edited_by_user",
+]
+
 SECTION_START = "--- mailroom ---"
 SECTION_END = "--- end mailroom ---"
-KIND = "X-ADDRESSBOOKSERVER-KIND"
-MEMBER = "X-ADDRESSBOOKSERVER-MEMBER"
 # The properties mailroom writes on a contact it creates; any other one was added by someone else.
 MAILROOM_PROPERTIES = frozenset({"VERSION", "PRODID", "UID", "FN", "N", "ORG", "EMAIL", "NOTE"})
 _SECTION = re.compile(
     rf"^[ \t]*{re.escape(SECTION_START)}[ \t\r]*\n(.*?)^[ \t]*{re.escape(SECTION_END)}[ \t\r]*$",
     re.MULTILINE | re.DOTALL,
 )
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 ContactType = Literal["company", "person"]
 
 
@@ -53,43 +85,7 @@ class Contact:
     props: frozenset[str]  # property names present, upper-case
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    uid: str | None
-    name: str
-    member_uids: frozenset[str]
-
-
-def clean_display_name(name: str | None) -> str:
-    """``name`` without control characters, whitespace collapsed: safe for any card."""
-    kept = []
-    for char in name or "":
-        if char.isspace():
-            kept.append(" ")
-        elif unicodedata.category(char) not in ("Cc", "Cs") and char not in _BIDI_CONTROLS:
-            kept.append(char)
-    return " ".join("".join(kept).split())
-
-
 # -- reading ---------------------------------------------------------------------------
-
-
-def _read(text: str) -> Any:
-    try:
-        return vobject.readOne(text)
-    except Exception as exc:  # vobject raises ParseError, but also ValueError, binascii.Error
-        raise VCardError(str(exc) or type(exc).__name__) from exc
-
-
-def _flat(value: Any) -> str:
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value if v).strip()
-    return str(value or "").strip()
-
-
-def _first(card: Any, name: str) -> str:
-    lines = card.contents.get(name, [])
-    return _flat(lines[0].value) if lines else ""
 
 
 def _org(card: Any) -> str:
@@ -100,40 +96,21 @@ def _org(card: Any) -> str:
 
 
 def parse_contact(text: str) -> Contact:
-    card = _read(text)
+    card = read_card(text)
     names = card.contents.get("n", [])
     n = names[0].value if names else None
     notes = [str(line.value) for line in card.contents.get("note", [])]
     props = frozenset(name.upper() for name in card.contents)
     return Contact(
-        uid=_first(card, "uid") or None,
-        fn=_first(card, "fn"),
-        emails=tuple(_flat(line.value) for line in card.contents.get("email", [])),
+        uid=first_value(card, "uid") or None,
+        fn=first_value(card, "fn"),
+        emails=tuple(flat_value(line.value) for line in card.contents.get("email", [])),
         org=_org(card),
-        n_family=_flat(getattr(n, "family", "")),
-        n_given=_flat(getattr(n, "given", "")),
+        n_family=flat_value(getattr(n, "family", "")),
+        n_given=flat_value(getattr(n, "given", "")),
         note="\n\n".join(notes) if notes else None,
         has_rev="REV" in props,
         props=props,
-    )
-
-
-def _member_uid(value: str) -> str:
-    value = value.strip()
-    return value[9:] if value.lower().startswith("urn:uuid:") else value
-
-
-def parse_group(text: str) -> Group | None:
-    """The group a card describes, or None when it is not an Apple-style group."""
-    card = _read(text)
-    if _first(card, KIND.lower()).lower() != "group":
-        return None
-    names = card.contents.get("n", [])
-    members = card.contents.get(MEMBER.lower(), [])
-    return Group(
-        uid=_first(card, "uid") or None,
-        name=_first(card, "fn") or _flat(getattr(names[0].value, "family", "") if names else ""),
-        member_uids=frozenset(_member_uid(str(line.value)) for line in members),
     )
 
 
@@ -170,13 +147,6 @@ def _person_name(name: str) -> Any:
     )
 
 
-def _add(card: Any, name: str, value: Any, type_param: str | None = None) -> None:
-    line = card.add(name)
-    line.value = value
-    if type_param:
-        line.type_param = type_param
-
-
 def _section(history: Iterable[str]) -> str:
     return "\n".join([SECTION_START, *history, SECTION_END])
 
@@ -186,88 +156,20 @@ def new_contact_card(
 ) -> str:
     name = clean_display_name(display_name) or _local_part(email)
     card = vobject.vCard()
-    _add(card, "prodid", PRODID)
-    _add(card, "uid", uid)
-    _add(card, "fn", name)
+    add_property(card, "prodid", PRODID)
+    add_property(card, "uid", uid)
+    add_property(card, "fn", name)
     if contact_type == "company":
-        _add(card, "n", vobject.vcard.Name())
-        _add(card, "org", [name])
+        add_property(card, "n", vobject.vcard.Name())
+        add_property(card, "org", [name])
     else:
-        _add(card, "n", _person_name(name))
-    _add(card, "email", email.strip(), type_param="INTERNET")
-    _add(card, "note", _section([clean_display_name(history_line)]))
-    return str(card.serialize())
-
-
-def new_group_card(*, uid: str, name: str) -> str:
-    name = clean_display_name(name)
-    card = vobject.vCard()
-    _add(card, "prodid", PRODID)
-    _add(card, "uid", uid)
-    _add(card, "fn", name)
-    _add(card, "n", vobject.vcard.Name(family=name))
-    _add(card, KIND.lower(), "group")
+        add_property(card, "n", _person_name(name))
+    add_property(card, "email", email.strip(), type_param="INTERNET")
+    add_property(card, "note", _section([clean_display_name(history_line)]))
     return str(card.serialize())
 
 
 # -- editing, line by line -------------------------------------------------------------
-
-
-def _split(text: str) -> list[str]:
-    """Logical lines (folded continuations kept inside, joined by CRLF); blank lines dropped."""
-    lines: list[str] = []
-    for physical in re.split(r"\r\n|\r|\n", text):
-        if physical[:1] in (" ", "\t") and lines:
-            lines[-1] += "\r\n" + physical
-        elif physical.strip():
-            lines.append(physical)
-    return lines
-
-
-def _join(lines: list[str]) -> str:
-    return "\r\n".join(lines) + "\r\n"
-
-
-def _name(line: str) -> str:
-    unfolded = re.sub(r"\r\n[ \t]", "", line)
-    head = re.match(r"[^;:]*", unfolded)
-    return (head.group() if head else "").rsplit(".", 1)[-1].strip().upper()
-
-
-def _decode(line: str) -> Any:
-    """The vobject card holding just ``line`` (after VERSION), and that property."""
-    card = _read(f"BEGIN:VCARD\r\nVERSION:3.0\r\n{line}\r\nEND:VCARD\r\n")
-    prop = next(child for child in card.getChildren() if child.name != "VERSION")
-    return card, prop
-
-
-def _encode(card: Any) -> str:
-    """The one property line of a card holding VERSION and that property."""
-    lines = _split(str(card.serialize(validate=False)))
-    return next(line for line in lines[1:-1] if _name(line) != "VERSION")
-
-
-def _render(name: str, value: Any, type_param: str | None = None) -> str:
-    card = vobject.vCard()
-    _add(card, name.lower(), value, type_param)
-    return _encode(card)
-
-
-def _end_index(lines: list[str]) -> int:
-    ends = [i for i, line in enumerate(lines) if _name(line) == "END"]
-    if not ends:
-        raise VCardError("no END:VCARD line")
-    return ends[-1]
-
-
-def _put(lines: list[str], line: str) -> None:
-    """Replace the first line with the same property name, or add ``line`` before END."""
-    name = _name(line)
-    for i, old in enumerate(lines):
-        if _name(old) == name:
-            lines[i] = line
-            return
-    lines.insert(_end_index(lines), line)
 
 
 def _note_with_history(note: str, history_line: str) -> str:
@@ -289,17 +191,17 @@ def _note_without_section(note: str) -> str:
 
 def _note_index(lines: list[str]) -> int | None:
     """The NOTE line holding mailroom's section, else the first NOTE line, else None."""
-    notes = [i for i, line in enumerate(lines) if _name(line) == "NOTE"]
+    notes = [i for i, line in enumerate(lines) if property_name(line) == "NOTE"]
     for i in notes:
-        if _SECTION.search(str(_decode(lines[i])[1].value)):
+        if _SECTION.search(str(decode_line(lines[i])[1].value)):
             return i
     return notes[0] if notes else None
 
 
 def _rewrite(line: str, value: str) -> str:
-    card, prop = _decode(line)
+    card, prop = decode_line(line)
     prop.value = value
-    return _encode(card)
+    return encode_line(card)
 
 
 def merge_contact_card(
@@ -308,31 +210,31 @@ def merge_contact_card(
     """Fill what is empty, add ``email`` if missing, add the history line; keep the rest."""
     contact = parse_contact(text)
     name = clean_display_name(display_name) or _local_part(email)
-    lines = _split(text)
+    lines = split_lines(text)
     if not contact.fn:
-        _put(lines, _render("fn", name))
+        put_line(lines, render_line("fn", name))
     shaped = contact.org or contact.n_family or contact.n_given
     if not shaped and contact_type == "company":
-        _put(lines, _render("org", [name]))
+        put_line(lines, render_line("org", [name]))
     elif not shaped:
-        _put(lines, _render("n", _person_name(name)))
+        put_line(lines, render_line("n", _person_name(name)))
     if email.strip().lower() not in {e.lower() for e in contact.emails}:
-        lines.insert(_end_index(lines), _render("email", email.strip(), "INTERNET"))
+        lines.insert(end_index(lines), render_line("email", email.strip(), "INTERNET"))
     history_line = clean_display_name(history_line)
     index = _note_index(lines)
     if index is None:
-        lines.insert(_end_index(lines), _render("note", _section([history_line])))
+        lines.insert(end_index(lines), render_line("note", _section([history_line])))
     else:
-        note = str(_decode(lines[index])[1].value)
+        note = str(decode_line(lines[index])[1].value)
         lines[index] = _rewrite(lines[index], _note_with_history(note, history_line))
-    return _join(lines)
+    return join_lines(lines)
 
 
 def strip_mailroom_section(text: str) -> str:
     """``text`` without mailroom's NOTE section; a NOTE left empty is removed."""
-    lines = _split(text)
+    lines = split_lines(text)
     index = _note_index(lines)
-    note = str(_decode(lines[index])[1].value) if index is not None else ""
+    note = str(decode_line(lines[index])[1].value) if index is not None else ""
     if index is None or not _SECTION.search(note):
         return text
     user_note = _note_without_section(note)
@@ -340,30 +242,4 @@ def strip_mailroom_section(text: str) -> str:
         lines[index] = _rewrite(lines[index], user_note)
     else:
         del lines[index]
-    return _join(lines)
-
-
-def group_with_members(text: str, *, add: Iterable[str], remove: Iterable[str]) -> str:
-    """The group card with members added and removed (a uid in both ends up a member).
-
-    Other lines are kept; when nothing changes, ``text`` is returned unchanged.
-    """
-    parse_group(text)  # fails on a malformed card before any edit
-    wanted = list(dict.fromkeys(add))
-    dropped = set(remove) - set(wanted)
-    lines: list[str] = []
-    present: set[str] = set()
-    changed = False
-    for line in _split(text):
-        if _name(line) == MEMBER:
-            uid = _member_uid(str(_decode(line)[1].value))
-            if uid in dropped:
-                changed = True
-                continue
-            present.add(uid)
-        lines.append(line)
-    for uid in wanted:
-        if uid not in present:
-            lines.insert(_end_index(lines), _render(MEMBER, f"urn:uuid:{uid}"))
-            changed = True
-    return _join(lines) if changed else text
+    return join_lines(lines)
