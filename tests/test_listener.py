@@ -348,20 +348,31 @@ def test_safe_url_drops_credentials() -> None:
     assert safe_url("http://h/ev") == "http://h/ev"
 
 
-def test_a_restarted_listener_counts_its_first_connect_as_a_reconnect(
+def test_a_listener_restarted_after_a_crash_counts_its_first_connect_as_a_reconnect(
     state_dir: Path, logs: list[dict[str, Any]]
 ) -> None:
+    # what a listener killed with -9 leaves behind: it was connected, and wrote nothing more
+    crashed = {"status": "connected", "connected_since": "2026-11-22T00:00:00+00:00"}
+    write_status(state_dir / "listener.json", {**crashed, "reconnect_count": 2})
+    with FaultServer([Play(chunks=(), then="stall")]) as server:
+        listener = Running(server, state_dir)
+        status = listener.status_until(lambda s: s["reconnect_count"] == 3, "a counted reconnect")
+        assert listener.finish() == 0
+    assert status["status"] == "connected"
+    assert events(logs, "eventsource_connected") == []
+    assert len(events(logs, "eventsource_reconnected")) == 1
+
+
+def test_a_cleanly_stopped_and_started_listener_is_a_fresh_start(state_dir: Path) -> None:
     script = [Play(chunks=(), then="stall"), Play(chunks=(), then="stall")]
     with FaultServer(script) as server:
         first = Running(server, state_dir)
         first.status_until(lambda s: s["status"] == "connected", "the first connect")
         assert first.finish() == 0
-        second = Running(server, state_dir)  # as supervisord restarts a killed listener
-        status = second.status_until(lambda s: s["reconnect_count"] == 1, "a counted reconnect")
+        second = Running(server, state_dir)
+        status = second.status_until(lambda s: s["status"] == "connected", "a connect")
         assert second.finish() == 0
-    assert status["status"] == "connected"
-    assert len(events(logs, "eventsource_connected")) == 1
-    assert len(events(logs, "eventsource_reconnected")) == 1
+    assert status["reconnect_count"] == 0
 
 
 def test_a_listener_that_never_connected_before_starts_counting_at_zero(state_dir: Path) -> None:
@@ -371,3 +382,13 @@ def test_a_listener_that_never_connected_before_starts_counting_at_zero(state_di
         status = listener.status_until(lambda s: s["status"] == "connected", "a connect")
         assert listener.finish() == 0
     assert status["reconnect_count"] == 0
+
+
+def test_a_stopped_listener_leaves_its_status_disconnected(state_dir: Path) -> None:
+    with FaultServer([Play(chunks=(), then="stall")]) as server:
+        listener = Running(server, state_dir)
+        listener.status_until(lambda s: s["status"] == "connected", "a connect")
+        assert listener.finish() == 0
+        status = listener.status()
+    assert status["status"] == "disconnected"
+    assert status["connected_since"] is None

@@ -193,6 +193,9 @@ class _Listener:
             _abort(response)
 
     def close(self) -> None:
+        # A stopped listener says so at once: health must not show push connected
+        # until the heartbeat goes stale.
+        self.update(status="disconnected", connected_since=None)
         self.closed = True
         self.client.close()
         self.sender.close()
