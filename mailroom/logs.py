@@ -117,7 +117,9 @@ def configure_logging(level: str, fmt: str = "auto", stream: TextIO | None = Non
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(number),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # one write per line (message and newline together): supervisord interleaves the
+        # programs' output, and print() under PYTHONUNBUFFERED writes the newline apart
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     _route_stdlib(number, shared, renderer, stream)

@@ -155,3 +155,25 @@ def test_library_logging_is_rendered_alike_from_warning_up() -> None:
 def test_an_unknown_level_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="log_level"):
         configure_logging("loud")
+
+
+class RecordingStream(io.StringIO):
+    """Remembers each write() call, as supervisord would receive them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_each_log_line_is_written_whole_in_one_call() -> None:
+    stream = RecordingStream()
+    configure_logging("info", "json", stream=stream)
+    structlog.get_logger().info("first_event", n=1)
+    structlog.get_logger().info("second_event", n=2)
+    written = [w for w in stream.writes if w]
+    assert len(written) == 2
+    assert all(w.endswith("\n") and w.count("\n") == 1 for w in written)

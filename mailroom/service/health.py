@@ -137,7 +137,8 @@ def _say(event: str, level: str = "info", **fields: Any) -> None:
     """One JSON log line on stdout, shaped like the other processes' lines."""
     stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     line = {"timestamp": stamp, "level": level, "event": event, **fields}
-    print(json.dumps(line), flush=True)
+    sys.stdout.write(json.dumps(line) + "\n")  # one write: supervisord interleaves output
+    sys.stdout.flush()
 
 
 def _address(environ: Mapping[str, str]) -> tuple[str, int]:
