@@ -1,17 +1,16 @@
 """`mailroom listen`: follow the JMAP EventSource and wake the worker on every change.
 
-A thin loop over pure pieces: ``sse`` decodes events, ``backoff`` schedules
-reconnects, ``listener_status`` shapes listener.json. One helper thread, the keeper,
-refreshes the heartbeat every ``heartbeat_interval`` and, once ``stop`` is set, shuts
-the stream's socket down so that a read blocked for up to 90 s returns at once.
+A thin loop over pure pieces: ``stream`` reads one connection (``sse`` decodes its
+events), ``backoff`` schedules reconnects, ``listener_status`` shapes listener.json.
+One helper thread, the keeper, refreshes the heartbeat every ``heartbeat_interval``
+and, once ``stop`` is set, shuts the stream's socket down so that a read blocked for up
+to 90 s returns at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -19,35 +18,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import structlog
-from httpx_sse import EventSource, SSEError
 
-from mailroom.errors import (
-    AuthError,
-    ConfigError,
-    MailroomError,
-    PushError,
-    ServerError,
-    TransportError,
-)
+from mailroom.errors import AuthError, ConfigError, MailroomError, PushError, ServerError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.service.backoff import Backoff
 from mailroom.service.paths import WAKE_SOCKET
-from mailroom.service.sse import Malformed, StateChange, decode_event, hints
+from mailroom.service.sse import StateChange
 from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, iso, read_status, write_status
+from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
 
 if TYPE_CHECKING:
     from mailroom.config import Settings
 
+__all__ = [
+    "ListenerOptions",
+    "ListenerState",
+    "listener_status",
+    "main",
+    "previous_reconnects",
+    "run",
+    "safe_url",
+    "serve",
+]
+
 log = structlog.get_logger("mailroom.listener")
 
 STOP_GRACE_SECONDS = 2.0
-AUTH_HINT = "check MAILROOM_JMAP_TOKEN and restart; until then the listener retries every minute"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +95,6 @@ def previous_reconnects(doc: Mapping[str, Any] | None) -> int | None:
         return None
     count = doc.get("reconnect_count")
     return count if isinstance(count, int) and count >= 0 else 0
-
-
-def safe_url(url: str) -> str:
-    """``url`` without any user:password part, fit for logs."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=host))
 
 
 def main(settings: Settings) -> int:
@@ -160,15 +153,14 @@ class _Listener:
         self.state = ListenerState(reconnect_count=earlier or 0)
         self.backoff = options.backoff
         self.account_id = ""
-        self.last_event_id: str | None = None
         self.connects = 0 if earlier is None else earlier + 1
-        self.pinged = False
         self.closed = False
-        self.response: httpx.Response | None = None
         self._lock = threading.Lock()
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(options.connect_timeout, read=options.read_timeout),
-            headers={"Authorization": f"Bearer {options.token}", "Cache-Control": "no-cache"},
+        self.events = EventStream(
+            options.token,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            stop=stop,
         )
         self.update()
 
@@ -188,16 +180,14 @@ class _Listener:
         """Heartbeat until stopped, then cut the stream in progress."""
         while not self.stop.wait(self.options.heartbeat_interval) and not self.closed:
             self.update()
-        response = self.response
-        if response is not None:
-            _abort(response)
+        self.events.abort()
 
     def close(self) -> None:
         # A stopped listener says so at once: health must not show push connected
         # until the heartbeat goes stale.
         self.update(status="disconnected", connected_since=None)
         self.closed = True
-        self.client.close()
+        self.events.close()
         self.sender.close()
 
     def loop(self) -> None:
@@ -235,45 +225,21 @@ class _Listener:
 
     def attempt(self, url: str) -> bool:
         """One connection, to its end; False when the server has no EventSource (204)."""
-        self.pinged = False
-        before = self.connects
-        timed_out = False
-        error: MailroomError | None = None
-        try:
-            if not self.stream(url):
-                return False
-        except (httpx.HTTPError, SSEError, MailroomError) as exc:
-            timed_out = isinstance(exc, httpx.ReadTimeout)
-            error = _translate(exc, safe_url(url))
-        finally:
-            self.response = None
-        connected = self.connects > before
+        end = self.events.read(url, self.account_id, self)
+        if not end.available:
+            return False
         if self.stop.is_set():
             pass
-        elif connected and error is None:
+        elif end.connected and end.error is None:
             self.recycle("the server closed the stream")
-        elif connected and timed_out and not self.pinged:
+        elif end.connected and end.timed_out and not end.pinged:
             self.recycle("no event within the read timeout; the server does not ping")
         else:
-            self.wait_after("eventsource_disconnected", error or PushError("the stream ended"))
+            self.wait_after("eventsource_disconnected", end.error or PushError("the stream ended"))
         return True
 
-    def stream(self, url: str) -> bool:
-        headers = {"Accept": "text/event-stream"}
-        if self.last_event_id is not None:
-            headers["Last-Event-ID"] = self.last_event_id
-        with self.client.stream("GET", url, headers=headers) as response:
-            self.response = response
-            if self.stop.is_set():
-                return True
-            if response.status_code == 204:
-                return False
-            _raise_for_status(response, safe_url(url))
-            self.connected(url)
-            self.consume(EventSource(response))
-        return True
-
-    def connected(self, url: str) -> None:
+    # -- what the stream reports (mailroom.service.stream.StreamHandler)
+    def opened(self, url: str) -> None:
         self.connects += 1
         self.backoff = self.backoff.connected()
         if self.connects == 1:
@@ -285,22 +251,15 @@ class _Listener:
             status="connected", connected_since=time.time(), reconnect_count=self.connects - 1
         )
 
-    def consume(self, source: EventSource) -> None:
-        for event in source.iter_sse():
-            found = hints(event)
-            self.last_event_id = found.event_id or self.last_event_id
-            self.pinged = self.pinged or found.is_ping
-            if found.retry_ms is not None:
-                self.backoff = self.backoff.with_server_retry(found.retry_ms)
-            decoded = decode_event(event, self.account_id)
-            if isinstance(decoded, Malformed):
-                log.warning(
-                    "eventsource_bad_event", event_id=decoded.event_id, reason=decoded.reason
-                )
-            elif isinstance(decoded, StateChange):
-                log.debug("eventsource_state", changed=dict(decoded.changed))
-                self.sender.send(Wake(changed=decoded.changed, reason="state"))
-            self.update(last_event_at=time.time())
+    def server_retry(self, retry_ms: int) -> None:
+        self.backoff = self.backoff.with_server_retry(retry_ms)
+
+    def state_changed(self, change: StateChange) -> None:
+        log.debug("eventsource_state", changed=dict(change.changed))
+        self.sender.send(Wake(changed=change.changed, reason="state"))
+
+    def event_seen(self) -> None:
+        self.update(last_event_at=time.time())
 
     def recycle(self, reason: str) -> None:
         """A routine end of a stream (closed by the server, or quiet): reconnect soon."""
@@ -321,42 +280,3 @@ class _Listener:
             log.warning(event, next_delay=delay, error=str(error))
         self.update(status="disconnected", connected_since=None, last_error=str(error))
         self.stop.wait(delay)
-
-
-def _translate(exc: Exception, url: str) -> MailroomError:
-    """The one place foreign stream errors become mailroom's."""
-    if isinstance(exc, MailroomError):
-        return exc
-    if isinstance(exc, SSEError):
-        return PushError(f"the EventSource stream at {url} is not SSE: {exc}")
-    if isinstance(exc, httpx.ReadTimeout):
-        return TransportError("JMAP EventSource", url, "no data within the read timeout")
-    return TransportError("JMAP EventSource", url, str(exc) or type(exc).__name__)
-
-
-def _raise_for_status(response: httpx.Response, url: str) -> None:
-    status = response.status_code
-    if status in (401, 403):
-        raise AuthError("JMAP EventSource", status, AUTH_HINT)
-    if status == 429 or status >= 500:
-        raise ServerError("JMAP EventSource", status, url, _retry_after(response))
-    content_type = response.headers.get("content-type", "")
-    if status != 200 or "text/event-stream" not in content_type:
-        raise PushError(
-            f"the EventSource at {url} answered HTTP {status} ({content_type or 'no type'}), "
-            "not an event stream; check MAILROOM_JMAP_SESSION_URL"
-        )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
-
-
-def _abort(response: httpx.Response) -> None:
-    """Shut the response's socket down (from another thread): a blocked read returns now."""
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
