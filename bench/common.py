@@ -9,7 +9,6 @@ account prepared by `mailroom setup --apply`, so runs never see each other's mai
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import io
 import json
 import math
@@ -30,6 +29,7 @@ from realserver import (
     Account,
     build_message,
     cyrus_settings,
+    imap_append,
     new_account,
     start_cyrus,
     stop_cyrus,
@@ -45,8 +45,6 @@ from mailroom.jmap.session import CORE
 from mailroom.logs import configure_logging
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
-
-APPEND_BATCH = 500  # messages per IMAP MULTIAPPEND command
 
 
 @contextlib.contextmanager
@@ -76,24 +74,8 @@ def messages(sender: str, count: int, *, to: str, start: int = 0) -> list[bytes]
 
 
 def append(account: Account, mailbox: str, raws: Sequence[bytes]) -> None:
-    """IMAP MULTIAPPEND with LITERAL+ over one connection: ~1 ms a message on loopback
-    (one imaplib APPEND per message waits for each continuation: ~10-50 ms)."""
-    imap = imaplib.IMAP4("127.0.0.1", account.imap_port)
-    try:
-        imap.login(account.username, account.password)
-        for n, start in enumerate(range(0, len(raws), APPEND_BATCH)):
-            tag = f"F{n}".encode()
-            parts = [tag, b" APPEND ", mailbox.encode()]
-            for raw in raws[start : start + APPEND_BATCH]:
-                parts.append(b" {%d+}\r\n" % len(raw) + raw)
-            imap.send(b"".join([*parts, b"\r\n"]))
-            line = imap.readline()
-            while not line.startswith(tag + b" "):
-                line = imap.readline()
-            if not line.startswith(tag + b" OK"):
-                raise RuntimeError(f"APPEND into {mailbox} failed: {line!r}")
-    finally:
-        imap.logout()
+    """IMAP MULTIAPPEND of ``raws`` into ``mailbox`` (tests/realserver.py)."""
+    imap_append(account, mailbox, raws)
 
 
 def fill_screener(box: Box, sender: str, count: int) -> str:

@@ -396,6 +396,32 @@ class Account:
         ]
 
 
+APPEND_BATCH = 500  # messages per IMAP MULTIAPPEND command
+
+
+def imap_append(account: Account, mailbox: str, raws: Sequence[bytes]) -> None:
+    """IMAP MULTIAPPEND with LITERAL+ over one connection: ~1 ms a message on loopback
+    (one imaplib APPEND per message waits for each continuation: ~10-50 ms)."""
+    if not raws:
+        return
+    imap = imaplib.IMAP4("127.0.0.1", account.imap_port)
+    try:
+        imap.login(account.username, account.password)
+        for n, start in enumerate(range(0, len(raws), APPEND_BATCH)):
+            tag = f"F{n}".encode()
+            parts = [tag, b" APPEND ", mailbox.encode()]
+            for raw in raws[start : start + APPEND_BATCH]:
+                parts.append(b" {%d+}\r\n" % len(raw) + raw)
+            imap.send(b"".join([*parts, b"\r\n"]))
+            line = imap.readline()
+            while not line.startswith(tag + b" "):
+                line = imap.readline()
+            if not line.startswith(tag + b" OK"):
+                raise RuntimeError(f"APPEND into {mailbox} failed: {line!r}")
+    finally:
+        imap.logout()
+
+
 # ---------------------------------------------------------------- pure helpers
 
 

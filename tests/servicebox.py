@@ -12,7 +12,6 @@ it never sleeps to wait for logic.
 
 from __future__ import annotations
 
-import imaplib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from realserver import REALM, build_message
+from realserver import REALM, build_message, imap_append
 from triagebox import Box
 
 from mailroom.service.status import read_status
@@ -39,7 +38,6 @@ from mailroom.service.supervise import conf_path
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = ("health", "listener", "worker")
 READY_TIMEOUT = 90.0  # first start on a loaded machine: three interpreters, a pass, a connect
-APPEND_BATCH = 500  # messages per IMAP MULTIAPPEND command
 LOG_START = '{"timestamp"'  # every program's JSON line begins so
 _DECODER = json.JSONDecoder()
 T = TypeVar("T")
@@ -310,26 +308,8 @@ def fill_screener(box: Box, sender: str, count: int) -> str:
 
 
 def append(box: Box, mailbox: str, raws: Sequence[bytes]) -> None:
-    """IMAP MULTIAPPEND (LITERAL+) of ``raws`` into ``mailbox``, 500 per command."""
-    if not raws:
-        return
-    account = box.account
-    imap = imaplib.IMAP4("127.0.0.1", account.imap_port)
-    try:
-        imap.login(account.username, account.password)
-        for n, start in enumerate(range(0, len(raws), APPEND_BATCH)):
-            tag = f"F{n}".encode()
-            parts = [tag, b" APPEND ", mailbox.encode()]
-            for raw in raws[start : start + APPEND_BATCH]:
-                parts.append(b" {%d+}\r\n" % len(raw) + raw)
-            imap.send(b"".join([*parts, b"\r\n"]))
-            line = imap.readline()
-            while not line.startswith(tag + b" "):
-                line = imap.readline()
-            if not line.startswith(tag + b" OK"):
-                raise RuntimeError(f"APPEND into {mailbox} failed: {line!r}")
-    finally:
-        imap.logout()
+    """IMAP MULTIAPPEND of ``raws`` into ``mailbox``."""
+    imap_append(box.account, mailbox, raws)
 
 
 def count_searchable(box: Box, sender: str, count: int, timeout: float = 60) -> None:
