@@ -26,7 +26,7 @@ from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.models import SetResult
 from mailroom.triage import contacts, plan
 from mailroom.triage.filing import file_senders
 from mailroom.triage.mailboxes import MailboxIds
@@ -61,15 +61,11 @@ class Triager:
         self._clock = clock
         self._scanner = Scanner(settings, jmap)
 
-    def scan(self) -> tuple[MailboxIds, list[Email], str]:
-        """Every email carrying a triage label, in any mailbox (see ``scan.Scanner``)."""
-        return self._scanner.scan()
-
     # ------------------------------------------------------------------ pass
     def run_pass(self, trigger: str) -> PassReport:
         started = self._clock()
         bound = log.bind(trigger=trigger)
-        ids, emails, email_state = self.scan()
+        ids, emails, email_state = self._scanner.scan()
         scanned = plan.plan_scan(emails, labels=ids.labels, error_id=ids.error)
         state = PassState()
         for email_id in scanned.without_sender:
