@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +48,7 @@ def test_demo_shows_a_sender_triaged_by_push_and_stops_everything(tmp_path: Path
         subprocess.run(
             ["bash", "dev/cyrus/stop.sh", str(demo_dir / "cyrus"), "--purge"], check=False
         )
+        shutil.rmtree(demo_dir, ignore_errors=True)
     out = log.read_text()
     assert done.returncode == 0, out
     assert "filled the Screener: 11 emails from 5 senders" in out
