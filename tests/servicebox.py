@@ -161,24 +161,11 @@ class ServiceBox:
 
     def supervisorctl(self, *args: str, timeout: float = 90) -> str:
         """Run supervisorctl against this supervisord; its stdout."""
-        done = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return done.stdout
+        return supervisorctl(self.env, *args, timeout=timeout)
 
     def states(self) -> dict[str, tuple[str, int | None]]:
         """{program: (STATE, pid or None)} from `supervisorctl status`."""
-        out: dict[str, tuple[str, int | None]] = {}
-        for line in self.supervisorctl("status").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] in PROGRAMS:
-                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
-                out[parts[0]] = (parts[1], pid)
-        return out
+        return parse_states(self.supervisorctl("status"))
 
     def pid_of(self, program: str) -> int | None:
         """The pid of a RUNNING program, else None."""
@@ -267,6 +254,29 @@ class ServiceBox:
         """All three programs RUNNING (past supervisord's startsecs) with a pid."""
         states = self.states()
         return len(states) == len(PROGRAMS) and all(s == "RUNNING" for s, _ in states.values())
+
+
+def supervisorctl(env: Mapping[str, str], *args: str, timeout: float = 90) -> str:
+    """supervisorctl with the packaged supervisord.conf; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.stdout
+
+
+def parse_states(status: str) -> dict[str, tuple[str, int | None]]:
+    """{program: (STATE, pid or None)} from the text of `supervisorctl status`."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for line in status.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in PROGRAMS:
+            pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
+            out[parts[0]] = (parts[1], pid)
+    return out
 
 
 def json_objects(line: str) -> list[dict[str, Any]]:

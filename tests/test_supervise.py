@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servicebox import parse_states, supervisorctl
 
 from mailroom.errors import ConfigError
 from mailroom.service.supervise import (
@@ -134,23 +135,10 @@ class Supervised:
     output: Path
 
     def ctl(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        return done.stdout
+        return supervisorctl(self.env, *args)
 
     def states(self) -> dict[str, tuple[str, int | None]]:
-        out: dict[str, tuple[str, int | None]] = {}
-        for line in self.ctl("status").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[0] in PROGRAMS:
-                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
-                out[parts[0]] = (parts[1], pid)
-        return out
+        return parse_states(self.ctl("status"))
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
