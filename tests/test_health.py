@@ -270,14 +270,14 @@ def test_health_imports_nothing_heavy() -> None:
     ],
 )
 def test_health_and_config_agree_on_the_default_state_dir(environ: dict[str, str]) -> None:
-    from mailroom.config import default_state_dir as config_default
-    from mailroom.service.paths import default_state_dir
+    from mailroom.config import load_settings
+    from mailroom.paths import state_dir_from_env
 
-    assert default_state_dir(environ) == config_default(environ)
+    assert load_settings(environ).state_dir == state_dir_from_env(environ)
 
 
 def test_health_reads_state_dir_from_the_environment() -> None:
-    from mailroom.service.paths import state_dir_from_env
+    from mailroom.paths import state_dir_from_env
 
     assert state_dir_from_env({"MAILROOM_STATE_DIR": "/srv/m", "HOME": "/h"}) == Path("/srv/m")
     assert state_dir_from_env({"MAILROOM_STATE_DIR": "", "HOME": "/h"}) == Path(

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailroom.service.paths import state_dir_from_env
+from mailroom.errors import ConfigError
+from mailroom.paths import health_address, parse_port, state_dir_from_env
 from mailroom.service.status import (
     LISTENER_FILE,
     STALE_AFTER_SECONDS,
@@ -34,7 +35,6 @@ from mailroom.service.status import (
     read_status,
 )
 
-DEFAULT_PORT = 8080
 DEFAULT_POLL_INTERVAL = 60.0
 EX_CONFIG = 78
 _WORKER_FIELDS = ("pid", "started_at", "poll_interval", "consecutive_failures", "last_error")
@@ -142,19 +142,16 @@ def _say(event: str, level: str = "info", **fields: Any) -> None:
 
 
 def _address(environ: Mapping[str, str]) -> tuple[str, int]:
-    host = environ.get("MAILROOM_HEALTH_HOST") or "127.0.0.1"
-    raw = environ.get("MAILROOM_HEALTH_PORT") or environ.get("PORT") or str(DEFAULT_PORT)
-    if not raw.isdigit() or int(raw) > 65535:
-        raise ValueError(f"the health port {raw!r} is not a port number (0-65535)")
-    return host, int(raw)
+    host, raw, source = health_address(environ)
+    return host, parse_port(raw, source)
 
 
 def main() -> int:
     """`mailroom health`: serve GET /healthz until SIGTERM or SIGINT."""
     try:
         host, port = _address(os.environ)
-    except ValueError as exc:
-        print(f"mailroom health: {exc}; fix MAILROOM_HEALTH_PORT or PORT", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
         return EX_CONFIG
     state_dir = state_dir_from_env(os.environ)
     try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from mailroom.errors import ConfigError
-from mailroom.service.paths import SUPERVISOR_SOCKET
+from mailroom.paths import SUPERVISOR_SOCKET
 from mailroom.service.wake import MAX_SOCKET_PATH
 
 if TYPE_CHECKING:

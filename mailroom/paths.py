@@ -1,0 +1,172 @@
+"""Where the processes meet, read one way by all of them: the state dir, the files in
+it, the health address and the ``.env`` file.
+
+Standard library only, so that ``mailroom health`` (which must not import pydantic)
+reads the same variables as ``mailroom.config``: this module is the one source of the
+state dir's default, of the health host and port, and of the checks that keep the
+state dir private (``ensure_state_dir``) and its files from being redirected
+(``open_nofollow``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from mailroom.errors import ConfigError
+
+# The status files are named in mailroom.service.status (LISTENER_FILE, WORKER_FILE).
+WAKE_SOCKET = "wake.sock"
+WORKER_LOCK = "worker.lock"
+SUPERVISOR_SOCKET = "supervisor.sock"
+DEFAULT_HEALTH_HOST = "127.0.0.1"
+DEFAULT_HEALTH_PORT = 8080
+DOTENV_LIMIT = 64 * 1024  # bytes: a .env is a few lines
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_STATE_HOME/mailroom``, else ``~/.local/state/mailroom`` (never the cwd)."""
+    xdg = environ.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "mailroom"
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "state" / "mailroom"
+
+
+def state_dir_from_env(environ: Mapping[str, str]) -> Path:
+    """``MAILROOM_STATE_DIR`` (made absolute) when set and not empty, else the default."""
+    value = environ.get("MAILROOM_STATE_DIR", "")
+    if value:
+        return Path(value).expanduser().absolute()
+    return default_state_dir(environ)
+
+
+def health_address(environ: Mapping[str, str]) -> tuple[str, str, str]:
+    """(host, port text, the variable the port came from): MAILROOM_HEALTH_PORT, else
+    PORT (set by most platforms), else 8080. The caller checks the port."""
+    host = environ.get("MAILROOM_HEALTH_HOST") or DEFAULT_HEALTH_HOST
+    for name in ("MAILROOM_HEALTH_PORT", "PORT"):
+        if environ.get(name):
+            return host, environ[name], name
+    return host, str(DEFAULT_HEALTH_PORT), "default"
+
+
+def parse_port(text: str, source: str) -> int:
+    """A TCP port number (0-65535), else ConfigError naming ``source``."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or int(value) > 65535:
+        raise ConfigError([f"{source}: {value[:20]!r} is not a port number; use 0-65535"])
+    return int(value)
+
+
+# -- .env ----------------------------------------------------------------------------
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """``KEY=value`` lines (``export`` allowed, ``#`` comments, quotes stripped)."""
+    found: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        found[key.strip()] = value
+    return found
+
+
+def with_dotenv(environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
+    """``environ`` over the MAILROOM_* (and PORT) lines of ``cwd/.env``, when there is one."""
+    path = cwd / ".env"
+    try:
+        data = read_small_file(path, DOTENV_LIMIT, what=".env file")
+    except FileNotFoundError:
+        return dict(environ)
+    wanted = {
+        k: v for k, v in parse_dotenv(data).items() if k.startswith("MAILROOM_") or k == "PORT"
+    }
+    return {**wanted, **environ}
+
+
+def read_small_file(path: Path, limit: int, *, what: str) -> str:
+    """A regular UTF-8 file of at most ``limit`` bytes; ConfigError for anything else
+    (a FIFO or device is refused before it is read, so nothing blocks or fills memory).
+    FileNotFoundError is left to the caller."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError([f"cannot read the {what} {path} ({exc.strerror}); fix it"]) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError([f"the {what} {path} is not a regular file; name a file"])
+        if info.st_size > limit:
+            raise ConfigError([f"the {what} {path} is larger than {limit:,} bytes; trim it"])
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError([f"the {what} {path} is larger than {limit:,} bytes; trim it"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"the {what} {path} is not UTF-8 text; save it as UTF-8"]) from None
+
+
+# -- a private state dir ---------------------------------------------------------------
+
+
+def ensure_state_dir(path: Path) -> Path:
+    """Create ``path`` 0700 (whatever the umask) if missing; refuse one that is not a
+    directory, not ours, or writable by others (ConfigError, so exit 78)."""
+    try:
+        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        os.mkdir(path, 0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(
+            [f"MAILROOM_STATE_DIR: cannot create {path} ({exc.strerror}); choose another"]
+        ) from None
+    check_state_dir(path)
+    return path
+
+
+def check_state_dir(path: Path) -> None:
+    """ConfigError unless ``path`` is a real directory owned by us and closed to others."""
+    info = os.lstat(path)
+    fix = f"chmod 700 {path}, or set MAILROOM_STATE_DIR to a directory of your own"
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
+        raise ConfigError([f"MAILROOM_STATE_DIR: {path} is {kind}; name a directory"])
+    if info.st_uid != os.geteuid():
+        raise ConfigError(
+            [
+                f"MAILROOM_STATE_DIR: {path} belongs to uid {info.st_uid}, not to you "
+                f"(uid {os.geteuid()}); another user could plant files there. "
+                "Set MAILROOM_STATE_DIR to a directory of your own"
+            ]
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError([f"MAILROOM_STATE_DIR: {path} is writable by others; {fix}"])
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
+    """``os.open`` that refuses a symbolic link at ``path`` (ConfigError, naming it)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ConfigError(
+                [f"{path} is a symbolic link; mailroom will not follow it. Remove it"]
+            ) from exc
+        raise
