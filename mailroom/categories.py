@@ -69,17 +69,36 @@ DEFAULT_CATEGORIES: tuple[Category, ...] = (
 )
 
 
-# -- the category rules: each returns one line per problem ---------------------------
+# -- ancestry: the one walker ------------------------------------------------------
 
 
-def _ancestors(name: str, parents: Mapping[str, str | None]) -> list[str]:
+def ancestors(name: str, parents: Mapping[str, str | None]) -> list[str]:
     """Parent, grandparent ... of ``name``; stops at a missing parent or a repeat."""
     found: list[str] = []
+    seen = {name}
     parent = parents.get(name)
-    while parent is not None and parent in parents and parent not in (name, *found):
+    while parent is not None and parent in parents and parent not in seen:
         found.append(parent)
+        seen.add(parent)
         parent = parents[parent]
     return found
+
+
+def is_ancestor(name: str, of: str, parents: Mapping[str, str | None]) -> bool:
+    """Whether ``name`` is a parent, grandparent ... of ``of``."""
+    return name in ancestors(of, parents)
+
+
+def chain(categories: Sequence[Category], name: str) -> tuple[Category, ...]:
+    """The category named ``name``, then its parent, grandparent ... (KeyError if unknown)."""
+    by_name = {c.name: c for c in categories}
+    if name not in by_name:
+        raise KeyError(f"no category named {name!r}")
+    parents = {c.name: c.parent for c in categories}
+    return tuple(by_name[n] for n in [name, *ancestors(name, parents)])
+
+
+# -- the category rules: each returns one line per problem ---------------------------
 
 
 def _names(categories: Sequence[Category]) -> list[str]:
@@ -108,19 +127,33 @@ def _parents(categories: Sequence[Category], parents: Mapping[str, str | None]) 
     ]
 
 
+def _loops(parents: Mapping[str, str | None]) -> list[list[str]]:
+    """Each parent cycle once, as the names along it; every name is walked once."""
+    done: set[str] = set()
+    loops = []
+    for start in parents:
+        path: list[str] = []
+        at: dict[str, int] = {}
+        name: str | None = start
+        while name is not None and name in parents and name not in done and name not in at:
+            at[name] = len(path)
+            path.append(name)
+            name = parents[name]
+        if name is not None and name in at:
+            loops.append(path[at[name] :])
+        done.update(path)
+    return loops
+
+
 def _cycles(parents: Mapping[str, str | None]) -> list[str]:
-    problems, seen = [], set[frozenset[str]]()
-    for name in parents:
-        loop = [name, *_ancestors(name, parents)]
-        if parents.get(loop[-1]) != name or frozenset(loop) in seen:
-            continue
-        seen.add(frozenset(loop))
-        if len(loop) == 1:
-            problems.append(f"category {name!r} is its own parent; remove its parent")
-        else:
-            path = " -> ".join(repr(n) for n in [*loop, name])
-            problems.append(f"categories form a parent cycle: {path}; break the cycle")
-    return problems
+    return [
+        f"category {loop[0]!r} is its own parent; remove its parent"
+        if len(loop) == 1
+        else "categories form a parent cycle: "
+        + " -> ".join(repr(n) for n in [*loop, loop[0]])
+        + "; break the cycle"
+        for loop in _loops(parents)
+    ]
 
 
 def _labels(categories: Sequence[Category]) -> list[str]:
@@ -146,14 +179,18 @@ def _inbox(categories: Sequence[Category]) -> list[str]:
 
 
 def _groups(categories: Sequence[Category], parents: Mapping[str, str | None]) -> list[str]:
+    """Pairs within one contact group only: linear in the number of categories."""
+    by_group: dict[str, list[Category]] = defaultdict(list)
+    for c in categories:
+        by_group[c.contact_group].append(c)
     return [
         f"categories {a.name!r} and {b.name!r} share the contact group {a.contact_group!r} "
         "but neither is an ancestor of the other; give each its own contact_group"
-        for a, b in combinations(categories, 2)
-        if a.contact_group == b.contact_group
-        and a.name != b.name
-        and a.name not in _ancestors(b.name, parents)
-        and b.name not in _ancestors(a.name, parents)
+        for members in by_group.values()
+        for a, b in combinations(members, 2)
+        if a.name != b.name
+        and not is_ancestor(a.name, b.name, parents)
+        and not is_ancestor(b.name, a.name, parents)
     ]
 
 
@@ -170,6 +207,3 @@ def category_problems(categories: Sequence[Category]) -> list[str]:
         *_inbox(categories),
         *_groups(categories, parents),
     ]
-
-
-# -- settings ------------------------------------------------------------------------

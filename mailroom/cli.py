@@ -5,8 +5,10 @@ dispatched before pydantic, httpx or structlog is imported, and a command whose 
 is missing fails with a clear message when it is run, not when the CLI is imported.
 
 Exit codes: what the command returns; 78 (EX_CONFIG) for a configuration problem, one
-``config error:`` line each on stderr; 1 for any other expected error, one line; 130
-on Ctrl-C. Unexpected exceptions (bugs) keep their traceback.
+``config error:`` line each on stderr, every command alike; 1 for any other expected
+error, one line; 130 on Ctrl-C. Unexpected exceptions (bugs) keep their traceback.
+Everything written to stdout and stderr passes through ``redaction.scrub``, so no
+credential reaches the terminal or a log, whatever printed it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from mailroom.errors import ConfigError, MailroomError
 
 EX_CONFIG = 78
 EX_INTERRUPTED = 130
+ALL_CREDENTIALS = ("jmap_token", "carddav_username", "carddav_password")
+# command -> the credentials it cannot start without (checked with the rest of the config)
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "poll": ALL_CREDENTIALS,
+    "setup": ALL_CREDENTIALS,
+    "check": ALL_CREDENTIALS,
+    "reset": ALL_CREDENTIALS,
+    "work": ALL_CREDENTIALS,
+    "listen": ("jmap_token",),
+}
 
 # command -> (module, function, help); the modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -152,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         return load_entry(module_name, function)(**_demo_options(args))
     from mailroom.config import load_settings
 
-    settings = load_settings()  # each command asks for the credentials it needs
+    settings = load_settings(cwd=Path.cwd(), require=REQUIRES.get(args.command, ()))
     configure_logging(settings.log_level, settings.log_format)
     entry = load_entry(module_name, function)
     if args.command == "setup":
@@ -162,8 +174,19 @@ def _run(args: argparse.Namespace) -> int:
     return entry(settings)
 
 
+def scrub_output() -> None:
+    """Route stdout and stderr through ``redaction.scrub`` (once per process)."""
+    from mailroom.redaction import ScrubbingStream
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, ScrubbingStream):
+            setattr(sys, name, ScrubbingStream(stream))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``mailroom`` console script; returns the process exit code."""
+    scrub_output()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

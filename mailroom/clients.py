@@ -13,16 +13,9 @@ from mailroom.jmap.client import JmapClient
 @contextmanager
 def open_clients(settings: Settings) -> Iterator[tuple[JmapClient, CardDavClient]]:
     """Both clients, built from checked credentials; closed on the way out."""
-    settings.require_credentials()
-    assert settings.jmap_token is not None
-    assert settings.carddav_username is not None
-    assert settings.carddav_password is not None
-    jmap = JmapClient(settings.jmap_session_url, settings.jmap_token.get_secret_value())
-    carddav = CardDavClient(
-        settings.carddav_url,
-        settings.carddav_username,
-        settings.carddav_password.get_secret_value(),
-    )
+    creds = settings.credentials()
+    jmap = JmapClient(settings.jmap_session_url, creds.jmap_token)
+    carddav = CardDavClient(settings.carddav_url, creds.carddav_username, creds.carddav_password)
     try:
         yield jmap, carddav
     finally:

@@ -27,9 +27,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mailroom.redaction import clip, scrub
+
+SERVER_TEXT_LIMIT = 200  # characters of any text a server sent that go into a message
+
 
 class MailroomError(Exception):
-    """Root of every error mailroom raises on purpose."""
+    """Root of every error mailroom raises on purpose; its text never holds a secret."""
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class ConfigError(MailroomError):
@@ -55,7 +62,7 @@ class TransportError(MailroomError):
         self.service = service
         self.url = url
         super().__init__(
-            f"cannot reach the {service} server at {url} ({reason}); "
+            f"cannot reach the {service} server at {url} ({clip(reason, SERVER_TEXT_LIMIT)}); "
             "check the URL and your network, mailroom will retry"
         )
 
@@ -79,7 +86,10 @@ class ServerError(MailroomError):
         self.status = status
         self.url = url
         self.retry_after = retry_after
-        super().__init__(f"the {service} server answered HTTP {status} for {url}; will retry")
+        super().__init__(
+            f"the {service} server answered HTTP {status} for {clip(url, SERVER_TEXT_LIMIT)}; "
+            "will retry"
+        )
 
 
 class JmapError(MailroomError):
@@ -92,7 +102,10 @@ class JmapRequestError(JmapError):
     def __init__(self, status: int, problem_type: str, detail: str) -> None:
         self.status = status
         self.problem_type = problem_type
-        super().__init__(f"JMAP request refused (HTTP {status}, {problem_type}): {detail}")
+        super().__init__(
+            f"JMAP request refused (HTTP {status}, {clip(problem_type, 80)}): "
+            + clip(detail, SERVER_TEXT_LIMIT)
+        )
 
 
 class JmapMethodError(JmapError):
@@ -102,8 +115,8 @@ class JmapMethodError(JmapError):
         self.method = method
         self.error_type = error_type
         self.description = description
-        extra = f": {description}" if description else ""
-        super().__init__(f"{method} failed with {error_type}{extra}")
+        extra = f": {clip(description, SERVER_TEXT_LIMIT)}" if description else ""
+        super().__init__(f"{method} failed with {clip(error_type, 80)}{extra}")
 
 
 class JmapSetError(JmapError):
@@ -113,9 +126,10 @@ class JmapSetError(JmapError):
         self.method = method
         self.failures = dict(failures)
         first_id, first = next(iter(self.failures.items()))
+        said = f"{first.get('type', '?')} {first.get('description', '')}".rstrip()
         super().__init__(
-            f"{method} refused {len(self.failures)} change(s), e.g. {first_id}: "
-            f"{first.get('type', '?')} {first.get('description', '')}".rstrip()
+            f"{method} refused {len(self.failures)} change(s), e.g. {clip(first_id, 80)}: "
+            + clip(said, SERVER_TEXT_LIMIT)
         )
 
 
@@ -125,7 +139,9 @@ class CardDavError(MailroomError):
     def __init__(self, status: int, href: str, what: str) -> None:
         self.status = status
         self.href = href
-        super().__init__(f"CardDAV {what} of {href} failed with HTTP {status}")
+        super().__init__(
+            f"CardDAV {what} of {clip(href, SERVER_TEXT_LIMIT)} failed with HTTP {status}"
+        )
 
 
 class PreconditionFailed(CardDavError):
@@ -141,14 +157,10 @@ class VCardError(MailroomError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(
-            f"cannot read a vCard ({reason}); fix or delete the card in your address book"
+            f"cannot read a vCard ({clip(reason, SERVER_TEXT_LIMIT)}); "
+            "fix or delete the card in your address book"
         )
 
 
 class PushError(MailroomError):
     """The EventSource stream could not be opened or broke."""
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True when trying the same thing again later may succeed."""
-    return isinstance(exc, TransportError | ServerError | PreconditionFailed)

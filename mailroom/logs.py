@@ -3,9 +3,12 @@
 Modules log with ``structlog.get_logger()`` and short snake_case event names, data in
 keyword arguments (``log.info("poll_completed", trigger="push", emails_moved=3)``).
 Timestamps are ISO 8601 UTC. Libraries that use the standard ``logging`` module are
-rendered the same way, from WARNING up. As a safety net, any key that names a secret
-(token, password, authorization, secret, ...) and any ``Bearer``/``Basic`` value is
-replaced by ``[redacted]`` before a line is written.
+rendered the same way, from WARNING up. Secrets are kept out two ways before a line is
+written: any key that names a secret (token, password, authorization, ...) and any
+``Bearer``/``Basic`` value is replaced by ``[redacted]``, and the rendered line (its
+exception text included) goes through ``mailroom.redaction.scrub``, which blanks every
+credential value ``load_settings`` read, whatever carried it. A string value longer
+than ``VALUE_LIMIT`` characters is cut (a server's error text may be megabytes).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from mailroom.errors import ConfigError
+from mailroom.redaction import REDACTED, scrub
 
-REDACTED = "[redacted]"
+VALUE_LIMIT = 2000
 _SENSITIVE_KEY = re.compile(r"token|passw|authoriz|secret|api_?key|cookie|credential", re.I)
 _SENSITIVE_VALUE = re.compile(r"^\s*(bearer|basic)\s+\S", re.I)
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -46,6 +50,8 @@ def redact(value: Any) -> Any:
         return tuple(redact(v) for v in value)
     if isinstance(value, str) and _SENSITIVE_VALUE.match(value):
         return REDACTED
+    if isinstance(value, str) and len(value) > VALUE_LIMIT:
+        return value[:VALUE_LIMIT] + f"… ({len(value) - VALUE_LIMIT} more characters)"
     return value
 
 
@@ -72,6 +78,15 @@ def _renderer(fmt: str, stream: TextIO) -> Processor:
             colors=on_tty, exception_formatter=structlog.dev.plain_traceback
         )
     return structlog.processors.JSONRenderer(sort_keys=False)
+
+
+def _scrubbed(renderer: Processor) -> Processor:
+    """``renderer``, with every remembered secret blanked out of the finished line."""
+
+    def render(logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        return scrub(str(renderer(logger, name, event_dict)))
+
+    return render
 
 
 def _shared(fmt: str) -> list[Processor]:
@@ -110,9 +125,9 @@ def configure_logging(level: str, fmt: str = "auto", stream: TextIO | None = Non
             ]
         )
     stream = sys.stderr if stream is None else stream
-    renderer = _renderer(fmt, stream)
-    is_json = isinstance(renderer, structlog.processors.JSONRenderer)
-    shared = _shared("json" if is_json else "console")
+    plain = _renderer(fmt, stream)
+    shared = _shared("json" if isinstance(plain, structlog.processors.JSONRenderer) else "console")
+    renderer = _scrubbed(plain)
     number = _LEVELS[level.lower()]
     structlog.configure(
         processors=[*shared, renderer],

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from mailroom.config import Settings, category
+from mailroom.categories import category
+from mailroom.config import Settings
 from mailroom.errors import AuthError, TransportError
 from mailroom.jmap.models import Mailbox, Session
 from mailroom.ops.check import (

@@ -15,6 +15,11 @@ from mailroom.errors import AuthError, ConfigError, MailroomError
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "cli-test-token-0123456789"
+CREDENTIALS = {
+    "MAILROOM_JMAP_TOKEN": TOKEN,
+    "MAILROOM_CARDDAV_USERNAME": "ann@example.com",
+    "MAILROOM_CARDDAV_PASSWORD": "cli-test-password-123",
+}
 BAD_CONFIG = {
     "poll_interval": -5,
     "log_format": "xml",
@@ -52,7 +57,7 @@ def mailroom(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_poll_with_an_invalid_config_exits_78_listing_every_problem(tmp_path: Path) -> None:
-    env = clean_env(tmp_path, MAILROOM_CONFIG=str(bad_config(tmp_path)), MAILROOM_JMAP_TOKEN=TOKEN)
+    env = clean_env(tmp_path, MAILROOM_CONFIG=str(bad_config(tmp_path)), **CREDENTIALS)
     done = mailroom(env, "poll")
     assert done.returncode == EX_CONFIG
     assert done.stdout == ""
@@ -104,6 +109,8 @@ def test_every_command_with_settings_refuses_a_bad_config(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MAILROOM_CONFIG", str(bad_config(tmp_path)))
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
     assert main(argv) == EX_CONFIG
     captured = capsys.readouterr()
     assert len(captured.err.splitlines()) == BAD_CONFIG_LINES

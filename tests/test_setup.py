@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mailroom.config import DEFAULT_CATEGORIES, Settings, category
+from mailroom.categories import DEFAULT_CATEGORIES, category
+from mailroom.config import Settings
 from mailroom.jmap.models import Mailbox
 from mailroom.ops.rules import rule_lines
 from mailroom.ops.setup import Item, mailbox_creates, plan, print_plan

@@ -124,7 +124,7 @@ def test_receiver_replaces_a_stale_socket(sock_path: Path) -> None:
 
 def test_receiver_leaves_a_regular_file_alone(sock_path: Path) -> None:
     sock_path.write_text("mine")
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match="is not a socket"):
         WakeReceiver(sock_path)
     assert sock_path.read_text() == "mine"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailroom.config import Category
+from mailroom.categories import Category, is_ancestor
 
 HEADER = "Create these rules in Fastmail (Settings > Filters & Rules), in this order:"
 CONTINUE = "Continue to apply other rules"
@@ -27,20 +27,9 @@ def rule_groups(categories: Sequence[Category]) -> list[Category]:
     chosen: dict[str, Category] = {}
     for c in categories:
         held = chosen.get(c.contact_group)
-        if held is None or _is_ancestor(c.name, held.name, parents):
+        if held is None or is_ancestor(c.name, held.name, parents):
             chosen[c.contact_group] = c
     return list(chosen.values())
-
-
-def _is_ancestor(name: str, of: str, parents: dict[str, str | None]) -> bool:
-    seen: set[str] = set()
-    parent = parents.get(of)
-    while parent is not None and parent not in seen:
-        if parent == name:
-            return True
-        seen.add(parent)
-        parent = parents.get(parent)
-    return False
 
 
 def _group_rule(number: int, c: Category) -> str:

@@ -280,6 +280,8 @@ def main(settings: Settings, *, apply: bool) -> int:
             if apply:
                 outcomes = create_mailboxes(jmap, plan_.items, mailboxes)
                 outcomes += create_groups(carddav, plan_.items)
+    except ConfigError:
+        raise  # the CLI prints it as every command does
     except MailroomError as exc:
         print(f"failed: {exc}")
         return 1

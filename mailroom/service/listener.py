@@ -24,10 +24,17 @@ import structlog
 from mailroom.errors import AuthError, ConfigError, MailroomError, PushError, ServerError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
+from mailroom.paths import WAKE_SOCKET, ensure_state_dir
 from mailroom.service.backoff import Backoff
-from mailroom.service.paths import WAKE_SOCKET
 from mailroom.service.sse import StateChange
-from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, iso, read_status, write_status
+from mailroom.service.status import (
+    HEARTBEAT_SECONDS,
+    LISTENER_FILE,
+    error_summary,
+    iso,
+    read_status,
+    write_status,
+)
 from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
 
@@ -102,7 +109,7 @@ def main(settings: Settings) -> int:
     token = settings.jmap_token.get_secret_value().strip() if settings.jmap_token else ""
     if not token:
         raise ConfigError(["MAILROOM_JMAP_TOKEN is not set; the listener needs it for push"])
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(settings.state_dir)
     options = ListenerOptions(settings.jmap_session_url, token, settings.state_dir)
     stop = threading.Event()
     install_stop_handlers(stop)
@@ -278,5 +285,5 @@ class _Listener:
         else:
             delay, self.backoff = self.backoff.next_delay()
             log.warning(event, next_delay=delay, error=str(error))
-        self.update(status="disconnected", connected_since=None, last_error=str(error))
+        self.update(status="disconnected", connected_since=None, last_error=error_summary(error))
         self.stop.wait(delay)

@@ -1,8 +1,12 @@
 """Status files: each process writes its own JSON document, health reads them all.
 
 Writes are atomic (a temp file in the same directory, then ``os.replace``), so a
-reader sees the old document or the new one, never half of one. Reads are tolerant:
-a missing, unreadable or torn file reads as None and never raises.
+reader sees the old document or the new one, never half of one; neither step follows
+a symbolic link (``mkstemp`` creates with O_EXCL, ``rename`` replaces the link itself),
+and a read opens with O_NOFOLLOW. Reads are tolerant: a missing, unreadable or torn
+file (or a link) reads as None and never raises. Every document is scrubbed of
+secrets before it is written, and an error is recorded as ``error_summary``: its kind
+and a message of at most ERROR_TEXT_LIMIT characters, never raw exception text.
 
 Standard library only: the health process imports this module.
 """
@@ -21,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mailroom.redaction import clip, scrub
+
 LISTENER_FILE = "listener.json"
 WORKER_FILE = "worker.json"
 # Every status file carries "pid" and "heartbeat" (ISO 8601 UTC), refreshed at least
@@ -28,11 +34,18 @@ WORKER_FILE = "worker.json"
 # older than STALE_AFTER_SECONDS as down.
 HEARTBEAT_SECONDS = 15.0
 STALE_AFTER_SECONDS = 60.0
+ERROR_TEXT_LIMIT = 300
+STATUS_READ_LIMIT = 1024 * 1024
+
+
+def error_summary(exc: BaseException) -> str:
+    """``"Kind: message"`` on one line, secrets blanked, at most ERROR_TEXT_LIMIT long."""
+    return clip(scrub(f"{type(exc).__name__}: {exc}"), ERROR_TEXT_LIMIT)
 
 
 def write_status(path: Path, data: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically."""
-    text = json.dumps(dict(data), indent=2, sort_keys=True) + "\n"
+    text = scrub(json.dumps(dict(data), indent=2, sort_keys=True)) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -47,7 +60,9 @@ def write_status(path: Path, data: Mapping[str, Any]) -> None:
 def read_status(path: Path) -> dict[str, Any] | None:
     """The document at ``path``, or None when it is missing, unreadable or not a JSON object."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            doc = json.loads(f.read(STATUS_READ_LIMIT).decode("utf-8"))
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

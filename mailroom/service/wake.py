@@ -136,10 +136,12 @@ class WakeReceiver:
 
 
 def _remove_stale_socket(path: Path) -> None:
-    """Unlink a socket left behind by a previous worker; leave any other file alone."""
+    """Unlink a socket left behind by a previous worker; refuse any other file (a
+    symbolic link among them: it is never followed) with a ConfigError."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
-    if stat.S_ISSOCK(mode):
-        os.unlink(path)
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError([f"{path} is not a socket; mailroom will not touch it. Remove it"])
+    os.unlink(path)

@@ -22,9 +22,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import structlog
 
 from mailroom.errors import MailroomError
+from mailroom.paths import WAKE_SOCKET, WORKER_LOCK, ensure_state_dir, open_nofollow
 from mailroom.service import debounce
-from mailroom.service.paths import WAKE_SOCKET, WORKER_LOCK
-from mailroom.service.status import HEARTBEAT_SECONDS, WORKER_FILE, StatusFile, iso, read_status
+from mailroom.service.status import (
+    HEARTBEAT_SECONDS,
+    WORKER_FILE,
+    StatusFile,
+    error_summary,
+    iso,
+    read_status,
+)
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom.triage.report import PassReport
 
@@ -128,14 +135,14 @@ class Worker:
         self._counters["failures"] += 1
         log.error(
             "pass_failed",
-            error=str(exc),
+            error=error_summary(exc),
             error_type=type(exc).__name__,
             consecutive_failures=self._failures_in_a_row,
             exc_info=not isinstance(exc, MailroomError),
         )
         self._status.update(
             consecutive_failures=self._failures_in_a_row,
-            last_error=f"{type(exc).__name__}: {exc}",
+            last_error=error_summary(exc),
             counters=dict(self._counters),
         )
 
@@ -178,7 +185,7 @@ def serve(
     pass_fn: PassFn, state_dir: Path, *, poll_interval: float, debounce_seconds: float
 ) -> int:
     """Lock, socket, status file, heartbeat and signals around a ``Worker``."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(state_dir)
     with _exclusive(state_dir / WORKER_LOCK) as held:
         if not held:
             return 1
@@ -206,7 +213,8 @@ def serve(
 @contextmanager
 def _exclusive(path: Path) -> Iterator[bool]:
     """Hold an exclusive lock on ``path``; yields False (and says why) when another has it."""
-    with open(path, "a+", encoding="utf-8") as f:
+    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
+    with os.fdopen(fd, "r+", encoding="utf-8") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
