@@ -362,8 +362,10 @@ def _credential_problem(var: str, text: str) -> str | None:
 def _url_problem(var: str, text: str) -> str | None:
     try:
         url = httpx.URL(text)
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(url.port)
     except (httpx.InvalidURL, TypeError, ValueError):
-        return f"{var} is not a URL httpx can read; write it like https://host/path"
+        return f"{var} is not a URL; write it like https://host/path"
     if url.userinfo:
         return (
             f"{var} holds a user name or password before the host (user:pass@); remove it, "
