@@ -145,13 +145,19 @@ def _loops(parents: Mapping[str, str | None]) -> list[list[str]]:
     return loops
 
 
+def _loop_text(loop: Sequence[str], shown: int = 8) -> str:
+    names = [repr(n) for n in [*loop, loop[0]]]
+    if len(names) > shown:
+        names = [*names[: shown - 2], "...", *names[-2:]]
+        return " -> ".join(names) + f" ({len(loop)} categories)"
+    return " -> ".join(names)
+
+
 def _cycles(parents: Mapping[str, str | None]) -> list[str]:
     return [
         f"category {loop[0]!r} is its own parent; remove its parent"
         if len(loop) == 1
-        else "categories form a parent cycle: "
-        + " -> ".join(repr(n) for n in [*loop, loop[0]])
-        + "; break the cycle"
+        else f"categories form a parent cycle: {_loop_text(loop)}; break the cycle"
         for loop in _loops(parents)
     ]
 

@@ -201,8 +201,9 @@ def unknown_variable_warnings(environ: Mapping[str, str]) -> list[str]:
     for name in sorted(environ):
         if not name.startswith("MAILROOM_") or name in known or name.startswith(OTHER_VARIABLES):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else "; it is ignored"
+        short = {k.removeprefix("MAILROOM_"): k for k in known}
+        close = difflib.get_close_matches(name.removeprefix("MAILROOM_"), short, n=1, cutoff=0.6)
+        hint = f"; did you mean {short[close[0]]}?" if close else "; it is ignored"
         lines.append(f"{name} is not a mailroom setting{hint}")
     return lines
 
