@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailroom.errors import ConfigError
-from mailroom.paths import health_address, parse_port, state_dir_from_env
+from mailroom.paths import health_address, parse_port, state_dir_from_env, with_dotenv
 from mailroom.service.status import (
     LISTENER_FILE,
     STALE_AFTER_SECONDS,
@@ -149,11 +149,12 @@ def _address(environ: Mapping[str, str]) -> tuple[str, int]:
 def main() -> int:
     """`mailroom health`: serve GET /healthz until SIGTERM or SIGINT."""
     try:
-        host, port = _address(os.environ)
+        environ = with_dotenv(os.environ, Path.cwd())  # what the other programs read
+        host, port = _address(environ)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    state_dir = state_dir_from_env(os.environ)
+    state_dir = state_dir_from_env(environ)
     try:
         server = ThreadingHTTPServer((host, port), _handler(state_dir))
     except OSError as exc:

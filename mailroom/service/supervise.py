@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from mailroom.errors import ConfigError
-from mailroom.paths import SUPERVISOR_SOCKET
+from mailroom.paths import SUPERVISOR_SOCKET, ensure_state_dir
 from mailroom.service.wake import MAX_SOCKET_PATH
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def main(settings: Settings) -> int:
     """`mailroom run`: exec supervisord; returns only when it cannot be started."""
     state_dir = settings.state_dir
     check_state_dir(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(state_dir)  # 0700, ours: supervisord's socket and pid file live here
     conf = conf_path(state_dir)
     bin_dirs = [Path(sys.argv[0]).absolute().parent, Path(sys.executable).parent]
     env = supervisord_env(os.environ, state_dir, bin_dirs)
