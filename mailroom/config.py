@@ -15,16 +15,12 @@ every credential read is handed to ``mailroom.redaction`` so no output can show 
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import httpx
-import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -42,12 +38,19 @@ from pydantic_settings import PydanticBaseSettingsSource as Source
 from mailroom import redaction
 from mailroom.categories import DEFAULT_CATEGORIES, Category, category_problems, chain
 from mailroom.categories import expand_category as _expand
+from mailroom.config_input import (
+    credential_problem,
+    json_problem,
+    read_secret_files,
+    read_yaml,
+    unknown_variable_warnings,
+    url_problem,
+)
 from mailroom.errors import ConfigError
 from mailroom.paths import (
     DEFAULT_HEALTH_HOST,
     DEFAULT_HEALTH_PORT,
     default_state_dir,
-    read_small_file,
     with_dotenv,
 )
 
@@ -72,13 +75,6 @@ _CREDENTIALS = {
     "(Fastmail: Settings > Privacy & Security > App passwords)",
 }
 _URLS = ("jmap_session_url", "carddav_url")
-CONFIG_FILE_LIMIT = 256 * 1024  # bytes; 2,000 categories written out take about 100 KB
-SECRET_FILE_LIMIT = 16 * 1024
-VARIABLE_LIMIT = 256 * 1024
-NESTING_LIMIT = 16  # the config's deepest real nesting is 3 (categories, a category, a key)
-ALIAS_LIMIT = 100
-# Variables mailroom's tools read (not settings): no "unknown variable" warning.
-OTHER_VARIABLES = ("MAILROOM_CONFIG", "MAILROOM_VENV", "MAILROOM_DEMO_", "MAILROOM_TEST_")
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Categories = tuple[Annotated[Category, BeforeValidator(_expand)], ...]
@@ -194,45 +190,6 @@ def known_variables() -> list[str]:
     return [*names, *(f"{ENV_ONLY[c]}_FILE" for c in _CREDENTIALS)]
 
 
-def unknown_variable_warnings(environ: Mapping[str, str]) -> list[str]:
-    """A line per MAILROOM_* variable mailroom does not read, naming the closest one."""
-    known = known_variables()
-    lines = []
-    for name in sorted(environ):
-        if not name.startswith("MAILROOM_") or name in known or name.startswith(OTHER_VARIABLES):
-            continue
-        short = {k.removeprefix("MAILROOM_"): k for k in known}
-        close = difflib.get_close_matches(name.removeprefix("MAILROOM_"), short, n=1, cutoff=0.6)
-        hint = f"; did you mean {short[close[0]]}?" if close else "; it is ignored"
-        lines.append(f"{name} is not a mailroom setting{hint}")
-    return lines
-
-
-def _from_files(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """``environ`` with each ``<CREDENTIAL>_FILE`` read in, which variable each came
-    from, and the problems. A file's one final newline is the file's, not the secret's."""
-    env, sources, problems = dict(environ), {}, []
-    for name in _CREDENTIALS:
-        var = ENV_ONLY[name]
-        path = environ.get(f"{var}_FILE", "")
-        if not path:
-            continue
-        if environ.get(var):
-            problems.append(f"{var} and {var}_FILE are both set; keep one")
-            continue
-        try:
-            text = read_small_file(Path(path), SECRET_FILE_LIMIT, what=f"{var}_FILE")
-        except FileNotFoundError:
-            problems.append(f"{var}_FILE names {path}, which does not exist; fix the path")
-            continue
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        env[var] = text.removesuffix("\n").removesuffix("\r")
-        sources[name] = f"{var}_FILE"
-    return env, sources, problems
-
-
 class _EnvironSource(EnvSettingsSource):
     """pydantic-settings' environment source over a given mapping instead of os.environ."""
 
@@ -244,28 +201,12 @@ class _EnvironSource(EnvSettingsSource):
         return {k.lower(): v for k, v in self._environ.items() if v != ""}
 
 
-def _json_problem(var: str, text: str) -> str | None:
-    hint = (
-        'write a JSON list such as ["Feed", {"name": "Jail", "add_to_inbox": false}], '
-        "or set it in the config file"
-    )
-    if len(text) > VARIABLE_LIMIT:
-        return f"{var}: longer than {VARIABLE_LIMIT:,} characters; {hint}"
-    try:
-        json.loads(text)
-    except RecursionError:
-        return f"{var}: nested too deeply; {hint}"
-    except ValueError:
-        return f"{var}: not valid JSON; {hint}"
-    return None
-
-
 def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Field values from MAILROOM_* (and PORT), which variable each came from, problems."""
     bad = {
         var: problem
         for var in ("MAILROOM_CATEGORIES",)
-        if environ.get(var) and (problem := _json_problem(var, environ[var]))
+        if environ.get(var) and (problem := json_problem(var, environ[var]))
     }
     values = dict(_EnvironSource({k: v for k, v in environ.items() if k not in bad})())
     sources = {name: f"MAILROOM_{name.upper()}" for name in values}
@@ -275,58 +216,6 @@ def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, s
 
 
 # -- the config file ---------------------------------------------------------------------
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    """The problem and its position, never the offending text (it may hold a secret)."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
-
-
-def _check_shape(text: str, path: Path) -> None:
-    """Refuse deep nesting and alias bombs from the event stream, before anything is built."""
-    depth = aliases = 0
-    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > NESTING_LIMIT:
-                raise ConfigError(
-                    [f"{path}: nested more than {NESTING_LIMIT} levels deep; flatten it"]
-                )
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-        elif isinstance(event, yaml.AliasEvent):
-            aliases += 1
-            if aliases > ALIAS_LIMIT:
-                raise ConfigError([f"{path}: more than {ALIAS_LIMIT} aliases (*name); expand them"])
-
-
-def _read_yaml(path_text: str) -> dict[str, Any]:
-    path = Path(path_text).expanduser()
-    try:
-        text = read_small_file(path, CONFIG_FILE_LIMIT, what="config file")
-        _check_shape(text, path)
-        data = yaml.load(text, Loader=yaml.CSafeLoader)  # the C safe loader
-    except FileNotFoundError:
-        raise ConfigError(
-            [
-                f"MAILROOM_CONFIG names {path}, which does not exist; create it "
-                "(see config.yaml.example) or unset MAILROOM_CONFIG to use the defaults"
-            ]
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML ({_yaml_reason(exc)}); fix it"]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [
-                f"{path}: the top level must be a mapping of keys such as `poll_interval: 60`, "
-                f"not a {type(data).__name__}"
-            ]
-        )
-    return data
 
 
 _FILE_KEYS = [name for name in Settings.model_fields if name not in ENV_ONLY]
@@ -348,44 +237,15 @@ def _file_values(from_file: Mapping[Any, Any], config: str) -> tuple[dict[str, A
 # -- checks pydantic does not make ---------------------------------------------------------
 
 
-def _credential_problem(var: str, text: str) -> str | None:
-    """Whitespace around a credential is refused, not stripped: it is a paste accident."""
-    if text != text.strip():
-        return (
-            f"{var} has a space or line break at its start or end (a common paste or "
-            "`echo >` accident); remove it"
-        )
-    if not all(" " < ch < "\x7f" for ch in text):
-        return f"{var} holds a character that is not printable ASCII; paste it again"
-    return None
-
-
-def _url_problem(var: str, text: str) -> str | None:
-    try:
-        url = httpx.URL(text)
-        if url.port is not None and not 0 < url.port < 65536:
-            raise ValueError(url.port)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return f"{var} is not a URL; write it like https://host/path"
-    if url.userinfo:
-        return (
-            f"{var} holds a user name or password before the host (user:pass@); remove it, "
-            "credentials go in MAILROOM_JMAP_TOKEN and MAILROOM_CARDDAV_USERNAME/PASSWORD"
-        )
-    if url.scheme not in ("http", "https") or not url.host:
-        return f"{var} must be an http(s) URL with a host, like https://host/path"
-    return None
-
-
 def _raw_problems(values: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
     """Check credentials, URLs and the state dir as given; drop each bad value."""
     problems: dict[str, str | None] = {}
     for name in ("jmap_token", "carddav_username", "carddav_password"):
         if isinstance(values.get(name), str):
-            problems[name] = _credential_problem(sources.get(name, name), values[name])
+            problems[name] = credential_problem(sources.get(name, name), values[name])
     for name in _URLS:
         if isinstance(values.get(name), str):
-            problems[name] = _url_problem(sources.get(name, name), values[name])
+            problems[name] = url_problem(sources.get(name, name), values[name])
     state = values.get("state_dir")
     if isinstance(state, str | Path) and os.path.exists(state) and not os.path.isdir(state):
         problems["state_dir"] = f"MAILROOM_STATE_DIR: {state} is not a directory; name one"
@@ -488,13 +348,15 @@ def load_settings(
         environ = with_dotenv(environ, cwd) if cwd is not None else environ
     except ConfigError as exc:
         problems += exc.problems
-    for line in unknown_variable_warnings(environ):
+    for line in unknown_variable_warnings(environ, known_variables()):
         warn(line)
-    environ, file_sources, file_problems = _from_files(environ)
+    environ, file_sources, file_problems = read_secret_files(
+        environ, {n: ENV_ONLY[n] for n in _CREDENTIALS}
+    )
     problems += file_problems
     config = environ.get("MAILROOM_CONFIG", "")
     try:
-        from_file, key_problems = _file_values(_read_yaml(config) if config else {}, config)
+        from_file, key_problems = _file_values(read_yaml(config) if config else {}, config)
     except ConfigError as exc:
         from_file, key_problems = {}, exc.problems
     from_env, sources, env_problems = _env_values(environ)

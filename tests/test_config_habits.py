@@ -97,7 +97,8 @@ def test_a_misspelt_variable_is_warned_with_the_closest_name() -> None:
 def test_every_problem_comes_in_one_round(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(
-        "poll_interval: often\ncategories: [{name: A, contact_type: robot}, {name: B, parent: C}]\n",
+        "poll_interval: often\n"
+        "categories: [{name: A, contact_type: robot}, {name: B, parent: C}]\n",
         encoding="utf-8",
     )
     lines = problems_of(

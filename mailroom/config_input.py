@@ -1,0 +1,173 @@
+"""Configuration input, read and first checked before pydantic sees it.
+
+The config file and secret files are read through ``paths.read_small_file`` (a
+regular file under a size cap); YAML nesting and aliases are capped from the event
+stream before any object is built; JSON in a variable is size-capped and parsed once
+to catch depth bombs; credentials and URLs get the checks pydantic does not make.
+Each function returns problem lines (or raises ``ConfigError``); none prints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from mailroom.errors import ConfigError
+from mailroom.paths import read_small_file
+
+CONFIG_FILE_LIMIT = 256 * 1024  # bytes; 2,000 categories written out take about 100 KB
+SECRET_FILE_LIMIT = 16 * 1024
+VARIABLE_LIMIT = 256 * 1024
+NESTING_LIMIT = 16  # the config's deepest real nesting is 3 (categories, a category, a key)
+ALIAS_LIMIT = 100
+# Variables mailroom's tools read (not settings): no "unknown variable" warning.
+OTHER_VARIABLES = ("MAILROOM_CONFIG", "MAILROOM_VENV", "MAILROOM_DEMO_", "MAILROOM_TEST_")
+
+
+def unknown_variable_warnings(environ: Mapping[str, str], known: Sequence[str]) -> list[str]:
+    """A line per MAILROOM_* variable mailroom does not read, naming the closest one."""
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith("MAILROOM_") or name in known or name.startswith(OTHER_VARIABLES):
+            continue
+        short = {k.removeprefix("MAILROOM_"): k for k in known}
+        close = difflib.get_close_matches(name.removeprefix("MAILROOM_"), short, n=1, cutoff=0.6)
+        hint = f"; did you mean {short[close[0]]}?" if close else "; it is ignored"
+        lines.append(f"{name} is not a mailroom setting{hint}")
+    return lines
+
+
+def read_secret_files(
+    environ: Mapping[str, str], variables: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """``environ`` with each ``<VARIABLE>_FILE`` read in (``variables``: field -> variable),
+    the variable each field came from, and the problems. A file's one final newline is
+    the file's, not the secret's."""
+    env, sources, problems = dict(environ), {}, []
+    for name, var in variables.items():
+        path = environ.get(f"{var}_FILE", "")
+        if not path:
+            continue
+        if environ.get(var):
+            problems.append(f"{var} and {var}_FILE are both set; keep one")
+            continue
+        try:
+            text = read_small_file(Path(path), SECRET_FILE_LIMIT, what=f"{var}_FILE")
+        except FileNotFoundError:
+            problems.append(f"{var}_FILE names {path}, which does not exist; fix the path")
+            continue
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        env[var] = text.removesuffix("\n").removesuffix("\r")
+        sources[name] = f"{var}_FILE"
+    return env, sources, problems
+
+
+def json_problem(var: str, text: str) -> str | None:
+    hint = (
+        'write a JSON list such as ["Feed", {"name": "Jail", "add_to_inbox": false}], '
+        "or set it in the config file"
+    )
+    if len(text) > VARIABLE_LIMIT:
+        return f"{var}: longer than {VARIABLE_LIMIT:,} characters; {hint}"
+    try:
+        json.loads(text)
+    except RecursionError:
+        return f"{var}: nested too deeply; {hint}"
+    except ValueError:
+        return f"{var}: not valid JSON; {hint}"
+    return None
+
+
+# -- the config file ------------------------------------------------------------
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """The problem and its position, never the offending text (it may hold a secret)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
+
+
+def _check_shape(text: str, path: Path) -> None:
+    """Refuse deep nesting and alias bombs from the event stream, before anything is built."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > NESTING_LIMIT:
+                raise ConfigError(
+                    [f"{path}: nested more than {NESTING_LIMIT} levels deep; flatten it"]
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > ALIAS_LIMIT:
+                raise ConfigError([f"{path}: more than {ALIAS_LIMIT} aliases (*name); expand them"])
+
+
+def read_yaml(path_text: str) -> dict[str, Any]:
+    path = Path(path_text).expanduser()
+    try:
+        text = read_small_file(path, CONFIG_FILE_LIMIT, what="config file")
+        _check_shape(text, path)
+        data = yaml.load(text, Loader=yaml.CSafeLoader)  # the C safe loader
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                f"MAILROOM_CONFIG names {path}, which does not exist; create it "
+                "(see config.yaml.example) or unset MAILROOM_CONFIG to use the defaults"
+            ]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({_yaml_reason(exc)}); fix it"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [
+                f"{path}: the top level must be a mapping of keys such as `poll_interval: 60`, "
+                f"not a {type(data).__name__}"
+            ]
+        )
+    return data
+
+
+# -- credentials and URLs -------------------------------------------------------
+
+
+def credential_problem(var: str, text: str) -> str | None:
+    """Whitespace around a credential is refused, not stripped: it is a paste accident."""
+    if text != text.strip():
+        return (
+            f"{var} has a space or line break at its start or end (a common paste or "
+            "`echo >` accident); remove it"
+        )
+    if not all(" " < ch < "\x7f" for ch in text):
+        return f"{var} holds a character that is not printable ASCII; paste it again"
+    return None
+
+
+def url_problem(var: str, text: str) -> str | None:
+    try:
+        url = httpx.URL(text)
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(url.port)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return f"{var} is not a URL; write it like https://host/path"
+    if url.userinfo:
+        return (
+            f"{var} holds a user name or password before the host (user:pass@); remove it, "
+            "credentials go in MAILROOM_JMAP_TOKEN and MAILROOM_CARDDAV_USERNAME/PASSWORD"
+        )
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"{var} must be an http(s) URL with a host, like https://host/path"
+    return None
