@@ -51,6 +51,7 @@ from mailroom.paths import (
     DEFAULT_HEALTH_HOST,
     DEFAULT_HEALTH_PORT,
     default_state_dir,
+    health_address,
     with_dotenv,
 )
 
@@ -210,8 +211,9 @@ def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, s
     }
     values = dict(_EnvironSource({k: v for k, v in environ.items() if k not in bad})())
     sources = {name: f"MAILROOM_{name.upper()}" for name in values}
-    if "health_port" not in values and environ.get("PORT"):
-        values["health_port"], sources["health_port"] = environ["PORT"], "PORT"
+    _host, port, source = health_address(environ)  # the one reader, shared with health
+    if source != "default":
+        values["health_port"], sources["health_port"] = port, source
     return values, sources, list(bad.values())
 
 
