@@ -32,6 +32,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "check": ALL_CREDENTIALS,
     "reset": ALL_CREDENTIALS,
     "work": ALL_CREDENTIALS,
+    "run": ALL_CREDENTIALS,  # refused before supervisord starts, not FATAL programs after
     "listen": ("jmap_token",),
 }
 

@@ -129,7 +129,7 @@ def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", ["check", "poll", "setup", "reset", "work"])
+@pytest.mark.parametrize("command", ["check", "poll", "setup", "reset", "work", "run"])
 def test_one_missing_credential_reads_the_same_in_every_command(
     command: str, tmp_path: Path
 ) -> None:
