@@ -16,6 +16,7 @@ every credential read is handed to ``mailroom.redaction`` so no output can show 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,8 +330,6 @@ def _problems(
 
 
 def _say_warning(line: str) -> None:
-    import sys
-
     print(f"config warning: {line}", file=sys.stderr)
 
 
