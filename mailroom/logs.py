@@ -20,6 +20,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from mailroom.errors import ConfigError
+from mailroom.logthrottle import Throttle
 
 REDACTED = "[redacted]"
 _SENSITIVE_KEY = re.compile(r"token|passw|authoriz|secret|api_?key|cookie|credential", re.I)
@@ -115,7 +116,7 @@ def configure_logging(level: str, fmt: str = "auto", stream: TextIO | None = Non
     shared = _shared("json" if is_json else "console")
     number = _LEVELS[level.lower()]
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, Throttle(), renderer],  # Throttle: floods of one warning
         wrapper_class=structlog.make_filtering_bound_logger(number),
         # one write per line (message and newline together): supervisord interleaves the
         # programs' output, and print() under PYTHONUNBUFFERED writes the newline apart
