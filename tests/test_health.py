@@ -305,13 +305,13 @@ def request_all(port: int, count: int) -> list[bytes]:
             events = selector.select(timeout=60)
             assert events, f"{open_count} connections still unanswered after 60 s"
             for key, _ in events:
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                data = sock.recv(65536)
-                answers[sock] += data
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                data = ready.recv(65536)
+                answers[ready] += data
                 if not data:
-                    selector.unregister(sock)
-                    sock.close()
+                    selector.unregister(ready)
+                    ready.close()
                     open_count -= 1
     return list(answers.values())
 
