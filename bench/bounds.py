@@ -1,13 +1,14 @@
 """What the bounds of issue 11 cost and what they buy, on loopback (no Cyrus needed).
 
-    .venv/bin/python bench/bounds.py [--runs 200] [--probes 1000]
+    .venv/bin/python bench/bounds.py [--runs 200] [--probes 1000] [--warnings 100000]
 
 1. A request through ``httpfaults.send`` (deadline backend, body read within the cap,
    response rebuilt) against a plain ``httpx.Client.request``, same local server, for
    a 1 KB and a 1 MiB body: median ms per request and the ratio.
 2. ``mailroom health`` (a real process) hit by ``--probes`` connections at once: how
    many were answered and how long until the last answer.
-3. 100,000 identical warnings through ``configure_logging``: lines written, seconds.
+3. ``--warnings`` (100,000) identical warnings through ``configure_logging``: lines
+   written, seconds.
 """
 
 from __future__ import annotations
@@ -117,16 +118,16 @@ def health(probes: int) -> None:
     print(f"health: {answered} of {probes} concurrent probes answered, the last after {took:.2f} s")
 
 
-def logs() -> None:
+def logs(count: int) -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream=stream)
     log = structlog.get_logger()
     start = time.perf_counter()
-    for _ in range(100_000):
+    for _ in range(count):
         log.warning("eventsource_bad_event", event_id=None, reason="data is not JSON")
     took = time.perf_counter() - start
     lines = len(stream.getvalue().splitlines())
-    print(f"logs: 100,000 identical warnings -> {lines} line(s) in {took:.2f} s")
+    print(f"logs: {count:,} identical warnings -> {lines} line(s) in {took:.2f} s")
     structlog.reset_defaults()
 
 
@@ -134,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="requests per body size")
     parser.add_argument("--probes", type=int, default=1000, help="concurrent health probes")
+    parser.add_argument("--warnings", type=int, default=100_000, help="identical warnings")
     args = parser.parse_args(argv)
     requests(args.runs)
     health(args.probes)
-    logs()
+    logs(args.warnings)
     return 0
 
 
