@@ -15,7 +15,8 @@ from faultserver import TOKEN, Answer, AnswerServer
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.errors import ResponseTooLarge, ServerTooSlow, TransportError, is_retryable
-from mailroom.httpbounds import MIB, HttpLimits
+from mailroom.httpbounds import MIB, HttpLimits, new_client
+from mailroom.httpfaults import send
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Session
 
@@ -116,3 +117,20 @@ def test_an_answer_within_the_bounds_is_read_whole() -> None:
         session = jmap_session(server, SHORT)
     assert session.api_url == server.url("/jmap/api")
     assert session.account_id == "acct1"
+
+
+@pytest.mark.timeout(30)
+def test_the_client_still_works_after_a_request_ran_out_of_time_or_room() -> None:
+    answers = {
+        "/slow": Answer(size=100, trickle=0.05),
+        "/huge": Answer(size=HUGE, declare_length=False),
+    }
+    with AnswerServer(answers) as server, new_client(SHORT) as http:
+        with pytest.raises(ServerTooSlow):
+            send(http, "JMAP", "GET", server.url("/slow"), limits=SHORT)
+        with pytest.raises(ResponseTooLarge):
+            send(http, "JMAP", "GET", server.url("/huge"), limits=SHORT)
+        response = send(http, "JMAP", "GET", server.url("/jmap/session"), limits=SHORT)
+        assert response.json()["apiUrl"] == "/jmap/api"
+        server.wait_idle()
+    assert server.requests == 2
