@@ -66,12 +66,11 @@ class ServerTooSlow(TransportError):
     """The server did not finish its answer within the request's deadline."""
 
     def __init__(self, service: str, url: str, deadline: float) -> None:
-        self.service = service
-        self.url = url
+        super().__init__(service, url, "too slow")  # service and url, kept as there
         self.deadline = deadline
         MailroomError.__init__(
             self,
-            f"the {service} server at {url} did not finish its answer within {deadline:g} s "
+            f"the {service} server at {self.url} did not finish its answer within {deadline:g} s "
             "(it stalls or sends too slowly); mailroom dropped the request and will retry",
         )
 
@@ -80,15 +79,19 @@ class ResponseTooLarge(TransportError):
     """The server's answer is larger than mailroom accepts."""
 
     def __init__(self, service: str, url: str, limit: int) -> None:
-        self.service = service
-        self.url = url
+        super().__init__(service, url, "too large")  # service and url, kept as there
         self.limit = limit
         MailroomError.__init__(
             self,
-            f"the {service} server at {url} sent an answer over {limit // (1 << 20)} MiB, "
+            f"the {service} server at {self.url} sent an answer over {_size(limit)}, "
             "more than mailroom accepts; check that the URL names the right server "
             "(a misbehaving server or proxy sends this); mailroom will retry",
         )
+
+
+def _size(count: int) -> str:
+    mib, rest = divmod(count, 1 << 20)
+    return f"{mib} MiB" if mib and not rest else f"{count} bytes"
 
 
 class AuthError(MailroomError):

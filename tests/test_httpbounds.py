@@ -111,6 +111,7 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
         )
     assert stream.yielded == 0
     assert caught.value.limit == 1000
+    assert "sent an answer over 1000 bytes, more than mailroom accepts" in str(caught.value)
 
 
 def test_an_undeclared_body_over_the_cap_stops_at_the_cap() -> None:
