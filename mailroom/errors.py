@@ -6,6 +6,8 @@
     ├── ConfigError            invalid or missing configuration (exit 78)
     ├── SetupNeededError       a mailbox or contact group is missing: run `mailroom setup --apply`
     ├── TransportError         the server could not be reached, or timed out (retryable)
+    │   ├── ServerTooSlow      no whole answer within the request's deadline
+    │   └── ResponseTooLarge   an answer over the size cap
     ├── AuthError              the server rejected the credentials (401/403)
     ├── ServerError            HTTP 429/5xx from a server (retryable; may carry Retry-After)
     ├── JmapError              a JMAP answer that says something went wrong
@@ -65,6 +67,38 @@ class TransportError(MailroomError):
             f"cannot reach the {service} server at {url} ({clip(reason, SERVER_TEXT_LIMIT)}); "
             "check the URL and your network, mailroom will retry"
         )
+
+
+class ServerTooSlow(TransportError):
+    """The server did not finish its answer within the request's deadline."""
+
+    def __init__(self, service: str, url: str, deadline: float) -> None:
+        super().__init__(service, url, "too slow")  # service and url, kept as there
+        self.deadline = deadline
+        MailroomError.__init__(
+            self,
+            f"the {service} server at {self.url} did not finish its answer within {deadline:g} s "
+            "(it stalls or sends too slowly); mailroom dropped the request and will retry",
+        )
+
+
+class ResponseTooLarge(TransportError):
+    """The server's answer is larger than mailroom accepts."""
+
+    def __init__(self, service: str, url: str, limit: int) -> None:
+        super().__init__(service, url, "too large")  # service and url, kept as there
+        self.limit = limit
+        MailroomError.__init__(
+            self,
+            f"the {service} server at {self.url} sent an answer over {_size(limit)}, "
+            "more than mailroom accepts; check that the URL names the right server "
+            "(a misbehaving server or proxy sends this); mailroom will retry",
+        )
+
+
+def _size(count: int) -> str:
+    mib, rest = divmod(count, 1 << 20)
+    return f"{mib} MiB" if mib and not rest else f"{count} bytes"
 
 
 class AuthError(MailroomError):

@@ -1,29 +1,67 @@
 """HTTP faults shared by the JMAP and CardDAV clients, translated once into errors.py.
 
-A connection problem or timeout is a ``TransportError``; 401/403 an ``AuthError`` with
-the service's hint; 429 and 5xx a ``ServerError`` carrying ``Retry-After``. What a
-status means beyond that is the protocol's business, so each client finishes the job.
+A connection problem or timeout is a ``TransportError``; a request past its deadline a
+``ServerTooSlow``, an answer over the size cap a ``ResponseTooLarge`` (both bounds come
+from httpbounds.py); 401/403 an ``AuthError`` with the service's hint; 429 and 5xx a
+``ServerError`` carrying ``Retry-After``. What a status means beyond that is the
+protocol's business, so each client finishes the job.
 """
 
 from __future__ import annotations
 
 import email.utils
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from mailroom.errors import AuthError, MailroomError, ServerError, TransportError
+from mailroom.errors import (
+    AuthError,
+    MailroomError,
+    ResponseTooLarge,
+    ServerError,
+    ServerTooSlow,
+    TransportError,
+)
+from mailroom.httpbounds import (
+    BodyTooLarge,
+    Clock,
+    DeadlineExceeded,
+    HttpLimits,
+    budget,
+    read_body,
+    settled,
+)
+
+DEFAULT_LIMITS = HttpLimits()
 
 
-def send(http: httpx.Client, service: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    """One request; transport failures become ``TransportError``."""
-    try:
-        return http.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise TransportError(service, url, f"timed out: {type(exc).__name__}") from exc
-    except httpx.RequestError as exc:
-        raise TransportError(service, url, f"{type(exc).__name__}: {exc}") from exc
+def send(
+    http: httpx.Client,
+    service: str,
+    method: str,
+    url: str,
+    *,
+    limits: HttpLimits = DEFAULT_LIMITS,
+    clock: Clock = time.monotonic,
+    **kwargs: Any,
+) -> httpx.Response:
+    """One request, read whole within ``limits``; transport failures become errors.py's."""
+    with budget(limits, clock) as spent:
+        try:
+            with http.stream(method, url, **kwargs) as response:
+                return settled(response, read_body(response, spent))
+        except BodyTooLarge as exc:
+            raise ResponseTooLarge(service, url, exc.limit) from exc
+        except DeadlineExceeded as exc:
+            raise ServerTooSlow(service, url, limits.deadline) from exc
+        except httpx.TimeoutException as exc:
+            if spent.expired():
+                raise ServerTooSlow(service, url, limits.deadline) from exc
+            raise TransportError(service, url, f"timed out: {type(exc).__name__}") from exc
+        except httpx.RequestError as exc:
+            raise TransportError(service, url, f"{type(exc).__name__}: {exc}") from exc
 
 
 def common_fault(

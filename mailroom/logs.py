@@ -23,6 +23,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from mailroom.errors import ConfigError
+from mailroom.logthrottle import Throttle
 from mailroom.redaction import REDACTED, scrub
 
 VALUE_LIMIT = 2000
@@ -130,7 +131,7 @@ def configure_logging(level: str, fmt: str = "auto", stream: TextIO | None = Non
     renderer = _scrubbed(plain)
     number = _LEVELS[level.lower()]
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, Throttle(), renderer],  # Throttle: floods of one warning
         wrapper_class=structlog.make_filtering_bound_logger(number),
         # one write per line (message and newline together): supervisord interleaves the
         # programs' output, and print() under PYTHONUNBUFFERED writes the newline apart

@@ -13,6 +13,8 @@ is recorded (path, query, headers) so tests can check what the listener sent.
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -198,5 +200,164 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                         pass
             except OSError:
                 pass  # the listener went away
+
+    return Handler
+
+
+# -- hostile answers: a trickling or an oversized body, for any method on any path --------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer. ``size`` bytes of body, with a Content-Length header or ended by
+    the close; ``trickle`` > 0 sends it one byte per ``trickle`` seconds, from the status
+    line on (``trickle_head``) or from the first body byte."""
+
+    status: int = 200
+    size: int = 0
+    declare_length: bool = True
+    trickle: float = 0.0
+    trickle_head: bool = False
+    content_type: str = "application/json"
+
+
+MINIMAL_SESSION = {
+    "capabilities": {"urn:ietf:params:jmap:core": {}, "urn:ietf:params:jmap:mail": {}},
+    "accounts": {ACCOUNT: {"name": "test", "isPersonal": True, "accountCapabilities": {}}},
+    "primaryAccounts": {"urn:ietf:params:jmap:mail": ACCOUNT},
+    "username": "test",
+    "apiUrl": "/jmap/api",
+    "downloadUrl": "/d/{accountId}/{blobId}/{name}?accept={type}",
+    "uploadUrl": "/u/{accountId}/",
+    "eventSourceUrl": None,
+    "state": "s1",
+}
+
+
+@dataclass
+class AnswerServer:
+    """``answers`` maps a path to its Answer; ``GET /jmap/session`` not in it gets a
+    minimal session document. ``requests`` counts the requests to the scripted paths,
+    ``sent`` the bytes written to them before the client went away."""
+
+    answers: dict[str, Answer]
+    requests: int = 0
+    sent: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._busy = 0
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _answer_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> AnswerServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def url(self, path: str) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
+
+    def wait_idle(self, timeout: float = 20.0) -> None:
+        """Block until every scripted answer has ended (the client closed or it was sent)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self._busy} answers still being sent")
+                self._lock.wait(left)
+
+    def _play(self, answer: Answer, sock: socket.socket) -> None:
+        with self._lock:
+            self.requests += 1
+            self._busy += 1
+        try:
+            self._write_all(answer, sock)
+        except OSError:
+            pass  # the client gave up: what it got is counted
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._lock.notify_all()
+
+    def _write_all(self, answer: Answer, sock: socket.socket) -> None:
+        head = f"HTTP/1.0 {answer.status} Answer\r\nContent-Type: {answer.content_type}\r\n"
+        if answer.declare_length:
+            head += f"Content-Length: {answer.size}\r\n"
+        head_bytes = (head + "\r\n").encode()
+        if answer.trickle and answer.trickle_head:
+            if self._trickle(head_bytes, answer.trickle, sock):
+                return
+        else:
+            self._write(head_bytes, sock)
+        if answer.trickle:
+            self._trickle(b"x" * answer.size, answer.trickle, sock)
+            return
+        left = answer.size
+        block = b"x" * 65536
+        while left > 0 and not self._stop.is_set():
+            self._write(block[:left], sock)
+            left -= len(block)
+
+    def _trickle(self, data: bytes, every: float, sock: socket.socket) -> bool:
+        """Send ``data`` byte by byte; True when the client went away first."""
+        for index in range(len(data)):
+            self._write(data[index : index + 1], sock)
+            if self._client_gone(sock, every):
+                return True
+        return False
+
+    def _client_gone(self, sock: socket.socket, seconds: float) -> bool:
+        """Wait ``seconds``; True as soon as the client closed (or the server stops)."""
+        until = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            if select.select([sock], [], [], min(left, 0.05))[0]:
+                return True  # the request was read whole: readable means closed
+        return True
+
+    def _write(self, data: bytes, sock: socket.socket) -> None:
+        sock.sendall(data)
+        with self._lock:
+            self.sent += len(data)
+
+
+def _answer_handler(server: AnswerServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            path = urlsplit(self.path).path
+            answer = server.answers.get(path)
+            if answer is not None:
+                server._play(answer, self.connection)
+                return
+            body = json.dumps(MINIMAL_SESSION).encode() if path == "/jmap/session" else b"{}"
+            self.send_response(200 if path == "/jmap/session" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = _any
 
     return Handler

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mailroom.service.health import answer, evaluate
+from mailroom.service.health import BACKLOG, IDLE_TIMEOUT, answer, evaluate, make_server
 from mailroom.service.status import iso, write_status
 
 NOW = 1_700_000_000.0
@@ -283,3 +286,89 @@ def test_health_reads_state_dir_from_the_environment() -> None:
     assert state_dir_from_env({"MAILROOM_STATE_DIR": "", "HOME": "/h"}) == Path(
         "/h/.local/state/mailroom"
     )
+
+
+# -- under load ------------------------------------------------------------------------
+
+
+def request_all(port: int, count: int) -> list[bytes]:
+    """Open ``count`` connections at once, then send each a GET /healthz; the answers."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)]
+    answers = {sock: b"" for sock in socks}
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+        open_count = count
+        while open_count:
+            events = selector.select(timeout=60)
+            assert events, f"{open_count} connections still unanswered after 60 s"
+            for key, _ in events:
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                data = ready.recv(65536)
+                answers[ready] += data
+                if not data:
+                    selector.unregister(ready)
+                    ready.close()
+                    open_count -= 1
+    return list(answers.values())
+
+
+@pytest.mark.timeout(180)
+def test_a_thousand_concurrent_requests_are_all_answered(
+    tmp_path: Path, health: tuple[subprocess.Popen[str], str]
+) -> None:
+    now = iso(time.time())
+    write_status(
+        tmp_path / "worker.json",
+        worker_doc(heartbeat=now, started_at=now, last_successful_poll=now),
+    )
+    port = int(health[1].rsplit(":", 1)[1])
+    answers = request_all(port, 1000)
+    assert len(answers) == 1000
+    assert all(a.startswith(b"HTTP/1.0 200 ") for a in answers)
+    bodies = [json.loads(a.split(b"\r\n\r\n", 1)[1]) for a in answers]
+    assert {b["worker"]["status"] for b in bodies} == {"up"}
+
+
+def test_the_health_process_listens_with_a_deep_backlog(
+    health: tuple[subprocess.Popen[str], str],
+) -> None:
+    port = health[1].rsplit(":", 1)[1]
+    listing = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listing[0] == "LISTEN"
+    assert int(listing[2]) == BACKLOG  # Send-Q of a listening socket: its backlog
+
+
+@pytest.mark.timeout(60)
+def test_an_idle_connection_is_closed_by_the_health_process(
+    health: tuple[subprocess.Popen[str], str],
+) -> None:
+    port = int(health[1].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=IDLE_TIMEOUT * 6) as idle:
+        assert idle.recv(1) == b""  # closed by the server, not by our own timeout
+    assert get(f"{health[1]}/healthz")[0] == 503  # and it still answers
+
+
+@pytest.mark.timeout(30)
+def test_idle_and_trickling_connections_hold_no_thread_past_the_timeout(tmp_path: Path) -> None:
+    server = make_server(tmp_path, "127.0.0.1", 0, idle_timeout=0.2)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    try:
+        port = server.server_address[1]
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(20)]
+        half = socket.create_connection(("127.0.0.1", port), timeout=20)
+        half.sendall(b"GET /healthz HTTP/1.0\r\n")  # never finishes its headers
+        for sock in [*idle, half]:
+            assert sock.recv(1) == b""
+            sock.close()
+        assert request_all(port, 1)[0].startswith(b"HTTP/1.0 503 ")
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)

@@ -22,6 +22,7 @@ from mailroom.errors import (
     CardDavError,
     PreconditionFailed,
 )
+from mailroom.httpbounds import MIB, HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 
 SERVICE = "CardDAV"
@@ -33,6 +34,8 @@ VCARD_TYPE = "text/vcard; charset=utf-8"
 MULTISTATUS = (207,)
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 5
+# 60 s per request; 128 MiB per answer: `reset` lists every card, photos included
+CARDDAV_LIMITS = HttpLimits(max_body=128 * MIB)
 
 
 class CardDavClient:
@@ -45,16 +48,17 @@ class CardDavClient:
         password: str,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
+        limits: HttpLimits = CARDDAV_LIMITS,
     ) -> None:
         self._url = url
         self._username = username
         self._book: str | None = None
+        self._limits = limits
         self.requests_made = 0
-        self._http = httpx.Client(
+        self._http = new_client(
+            limits,
+            transport,
             auth=httpx.BasicAuth(username, password),
-            transport=transport,
-            timeout=timeout,
             event_hooks={"request": [self._count]},
         )
 
@@ -188,7 +192,7 @@ class CardDavClient:
     def _send(
         self, method: str, url: str, what: str, expected: Collection[int], **kwargs: Any
     ) -> httpx.Response:
-        response = send(self._http, SERVICE, method, url, **kwargs)
+        response = send(self._http, SERVICE, method, url, limits=self._limits, **kwargs)
         if response.status_code not in expected:
             raise_for_status(response, what)
         return response

@@ -18,6 +18,7 @@ from mailroom.errors import (
     JmapMethodError,
     JmapRequestError,
 )
+from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap.models import Email, Mailbox, QueryPage, Session, SetResult
@@ -28,6 +29,7 @@ AUTH_HINT = (
     "check MAILROOM_JMAP_TOKEN; on Fastmail, create an API token with Mail access "
     "(Settings > Privacy & Security > API tokens)"
 )
+JMAP_LIMITS = HttpLimits()  # 60 s per request, 32 MiB per answer (docs/decisions.md)
 
 
 class JmapClient:
@@ -39,17 +41,18 @@ class JmapClient:
         token: str,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
+        limits: HttpLimits = JMAP_LIMITS,
         page_size: int | None = None,
     ) -> None:
         self._session_url = session_url
         self._page_size = page_size  # overrides maxObjectsInGet for reads (tests)
         self._session: Session | None = None
+        self._limits = limits
         self.requests_made = 0
-        self._http = httpx.Client(
+        self._http = new_client(
+            limits,
+            transport,
             headers={"Authorization": f"Bearer {token}"},  # httpx masks it in reprs
-            transport=transport,
-            timeout=timeout,
             event_hooks={"request": [self._count]},
         )
 
@@ -200,7 +203,7 @@ class JmapClient:
     # -- HTTP --------------------------------------------------------------------
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        response = send(self._http, SERVICE, method, url, **kwargs)
+        response = send(self._http, SERVICE, method, url, limits=self._limits, **kwargs)
         raise_for_status(response)
         return response
 
