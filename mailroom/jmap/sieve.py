@@ -82,10 +82,13 @@ def sieve_script_set(
     destroy: Sequence[str] = (),
     activate: str | None = None,
     deactivate: bool = False,
+    capability: str = RFC_SIEVE,
     call_id: str = "ss",
 ) -> methods.Invocation:
     """``activate``: the id (or ``#creation id``) to make active once the rest succeeded;
-    ``deactivate``: leave no script active (RFC 9661 §2.2)."""
+    ``deactivate``: leave no script active. RFC 9661 §2.2 says so with
+    ``onSuccessDeactivateScript: true``; Cyrus's earlier draft (its own capability)
+    with ``onSuccessActivateScript: null`` and refuses the RFC's argument."""
     args: dict[str, Any] = {"accountId": account_id}
     if create:
         args["create"] = {cid: dict(props) for cid, props in create.items()}
@@ -95,8 +98,10 @@ def sieve_script_set(
         args["destroy"] = list(destroy)
     if activate is not None:
         args["onSuccessActivateScript"] = activate
-    if deactivate:
+    if deactivate and capability == RFC_SIEVE:
         args["onSuccessDeactivateScript"] = True
+    elif deactivate:
+        args["onSuccessActivateScript"] = None
     return ("SieveScript/set", args, call_id)
 
 
@@ -108,6 +113,7 @@ class SieveScripts:
 
     def __init__(self, jmap: JmapClient, capability: str) -> None:
         self._jmap = jmap
+        self._capability = capability
         self._using = (CORE, capability)
 
     def _call(self, inv: methods.Invocation) -> dict[str, Any]:
@@ -135,5 +141,6 @@ class SieveScripts:
 
     def set(self, **changes: Any) -> dict[str, str]:
         """One SieveScript/set; {creation id: new id}. A refused entry raises."""
-        args = self._call(sieve_script_set(self._account, **changes))
+        inv = sieve_script_set(self._account, capability=self._capability, **changes)
+        args = self._call(inv)
         return methods.parse_set("SieveScript/set", args).created
