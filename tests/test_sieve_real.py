@@ -24,7 +24,9 @@ from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME
 
 pytestmark = pytest.mark.real
 
-RECEIPTS = 'require ["fileinto"];\nif header :contains "subject" "receipt" { fileinto "Receipts"; }\n'
+RECEIPTS = """require ["fileinto"];
+if header :contains "subject" "receipt" { fileinto "Receipts"; }
+"""
 
 
 @pytest.fixture
@@ -159,13 +161,15 @@ def test_check_fails_on_missing_or_stale_rules_and_passes_when_current(box: Box)
     ).json()["blobId"]
     sieve_call(box.account, "SieveScript/set", {"update": {rules_id: {"blobId": blob}}})
     found = rules_finding(box)
-    assert found.level == "problem" and "stale" in found.text
+    assert found.level == "problem"
+    assert "stale" in found.text
 
     # Cyrus's draft deactivates with null (RFC 9661: onSuccessDeactivateScript)
     sieve_call(box.account, "SieveScript/set", {"onSuccessActivateScript": None})
     sieve_call(box.account, "SieveScript/set", {"destroy": list(ids.values())})
     found = rules_finding(box)
-    assert found.level == "problem" and "not installed" in found.text
+    assert found.level == "problem"
+    assert "not installed" in found.text
 
     assert setup.main(box.settings, apply=True) == 0
     assert rules_finding(box).level == "ok"

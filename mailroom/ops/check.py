@@ -146,10 +146,12 @@ def run_checks(
 ) -> list[Finding]:
     """Every finding, in the order printed."""
     jmap_found, session = check_jmap(settings, jmap)
-    found = [*jmap_found, *check_carddav(settings, carddav)]
+    carddav_found = check_carddav(settings, carddav)
+    found = [*jmap_found, *carddav_found]
     if session is not None:
         found.append(check_push(settings, session, transport=push_transport))
-        found.append(check_rules(settings, jmap, carddav))
+        if carddav_found[0].level == "ok":  # the rules name groups: CardDAV must answer
+            found.append(check_rules(settings, jmap, carddav))
     return found
 
 
