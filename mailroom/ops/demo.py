@@ -132,35 +132,6 @@ def send(env: Mapping[str, str], address: str, subject: str) -> list[str]:
     return where
 
 
-def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
-    """Put ``label`` on the newest email from ``address``, as a mail client would."""
-    from mailroom.jmap.client import JmapClient
-    from mailroom.triage.mailboxes import find_mailbox
-
-    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
-        mailboxes, _ = jmap.get_mailboxes()
-        label_id = find_mailbox(mailboxes, label)
-        if label_id is None:
-            raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
-        emails, _ = jmap.query_emails({"from": address})
-        mine = [e for e in emails if e.sender and e.sender.email.lower() == address.lower()]
-        if not mine:
-            raise MailroomError(
-                f"no email from {address} (senders: {', '.join(s[0] for s in SENDERS)})"
-            )
-        jmap.update_emails({mine[-1].id: {f"mailboxIds/{label_id}": True}})
-        return mine[-1].id
-
-
-def where_is(env: Mapping[str, str], email_id: str) -> list[str]:
-    from mailroom.jmap.client import JmapClient
-
-    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
-        names = {m.id: m.name for m in jmap.get_mailboxes()[0]}
-        (email,) = jmap.get_emails([email_id])
-        return sorted(names.get(m, m) for m in email.mailbox_ids)
-
-
 def healthz(port: str) -> dict[str, object] | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
@@ -225,10 +196,12 @@ def show_first_triage(env: Mapping[str, str]) -> None:
     address, name, _ = SENDERS[0]
     say(f"acting as the user: putting @ToFeed on one email from {name} <{address}>")
     started = time.monotonic()
-    email_id = apply_label(env, address, "@ToFeed")
-    wait_for("the label to be acted on", lambda: "@ToFeed" not in where_is(env, email_id), 60)
+    email_id = demo_mail.apply_label(env, address, "@ToFeed")
+    wait_for(
+        "the label to be acted on", lambda: "@ToFeed" not in demo_mail.where_is(env, email_id), 60
+    )
     took = time.monotonic() - started
-    say(f"triaged in {took:.1f} s: the email is now in {where_is(env, email_id)}")
+    say(f"triaged in {took:.1f} s: the email is now in {demo_mail.where_is(env, email_id)}")
     print(json.dumps(healthz(port), indent=2), flush=True)
     show_routing(env, address, name)
 
@@ -303,7 +276,7 @@ def main(
         print(f"delivered {subject!r} from {address}: the server's rules put it in {where}")
         return 0
     if label is not None:
-        email_id = apply_label(load_env(), *label)
+        email_id = demo_mail.apply_label(load_env(), *label)
         print(f"put {label[1]} on email {email_id} from {label[0]}; watch the demo's log")
         return 0
     return run_demo(once=once)

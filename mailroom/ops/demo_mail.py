@@ -2,7 +2,7 @@
 
 Mail delivered this way goes through the account's Sieve script; mail imported over
 JMAP or appended over IMAP does not. ``landed`` finds one delivered email again (by
-its Message-ID) and says which mailboxes it is in.
+its Message-ID) and says which mailboxes it is in; ``apply_label`` acts as the user.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from email.utils import formataddr, make_msgid
 from mailroom.errors import MailroomError
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
+from mailroom.triage.mailboxes import find_mailbox
 
 RECENT = 100  # the newest emails searched for a delivered one (a demo account is small)
 
@@ -64,3 +65,25 @@ def landed(env: Mapping[str, str], message_id: str) -> list[str] | None:
         if message_id in (email.get("messageId") or []):
             return sorted(names.get(m, m) for m in email.get("mailboxIds") or {})
     return None
+
+
+def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
+    """Put ``label`` on the newest email from ``address``, as a mail client would."""
+    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
+        mailboxes, _ = jmap.get_mailboxes()
+        label_id = find_mailbox(mailboxes, label)
+        if label_id is None:
+            raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
+        emails, _ = jmap.query_emails({"from": address})
+        mine = [e for e in emails if e.sender and e.sender.email.lower() == address.lower()]
+        if not mine:
+            raise MailroomError(f"no email from {address} in the demo account")
+        jmap.update_emails({mine[-1].id: {f"mailboxIds/{label_id}": True}})
+        return mine[-1].id
+
+
+def where_is(env: Mapping[str, str], email_id: str) -> list[str]:
+    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
+        names = {m.id: m.name for m in jmap.get_mailboxes()[0]}
+        (email,) = jmap.get_emails([email_id])
+        return sorted(names.get(m, m) for m in email.mailbox_ids)
