@@ -6,6 +6,7 @@ import pytest
 
 from mailroom.errors import ConfigError, JmapError
 from mailroom.jmap.models import Session
+from mailroom.jmap.session import expand_download_url, parse_session
 from mailroom.jmap.sieve import (
     CYRUS_SIEVE,
     RFC_SIEVE,
@@ -156,3 +157,20 @@ def test_restore_of_a_wrapped_script_the_user_deleted_leaves_none_active() -> No
     scripts = (SieveScript("w", WRAPPER_NAME, "Gw", True),)
     plan = plan_restore(installed(*scripts, wrapper=wrapper_script("gone")))
     assert (plan.switch, plan.restore, plan.missing) == (True, None, "gone")
+
+
+def test_the_download_url_template_is_filled_and_quoted() -> None:
+    s = parse_session(
+        {
+            "apiUrl": "/jmap/",
+            "downloadUrl": "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+            "primaryAccounts": {"urn:ietf:params:jmap:mail": "acc"},
+            "capabilities": {RFC_SIEVE: {}},
+        },
+        "http://127.0.0.1:1/jmap/",
+    )
+    assert s.capabilities == frozenset({RFC_SIEVE})
+    url = expand_download_url(s, "G1", type="application/sieve", name="my rules.sieve")
+    assert (
+        url == "http://127.0.0.1:1/jmap/download/acc/G1/my%20rules.sieve?accept=application%2Fsieve"
+    )

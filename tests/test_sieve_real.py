@@ -19,6 +19,9 @@ from realserver import (
 from triagebox import Box
 
 from mailroom.config import load_settings
+from mailroom.errors import JmapError
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.sieve import CYRUS_SIEVE, SieveScripts
 from mailroom.ops import check, reset, setup
 from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME
 
@@ -173,3 +176,15 @@ def test_check_fails_on_missing_or_stale_rules_and_passes_when_current(box: Box)
 
     assert setup.main(box.settings, apply=True) == 0
     assert rules_finding(box).level == "ok"
+
+
+def test_a_script_the_server_refuses_is_never_written(account: Account) -> None:
+    with JmapClient(account.session_url, account.token) as jmap:
+        api = SieveScripts(jmap, CYRUS_SIEVE)
+        with pytest.raises(JmapError, match=r"refused the Sieve script 'broken': .*syntax error"):
+            api.upload_valid("broken", "if true {\n")
+        text = 'require ["fileinto"];\nfileinto "Screener";\n'
+        blob = api.upload_valid("fine", text)
+        created = api.set(create={"s": {"name": "fine", "blobId": blob}})
+        (script,) = api.list()
+        assert (script.id, script.name, api.text(script)) == (created["s"], "fine", text)
