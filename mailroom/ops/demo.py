@@ -178,14 +178,15 @@ def prepare() -> dict[str, str]:
 
     env = service_env(start_server())
     save_env(env)
-    say("mailroom setup --apply: the mailboxes, labels and contact groups triage needs")
+    say("mailroom setup --apply: the mailboxes, labels and contact groups, and the rules")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = setup.main(load_settings(env), apply=True)
     if code != 0:
         print(out.getvalue())
         raise MailroomError("setup failed against the local server; see above")
-    print(next((line for line in out.getvalue().splitlines() if line.startswith("Applied")), ""))
+    shown = ("Applied", "Server-side rules", "  sieve")
+    print("\n".join(line for line in out.getvalue().splitlines() if line.startswith(shown)))
     fill_screener(env)
     return env
 
