@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 
 from mailroom.errors import ConfigError, JmapError
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Session
 from mailroom.jmap.session import expand_download_url, parse_session
 from mailroom.jmap.sieve import (
     CYRUS_SIEVE,
     RFC_SIEVE,
     SieveScript,
+    SieveScripts,
     parse_sieve_script_get,
     parse_sieve_script_validate,
     sieve_capability,
@@ -174,3 +179,35 @@ def test_the_download_url_template_is_filled_and_quoted() -> None:
     assert (
         url == "http://127.0.0.1:1/jmap/download/acc/G1/my%20rules.sieve?accept=application%2Fsieve"
     )
+
+
+def test_the_shell_sends_the_sieve_capability_and_reads_scripts_as_blobs() -> None:
+    seen: list[httpx.Request] = []
+    session_doc = {
+        "apiUrl": "/jmap/",
+        "downloadUrl": "/dl/{accountId}/{blobId}/{name}?accept={type}",
+        "uploadUrl": "/up/{accountId}/",
+        "primaryAccounts": {"urn:ietf:params:jmap:mail": "acc"},
+        "capabilities": {CYRUS_SIEVE: {}},
+    }
+    listed = {"list": [{"id": "1", "name": "x", "blobId": "G9", "isActive": True}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/jmap/" and request.method == "GET":
+            return httpx.Response(200, json=session_doc)
+        if request.url.path == "/jmap/":
+            return httpx.Response(
+                200, json={"methodResponses": [["SieveScript/get", listed, "sg"]]}
+            )
+        return httpx.Response(200, content=b"keep;\n")
+
+    transport = httpx.MockTransport(handler)
+    with JmapClient("http://h/jmap/", "t", transport=transport) as jmap:
+        api = SieveScripts(jmap, CYRUS_SIEVE)
+        (script,) = api.list()
+        assert api.text(script) == "keep;\n"
+    body = json.loads(seen[1].content)
+    assert body["using"] == ["urn:ietf:params:jmap:core", CYRUS_SIEVE]
+    assert body["methodCalls"] == [["SieveScript/get", {"accountId": "acc", "ids": None}, "sg"]]
+    assert str(seen[2].url) == "http://h/dl/acc/G9/x.sieve?accept=application%2Fsieve"
