@@ -108,16 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--once", action="store_true", help="show one triage, then stop")
-    actions = demo.add_subparsers(dest="demo_action", metavar="[label ADDRESS LABEL]")
+    actions = demo.add_subparsers(
+        dest="demo_action", metavar="[label ADDRESS LABEL | send ADDRESS SUBJECT]"
+    )
     label = actions.add_parser("label", help="put a triage label on mail in the running demo")
     label.add_argument("address", help="the sender whose newest email gets the label")
     label.add_argument("label", help="the triage label, e.g. @ToFeed")
+    send = actions.add_parser("send", help="deliver a new email to the running demo")
+    send.add_argument("address", help="the sender of the new email")
+    send.add_argument("subject", help="its subject")
 
 
 def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"once": True} if args.once else {}
     if args.demo_action == "label":
         options["label"] = (args.address, args.label)
+    if args.demo_action == "send":
+        options["send_mail"] = (args.address, args.subject)
     return options
 
 

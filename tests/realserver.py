@@ -16,6 +16,7 @@ import imaplib
 import json
 import os
 import shlex
+import smtplib
 import subprocess
 import time
 import uuid
@@ -482,3 +483,67 @@ def vcard_props(text: str) -> dict[str, list[str]]:
             name = head.split(";")[0].split(".")[-1].upper()
             props.setdefault(name, []).append(value)
     return props
+
+
+# ---------------------------------------------------------------- delivery and Sieve
+
+SIEVE_USING = [*USING, "https://cyrusimap.org/ns/jmap/sieve"]
+
+
+def lmtp_deliver(
+    account: Account, *, from_addr: str, subject: str, from_name: str | None = None
+) -> None:
+    """Deliver a new message over LMTP, as an MTA would: the account's Sieve runs."""
+    to = f"{account.username}@{REALM}"
+    raw = build_message(from_addr, from_name, to, subject)
+    with smtplib.LMTP("127.0.0.1", account.lmtp_port) as lmtp:
+        lmtp.sendmail(from_addr, [to], raw)
+
+
+def delivered(account: Account, subject: str, *, timeout: float = 5.0) -> EmailRecord:
+    """The one email with ``subject``, polled for until it is visible over JMAP."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in account.emails() if e.subject == subject]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1 or time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} emails with subject {subject!r} after delivery")
+        time.sleep(0.02)
+
+
+def sieve_call(account: Account, name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """One SieveScript method call, raw (accountId filled in); error -> AssertionError."""
+    body = {
+        "using": SIEVE_USING,
+        "methodCalls": [[name, {"accountId": account.account_id, **args}, "0"]],
+    }
+    response = account._http.post(account.api_url, json=body)
+    response.raise_for_status()
+    ((got, result, _),) = response.json()["methodResponses"]
+    if got != name:
+        raise AssertionError(f"{name} answered {got}: {result}")
+    return dict(result)
+
+
+def sieve_scripts(account: Account) -> dict[str, bool]:
+    """{script name: isActive} of the account's Sieve scripts."""
+    found = sieve_call(account, "SieveScript/get", {"ids": None})["list"]
+    return {s["name"]: bool(s["isActive"]) for s in found}
+
+
+def put_sieve_script(account: Account, name: str, text: str, *, activate: bool) -> str:
+    """Create a Sieve script as the user would (optionally the active one); its id."""
+    upload = account._http.post(
+        urljoin(account.session_url, f"/jmap/upload/{account.account_id}/"),
+        content=text.encode(),
+        headers={"Content-Type": "application/sieve"},
+    )
+    upload.raise_for_status()
+    args: dict[str, Any] = {"create": {"s": {"name": name, "blobId": upload.json()["blobId"]}}}
+    if activate:
+        args["onSuccessActivateScript"] = "#s"
+    created = sieve_call(account, "SieveScript/set", args).get("created") or {}
+    if "s" not in created:
+        raise AssertionError(f"SieveScript/set did not create {name!r}")
+    return str(created["s"]["id"])

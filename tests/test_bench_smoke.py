@@ -50,6 +50,10 @@ def test_every_bench_script_runs_with_tiny_sizes(cyrus: CyrusServer) -> None:
     assert [r[2] for r in rows] == ["3", "20"]  # N of each row
     assert int(rows[1][3]) > int(rows[0][3])  # more pages and chunks: more JMAP requests
 
+    routed = run_bench(cyrus, "routing.py", "--trials", "2")
+    assert "rules installed (routed to Feed)" in routed
+    assert sum(line.rstrip().endswith("yes") for line in routed.splitlines()) == 2
+
     many = run_bench(cyrus, "many_senders.py", "--senders", "3", "--per-sender", "2", "--runs", "1")
     assert "Many senders" in many
     assert "JMAP/sender" in many

@@ -148,6 +148,8 @@ def test_options_of_setup_reset_and_demo() -> None:
     demo = parser.parse_args(["demo", "label", "bob@example.com", "@ToFeed"])
     assert (demo.demo_action, demo.address, demo.label) == ("label", "bob@example.com", "@ToFeed")
     assert parser.parse_args(["demo", "--once"]).once is True
+    sent = parser.parse_args(["demo", "send", "bob@example.com", "Hi there"])
+    assert (sent.demo_action, sent.address, sent.subject) == ("send", "bob@example.com", "Hi there")
 
 
 def test_the_health_path_imports_nothing_heavy(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 @pytest.mark.timeout(600)
-def test_demo_shows_a_sender_triaged_by_push_and_stops_everything(tmp_path: Path) -> None:
+def test_demo_shows_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
     demo_dir = Path("/tmp") / f"mr-demo-{os.getpid()}"  # short: Unix socket paths are limited
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")},
@@ -53,6 +53,9 @@ def test_demo_shows_a_sender_triaged_by_push_and_stops_everything(tmp_path: Path
     assert done.returncode == 0, out
     assert "filled the Screener: 11 emails from 5 senders" in out
     assert "the email is now in ['Feed']" in out
+    # the loop: the server's rules route the triaged sender's next email, and a stranger's
+    assert out.count("the server's rules put it in ['Feed']") == 1
+    assert out.count("the server's rules put it in ['Screener']") == 1
     assert "trigger=push" in out
     assert "senders_triaged=1" in out
     assert not server_left_running  # the demo stops the server it started

@@ -188,13 +188,20 @@ def test_reset_on_a_reset_account_plans_nothing(account: Account) -> None:
     assert snapshot(account) == before
 
 
-def test_reset_on_a_fresh_account_plans_nothing(account: Account) -> None:
+def test_reset_on_a_fresh_account_plans_only_the_rules(account: Account) -> None:
     box = Box.create(account)
     box.deliver(from_addr="zed@other.example", subject="untouched")
 
     code, out = run_reset(box, apply=False)
 
-    assert (code, out.splitlines()[0][:16]) == (0, "Nothing to reset")
+    assert (code, out.splitlines()) == (
+        0,
+        [
+            "Sieve: make no script active again, as before `mailroom setup`",
+            "Sieve: delete mailroom's scripts 'mailroom', 'mailroom-rules'",
+            "Dry run: nothing changed. Run `mailroom reset --apply` to do this.",
+        ],
+    )
 
 
 def test_dry_run_changes_nothing(account: Account) -> None:

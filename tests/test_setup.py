@@ -1,11 +1,10 @@
-"""`mailroom setup`: the pure plan, the Mailbox/set it sends, and the Fastmail rule text."""
+"""`mailroom setup`: the pure plan and the Mailbox/set it sends (rules: test_routing.py)."""
 
 from __future__ import annotations
 
-from mailroom.categories import DEFAULT_CATEGORIES, category
+from mailroom.categories import category
 from mailroom.config import Settings
 from mailroom.jmap.models import Mailbox
-from mailroom.ops.rules import rule_lines
 from mailroom.ops.setup import Item, mailbox_creates, plan, print_plan
 
 DEFAULT_MAILBOXES = [
@@ -147,41 +146,3 @@ def test_dry_run_prints_would_create_and_a_summary(capsys: object) -> None:
         out[-1]
         == "Plan: 5 to create, 2 exist (dry run). Run `mailroom setup --apply` to create them."
     )
-
-
-def test_default_rules_text() -> None:
-    lines = rule_lines(DEFAULT_CATEGORIES, screener_mailbox="Screener")
-    sender = "If the sender is in contact group"
-    arch = 'Archive (skip Inbox); tick "Continue to apply other rules".'
-    assert lines == [
-        "Create these rules in Fastmail (Settings > Filters & Rules), in this order:",
-        f'  1. {sender} "Imbox": add label "Imbox"; keep it in the Inbox; '
-        'tick "Continue to apply other rules".',
-        f'  2. {sender} "Feed": add label "Feed"; {arch}',
-        f'  3. {sender} "Paper Trail": add label "Paper Trail"; {arch}',
-        f'  4. {sender} "Jail": add label "Jail"; {arch}',
-        f'  5. {sender} "Person": add label "Person"; {arch}',
-        f'  6. {sender} "Billboard": add label "Billboard"; {arch}',
-        f'  7. {sender} "Truck": add label "Truck"; {arch}',
-        '  8. Last: if the sender is not in any contact group: move to "Screener".',
-        'Tick "Continue to apply other rules" on rules 1-7: a sender triaged to a child category '
-        "is in its own group AND its parents' groups, and without it Fastmail stops at the first "
-        "matching rule, so the parents' labels are never added.",
-    ]
-
-
-def test_a_group_shared_along_a_chain_gets_one_rule_filing_to_the_ancestor() -> None:
-    cats = (
-        category("Receipts", parent="Paper Trail", contact_group="Paper Trail"),
-        category("Paper Trail"),
-    )
-    lines = rule_lines(cats, screener_mailbox="Inbox/Screener")
-    assert lines[1].startswith(
-        '  1. If the sender is in contact group "Paper Trail": add label "Paper Trail";'
-    )
-    assert (
-        lines[2]
-        == '  2. Last: if the sender is not in any contact group: move to "Inbox/Screener".'
-    )
-    assert lines[3].startswith('Tick "Continue to apply other rules" on rule 1:')
-    assert len(lines) == 4

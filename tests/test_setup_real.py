@@ -85,11 +85,9 @@ def test_rules_are_printed_after_the_plan(
 ) -> None:
     assert setup.main(load_settings(account.env()), apply=False) == 0
     out = capsys.readouterr().out.splitlines()
-    start = out.index("Create these rules in Fastmail (Settings > Filters & Rules), in this order:")
-    assert (
-        out[start + 8]
-        == '  8. Last: if the sender is not in any contact group: move to "Screener".'
-    )
+    # this Cyrus runs Sieve: the rules are mailroom's to install, once the rest exists
+    start = out.index("Server-side rules (Sieve on this server, from the categories):")
+    assert out[start + 1 :] == ["  would install once the mailboxes and groups exist"]
 
 
 @pytest.mark.real

@@ -22,7 +22,13 @@ from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap.models import Email, Mailbox, QueryPage, Session, SetResult
-from mailroom.jmap.session import CORE, MAIL, expand_upload_url, parse_session
+from mailroom.jmap.session import (
+    CORE,
+    MAIL,
+    expand_download_url,
+    expand_upload_url,
+    parse_session,
+)
 
 SERVICE = "JMAP"
 AUTH_HINT = (
@@ -78,9 +84,11 @@ class JmapClient:
 
     # -- the one POST ------------------------------------------------------------
 
-    def call(self, calls: Sequence[m.Invocation]) -> list[m.Invocation]:
+    def call(
+        self, calls: Sequence[m.Invocation], *, using: Sequence[str] = (CORE, MAIL)
+    ) -> list[m.Invocation]:
         """Send ``calls`` in ONE request; any ``error`` answer raises JmapMethodError."""
-        body = {"using": [CORE, MAIL], "methodCalls": [list(inv) for inv in calls]}
+        body = {"using": list(using), "methodCalls": [list(inv) for inv in calls]}
         response = self._send("POST", self.session.api_url, json=body)
         answers = _json(response).get("methodResponses")
         if not isinstance(answers, list):
@@ -199,6 +207,28 @@ class JmapClient:
         }
         inv = m.email_import(self.session.account_id, {"e": entry})
         return m.parse_set("Email/import", self._call_one(inv)).created["e"]
+
+    # -- blobs (RFC 8620 §6) -----------------------------------------------------
+
+    def upload(self, data: bytes, content_type: str) -> str:
+        """Upload ``data``; the blobId the server gave it."""
+        url = expand_upload_url(self.session)
+        if url is None:
+            raise JmapError("the JMAP session offers no uploadUrl; this server takes no uploads")
+        answer = _json(
+            self._send("POST", url, content=data, headers={"Content-Type": content_type})
+        )
+        blob_id = answer.get("blobId")
+        if not blob_id:
+            raise JmapError(f"the upload to {url} answered without a blobId")
+        return str(blob_id)
+
+    def download(self, blob_id: str, *, type: str, name: str) -> bytes:
+        """The bytes of one blob."""
+        url = expand_download_url(self.session, blob_id, type=type, name=name)
+        if url is None:
+            raise JmapError("the JMAP session offers no downloadUrl; blobs cannot be read")
+        return self._send("GET", url).content
 
     # -- HTTP --------------------------------------------------------------------
 

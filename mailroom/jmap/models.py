@@ -17,6 +17,8 @@ class Session:
     max_objects_in_get: int
     max_objects_in_set: int
     max_calls_in_request: int
+    capabilities: frozenset[str] = frozenset()  # the session's capability URIs
+    download_url: str | None = None  # a template: {accountId} {blobId} {type} {name}
 
 
 @dataclass(frozen=True, slots=True)

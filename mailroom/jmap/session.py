@@ -48,6 +48,8 @@ def parse_session(data: Mapping[str, Any], session_url: str) -> Session:
         max_objects_in_get=_limit(core, "maxObjectsInGet", FLOOR_OBJECTS_IN_GET),
         max_objects_in_set=_limit(core, "maxObjectsInSet", FLOOR_OBJECTS_IN_SET),
         max_calls_in_request=_limit(core, "maxCallsInRequest", FLOOR_CALLS_IN_REQUEST),
+        capabilities=frozenset(data.get("capabilities") or {}),
+        download_url=_absolute(session_url, data.get("downloadUrl")),
     )
 
 
@@ -94,3 +96,14 @@ def expand_upload_url(session: Session) -> str | None:
     if session.upload_url is None:
         return None
     return session.upload_url.replace("{accountId}", quote(session.account_id, safe=""))
+
+
+def expand_download_url(session: Session, blob_id: str, *, type: str, name: str) -> str | None:
+    """The download URL of one blob (RFC 8620 §6.2 template variables)."""
+    if session.download_url is None:
+        return None
+    values = {"accountId": session.account_id, "blobId": blob_id, "type": type, "name": name}
+    url = session.download_url
+    for key, value in values.items():
+        url = url.replace("{" + key + "}", quote(value, safe=""))
+    return url

@@ -1,7 +1,8 @@
 """`mailroom check`: is everything in place for triage to run?
 
 It checks the credentials, reaches JMAP and CardDAV with them, looks for every mailbox
-and contact group ``mailroom setup`` would create, and probes the EventSource. Each
+and contact group ``mailroom setup`` would create, probes the EventSource and compares
+the installed routing rules with the categories (a note where they are the user's). Each
 problem is one line that says what to do. Push being unavailable is a warning, not a
 problem: polling carries triage without it. Exit 0 only when there is no problem.
 """
@@ -21,10 +22,10 @@ from mailroom.errors import ConfigError, MailroomError, TransportError
 from mailroom.jmap.client import JmapClient, raise_for_status
 from mailroom.jmap.models import Mailbox, Session
 from mailroom.jmap.session import expand_event_source_url
-from mailroom.ops import setup
+from mailroom.ops import rules, setup
 from mailroom.triage.mailboxes import find_mailbox, find_role
 
-Level = Literal["ok", "warning", "problem"]
+Level = Literal["ok", "note", "warning", "problem"]
 SETUP_FIX = "run `mailroom setup --apply`"
 
 
@@ -145,10 +146,20 @@ def run_checks(
 ) -> list[Finding]:
     """Every finding, in the order printed."""
     jmap_found, session = check_jmap(settings, jmap)
-    found = [*jmap_found, *check_carddav(settings, carddav)]
+    carddav_found = check_carddav(settings, carddav)
+    found = [*jmap_found, *carddav_found]
     if session is not None:
         found.append(check_push(settings, session, transport=push_transport))
+        if carddav_found[0].level == "ok":  # the rules name groups: CardDAV must answer
+            found.append(check_rules(settings, jmap, carddav))
     return found
+
+
+def check_rules(settings: Settings, jmap: JmapClient, carddav: CardDavClient) -> Finding:
+    """The routing rules: installed and current where the server runs Sieve; a note
+    where they are the user's to make."""
+    level, text = rules.check_rules(settings, jmap, carddav)
+    return Finding(level, text)
 
 
 def report(findings: Sequence[Finding]) -> int:

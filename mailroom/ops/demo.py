@@ -2,13 +2,16 @@
 
 It starts a throwaway Cyrus IMAP (the server software Fastmail runs, built with push)
 on 127.0.0.1 with the checkout's ``dev/cyrus/start.sh``, runs ``mailroom setup
---apply`` against it, fills its Screener with mail from a handful of senders, starts
-the service (``mailroom run``: listener, worker and health under supervisord), puts
-``@ToFeed`` on one email and shows the sender triaged, then says how to apply more
-labels and how to stop. Ctrl-C stops the service and the server.
+--apply`` against it (which installs the routing rules: the server runs Sieve), delivers
+mail from a handful of senders over LMTP (the rules put it in the Screener), starts the
+service (``mailroom run``: listener, worker and health under supervisord), puts
+``@ToFeed`` on one email and shows the sender triaged, then delivers a new email from
+that sender (the rules file it in Feed) and one from a stranger (the Screener), and
+says how to go on and how to stop. Ctrl-C stops the service and the server.
 
-``mailroom demo label ADDRESS LABEL`` (in a second terminal) puts a triage label on
-the newest email of ADDRESS in the running demo, as a mail client would.
+In a second terminal: ``mailroom demo label ADDRESS LABEL`` puts a triage label on the
+newest email of ADDRESS, as a mail client would; ``mailroom demo send ADDRESS SUBJECT``
+delivers a new email from ADDRESS and says where the server's rules put it.
 """
 
 from __future__ import annotations
@@ -23,12 +26,10 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formataddr, make_msgid
 from pathlib import Path
 
 from mailroom.errors import MailroomError
+from mailroom.ops import demo_mail
 
 DEMO_DIR = Path(os.environ.get("MAILROOM_DEMO_DIR", "/tmp/mailroom-demo"))
 SENDERS = (
@@ -38,6 +39,7 @@ SENDERS = (
     ("promo@shouty.example", "SHOUTY DEALS", ("50% off", "Last chance", "Really last chance")),
     ("grace@hopper.example", "Grace Hopper", ("Compiler question",)),
 )
+NEWCOMER = "newcomer@fresh.example"
 
 
 def checkout_script(name: str) -> Path:
@@ -91,66 +93,43 @@ def service_env(exports: Mapping[str, str]) -> dict[str, str]:
         "MAILROOM_HEALTH_PORT": os.environ.get("MAILROOM_HEALTH_PORT", "8080"),
         "MAILROOM_LOG_FORMAT": "console",
         "MAILROOM_DEMO_IMAP": "{CYRUS_PEER_IMAP_HOST}:{CYRUS_PEER_IMAP_PORT}".format(**exports),
+        "MAILROOM_DEMO_LMTP": "{CYRUS_PEER_IMAP_HOST}:{CYRUS_PEER_LMTP_PORT}".format(**exports),
     }
 
 
-def message(address: str, name: str, subject: str, to: str) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = formataddr((name, address))
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="demo.invalid")
-    msg.set_content(f"{subject}\n\n(a demo message for mailroom)\n")
-    return msg.as_bytes(policy=SMTP)  # CRLF: servers refuse bare newlines
-
-
 def fill_screener(env: Mapping[str, str]) -> None:
-    """Mail from every demo sender in the Screener (once: a rerun reuses it)."""
+    """Mail from every demo sender, delivered over LMTP: the server's rules (installed by
+    setup) put mail from strangers in the Screener. Once: a rerun reuses it."""
     from mailroom.jmap.client import JmapClient
     from mailroom.triage.mailboxes import find_mailbox
 
+    total = sum(len(s[2]) for s in SENDERS)
     with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
-        mailboxes, _ = jmap.get_mailboxes()
-        screener = find_mailbox(mailboxes, "Screener")
+        screener = find_mailbox(jmap.get_mailboxes()[0], "Screener")
         assert screener is not None  # setup --apply created it
         if jmap.query_ids({"inMailbox": screener}):
             return
-        to = f"{env['MAILROOM_CARDDAV_USERNAME']}@localhost"
         for address, name, subjects in SENDERS:
             for subject in subjects:
-                jmap.import_email(message(address, name, subject, to), [screener])
+                demo_mail.deliver(env, address, name, subject)
+
+        def in_screener() -> bool:
+            return len(jmap.query_ids({"inMailbox": screener})) >= total
+
+        wait_for("the delivered mail to reach the Screener", in_screener, 30)
     say(
-        f"filled the Screener: {sum(len(s[2]) for s in SENDERS)} emails from {len(SENDERS)} senders"
+        f"filled the Screener: {total} emails from {len(SENDERS)} senders, delivered over "
+        "LMTP; the server's rules put mail from strangers there"
     )
 
 
-def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
-    """Put ``label`` on the newest email from ``address``, as a mail client would."""
-    from mailroom.jmap.client import JmapClient
-    from mailroom.triage.mailboxes import find_mailbox
-
-    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
-        mailboxes, _ = jmap.get_mailboxes()
-        label_id = find_mailbox(mailboxes, label)
-        if label_id is None:
-            raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
-        emails, _ = jmap.query_emails({"from": address})
-        mine = [e for e in emails if e.sender and e.sender.email.lower() == address.lower()]
-        if not mine:
-            raise MailroomError(
-                f"no email from {address} (senders: {', '.join(s[0] for s in SENDERS)})"
-            )
-        jmap.update_emails({mine[-1].id: {f"mailboxIds/{label_id}": True}})
-        return mine[-1].id
-
-
-def where_is(env: Mapping[str, str], email_id: str) -> list[str]:
-    from mailroom.jmap.client import JmapClient
-
-    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
-        names = {m.id: m.name for m in jmap.get_mailboxes()[0]}
-        (email,) = jmap.get_emails([email_id])
-        return sorted(names.get(m, m) for m in email.mailbox_ids)
+def send(env: Mapping[str, str], address: str, subject: str) -> list[str]:
+    """Deliver a new email from ``address``; the mailboxes the server's rules put it in."""
+    name = next((s[1] for s in SENDERS if s[0] == address.lower()), address.split("@")[0])
+    message_id = demo_mail.deliver(env, address, name, subject)
+    where = wait_for("the new email to arrive", lambda: demo_mail.landed(env, message_id), 30)
+    assert isinstance(where, list)
+    return where
 
 
 def healthz(port: str) -> dict[str, object] | None:
@@ -199,14 +178,15 @@ def prepare() -> dict[str, str]:
 
     env = service_env(start_server())
     save_env(env)
-    say("mailroom setup --apply: the mailboxes, labels and contact groups triage needs")
+    say("mailroom setup --apply: the mailboxes, labels and contact groups, and the rules")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = setup.main(load_settings(env), apply=True)
     if code != 0:
         print(out.getvalue())
         raise MailroomError("setup failed against the local server; see above")
-    print(next((line for line in out.getvalue().splitlines() if line.startswith("Applied")), ""))
+    shown = ("Applied", "Server-side rules", "  sieve")
+    print("\n".join(line for line in out.getvalue().splitlines() if line.startswith(shown)))
     fill_screener(env)
     return env
 
@@ -217,11 +197,23 @@ def show_first_triage(env: Mapping[str, str]) -> None:
     address, name, _ = SENDERS[0]
     say(f"acting as the user: putting @ToFeed on one email from {name} <{address}>")
     started = time.monotonic()
-    email_id = apply_label(env, address, "@ToFeed")
-    wait_for("the label to be acted on", lambda: "@ToFeed" not in where_is(env, email_id), 60)
+    email_id = demo_mail.apply_label(env, address, "@ToFeed")
+    wait_for(
+        "the label to be acted on", lambda: "@ToFeed" not in demo_mail.where_is(env, email_id), 60
+    )
     took = time.monotonic() - started
-    say(f"triaged in {took:.1f} s: the email is now in {where_is(env, email_id)}")
+    say(f"triaged in {took:.1f} s: the email is now in {demo_mail.where_is(env, email_id)}")
     print(json.dumps(healthz(port), indent=2), flush=True)
+    show_routing(env, address, name)
+
+
+def show_routing(env: Mapping[str, str], address: str, name: str) -> None:
+    """The other half of the loop: the server's rules route the next emails."""
+    say(f"a new email from {name} <{address}> arrives (over LMTP)")
+    print(f"the server's rules put it in {send(env, address, 'Wednesday digest')}", flush=True)
+    say("an email from a sender nobody has screened yet arrives")
+    where = send(env, NEWCOMER, "Hello from a stranger")
+    print(f"the server's rules put it in {where}", flush=True)
 
 
 def _pushing(port: str) -> bool:
@@ -240,6 +232,7 @@ def instructions(env: Mapping[str, str]) -> None:
     print("  .venv/bin/mailroom demo label ada@lovelace.example @ToPerson")
     print("  .venv/bin/mailroom demo label promo@shouty.example @ToJail")
     print("  .venv/bin/mailroom demo label billing@power.example @ToPaperTrail")
+    print("  .venv/bin/mailroom demo send news@paperboy.example 'Thursday digest'")
     print(f"  curl http://127.0.0.1:{env['MAILROOM_HEALTH_PORT']}/healthz")
     imap, user = env["MAILROOM_DEMO_IMAP"], env["MAILROOM_CARDDAV_USERNAME"]
     password = env["MAILROOM_CARDDAV_PASSWORD"]  # the throwaway demo user's, not yours
@@ -271,10 +264,20 @@ def run_demo(*, once: bool) -> int:
     return 0
 
 
-def main(*, once: bool = False, label: tuple[str, str] | None = None) -> int:
-    """`mailroom demo [--once]` / `mailroom demo label ADDRESS LABEL`."""
+def main(
+    *,
+    once: bool = False,
+    label: tuple[str, str] | None = None,
+    send_mail: tuple[str, str] | None = None,
+) -> int:
+    """`mailroom demo [--once]` / `demo label ADDRESS LABEL` / `demo send ADDRESS SUBJECT`."""
+    if send_mail is not None:
+        where = send(load_env(), *send_mail)
+        address, subject = send_mail
+        print(f"delivered {subject!r} from {address}: the server's rules put it in {where}")
+        return 0
     if label is not None:
-        email_id = apply_label(load_env(), *label)
+        email_id = demo_mail.apply_label(load_env(), *label)
         print(f"put {label[1]} on email {email_id} from {label[0]}; watch the demo's log")
         return 0
     return run_demo(once=once)

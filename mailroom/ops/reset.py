@@ -2,7 +2,9 @@
 
 ``read_plan`` reads the server and lets ``reset_plan`` decide (pure); the plan is
 printed (its text from ``reset_text``); with ``--apply`` and a confirmation,
-``reset_apply.Reset`` carries it out in the spec's order (listed there).
+``reset_apply.Reset`` carries it out in the spec's order (listed there). Where the
+server runs Sieve, mailroom's routing rules go first: the script that was active
+before setup is active again (``ops.rules``), so new mail is no longer routed.
 
 Each rerun re-derives the plan from the server, so a reset interrupted anywhere
 finishes the job when run again, and a finished one plans nothing. A failed group or
@@ -19,6 +21,7 @@ from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import ConfigError, MailroomError, SetupNeededError
 from mailroom.jmap.client import JmapClient
+from mailroom.ops import rules
 from mailroom.ops.reset_apply import Reset
 from mailroom.ops.reset_plan import (
     ResetMailboxes,
@@ -29,6 +32,7 @@ from mailroom.ops.reset_plan import (
     reset_mailboxes,
 )
 from mailroom.ops.reset_text import plan_lines
+from mailroom.routing.server import restore
 from mailroom.triage.contacts import GroupBook
 
 EXIT_ABORTED = 2
@@ -103,9 +107,15 @@ def run(
         print(line, file=stdout, flush=True)
 
     plan, boxes, book = read_plan(settings, jmap, carddav)
-    for line in plan_lines(plan, settings):
-        say(line)
-    if plan.empty:
+    sieve = rules.read_restore(jmap)
+    sieve_empty = sieve is None or sieve[1].empty
+    if not plan.empty or sieve_empty:
+        for line in plan_lines(plan, settings):
+            say(line)
+    if sieve is not None:
+        for line in rules.restore_lines(sieve[1]):
+            say(line)
+    if plan.empty and sieve_empty:
         return 0
     if not apply:
         say("Dry run: nothing changed. Run `mailroom reset --apply` to do this.")
@@ -114,6 +124,9 @@ def run(
         return EXIT_ABORTED
     reset = Reset(settings, jmap, carddav, boxes, book, say)
     try:
+        if sieve is not None and not sieve[1].empty:
+            restore(*sieve)
+            say("Sieve: mailroom's rules removed, what was active before is active again")
         reset.run(plan)
     except MailroomError as exc:
         say(f"failed: {exc}")

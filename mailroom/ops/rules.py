@@ -1,58 +1,142 @@
-"""The Fastmail rules the user creates by hand, as text (pure).
+"""The routing rules in `setup`, `check` and `reset`: installed where the server offers
+JMAP Sieve, printed as Fastmail steps where it does not.
 
-mailroom files a sender into contact groups; Fastmail's own rules then route every
-future email of that sender. A sender triaged to a child category is in the child's
-group AND every ancestor's group, so each group gets its own rule and every rule must
-let the others run too ("Continue to apply other rules"), or the additive parent
-labels never fire. The Screener catch-all comes last.
+Both come from one model (``routing.model``): ``routing.sieve`` renders the script,
+``routing.fastmail`` the steps. The decisions are pure (``routing.install``); this
+module reads the server through ``routing.server`` and turns outcomes into lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from mailroom.categories import Category, is_ancestor
+from mailroom.carddav.client import CardDavClient
+from mailroom.config import Settings
+from mailroom.errors import MailroomError, SetupNeededError
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.sieve import SieveScripts
+from mailroom.routing import server
+from mailroom.routing.fastmail import fastmail_steps
+from mailroom.routing.install import InstallPlan, RestorePlan, plan_install, plan_restore, verdict
+from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME
 
-HEADER = "Create these rules in Fastmail (Settings > Filters & Rules), in this order:"
-CONTINUE = "Continue to apply other rules"
-
-
-def rule_groups(categories: Sequence[Category]) -> list[Category]:
-    """One category per contact group, in config order.
-
-    Validation lets a group be shared only along a parent chain; its rule then files
-    to the ancestor's mailbox, which is right for every member of that group.
-    """
-    parents = {c.name: c.parent for c in categories}
-    chosen: dict[str, Category] = {}
-    for c in categories:
-        held = chosen.get(c.contact_group)
-        if held is None or is_ancestor(c.name, held.name, parents):
-            chosen[c.contact_group] = c
-    return list(chosen.values())
+SETUP_FIX = "run `mailroom setup --apply`"
+RuleLevel = Literal["ok", "note", "problem"]
+HEADER = "Server-side rules (Sieve on this server, from the categories):"
 
 
-def _group_rule(number: int, c: Category) -> str:
-    inbox = "keep it in the Inbox" if c.add_to_inbox else "Archive (skip Inbox)"
-    return (
-        f'  {number}. If the sender is in contact group "{c.contact_group}": '
-        f'add label "{c.destination_mailbox}"; {inbox}; tick "{CONTINUE}".'
-    )
+@dataclass(frozen=True, slots=True)
+class RulesOutcome:
+    lines: tuple[str, ...]
+    failed: bool = False
 
 
-def rule_lines(categories: Sequence[Category], *, screener_mailbox: str) -> list[str]:
-    """The rules, one line each, then why "Continue to apply other rules" matters."""
-    groups = rule_groups(categories)
-    lines = [HEADER]
-    lines += [_group_rule(n, c) for n, c in enumerate(groups, start=1)]
-    lines.append(
-        f"  {len(groups) + 1}. Last: if the sender is not in any contact group: "
-        f'move to "{screener_mailbox}".'
-    )
-    which = "rule 1" if len(groups) == 1 else f"rules 1-{len(groups)}"
-    lines.append(
-        f'Tick "{CONTINUE}" on {which}: a sender triaged to a child category '
-        "is in its own group AND its parents' groups, and without it Fastmail stops at the "
-        "first matching rule, so the parents' labels are never added."
-    )
+def _wraps(wraps: str | None) -> str:
+    if wraps is None:
+        return "no script of yours was active"
+    return f"runs your script {wraps!r} first, unchanged"
+
+
+def plan_lines(plan: InstallPlan, *, apply: bool) -> list[str]:
+    def status(change: str) -> str:
+        if change == "current":
+            return "current"
+        return {"create": "created", "update": "updated"}[change] if apply else f"would {change}"
+
+    active = "active" if not plan.activate else ("activated" if apply else "would activate")
+    return [
+        HEADER,
+        f"  sieve    {RULES_NAME:<16} {status(plan.rules):<14} (the routing rules)",
+        f"  sieve    {WRAPPER_NAME:<16} {status(plan.wrapper):<14} "
+        f"({active}; {_wraps(plan.wraps)}, then mailroom's rules)",
+    ]
+
+
+def setup_rules(
+    settings: Settings, jmap: JmapClient, carddav: CardDavClient, *, apply: bool
+) -> RulesOutcome:
+    """Install (or, dry, plan) the rules; the Fastmail steps where there is no Sieve."""
+    model = server.model_of(settings)
+    try:
+        api = server.find_sieve(jmap)
+        if api is None:
+            return RulesOutcome(tuple(fastmail_steps(model)))
+        mailboxes, _state = jmap.get_mailboxes()
+        text = server.rules_for(model, mailboxes, server.group_uids(carddav))
+        installed = server.read_installed(api)
+        plan = plan_install(installed, text)
+        if apply and not plan.nothing_to_do:
+            server.install(api, installed, plan)
+    except SetupNeededError as exc:
+        if apply:
+            return RulesOutcome((HEADER, f"  failed: {exc}"), failed=True)
+        return RulesOutcome((HEADER, "  would install once the mailboxes and groups exist"))
+    except MailroomError as exc:
+        return RulesOutcome((HEADER, f"  failed: {exc}"), failed=True)
+    lines = plan_lines(plan, apply=apply)
+    if not apply and not plan.nothing_to_do:
+        lines.append("Run `mailroom setup --apply` to install them.")
+    return RulesOutcome(tuple(lines))
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+def check_rules(
+    settings: Settings, jmap: JmapClient, carddav: CardDavClient
+) -> tuple[RuleLevel, str]:
+    """(level, text): "ok", "problem", or "note" where the rules are the user's to make."""
+    model = server.model_of(settings)
+    try:
+        api = server.find_sieve(jmap)
+        if api is None:
+            return (
+                "note",
+                "routing rules: this server offers no Sieve API, so the rules are yours to "
+                "create; `mailroom setup` prints the steps",
+            )
+        mailboxes, _state = jmap.get_mailboxes()
+        text = server.rules_for(model, mailboxes, server.group_uids(carddav))
+        found = verdict(server.read_installed(api), text)
+    except SetupNeededError:
+        return ("problem", f"routing rules: cannot be installed before setup: {SETUP_FIX}")
+    except MailroomError as exc:
+        return ("problem", f"routing rules: {exc}")
+    verdicts: dict[str, tuple[RuleLevel, str]] = {
+        "current": (
+            "ok",
+            f"routing rules: installed, current and active ({len(model.routes)} groups)",
+        ),
+        "missing": ("problem", f"routing rules are not installed: {SETUP_FIX}"),
+        "stale": (
+            "problem",
+            "routing rules are stale (the categories, groups or mailboxes changed): " + SETUP_FIX,
+        ),
+        "inactive": ("problem", f"routing rules are installed but not active: {SETUP_FIX}"),
+    }
+    return verdicts[found]
+
+
+# -- reset ----------------------------------------------------------------------------------
+
+
+def read_restore(jmap: JmapClient) -> tuple[SieveScripts, RestorePlan] | None:
+    """What reset must do to the Sieve scripts; None when the server has no Sieve."""
+    api = server.find_sieve(jmap)
+    if api is None:
+        return None
+    return api, plan_restore(server.read_installed(api))
+
+
+def restore_lines(plan: RestorePlan) -> list[str]:
+    lines = []
+    if plan.switch:
+        back = "no script" if plan.restore is None else f"your script {plan.restore!r}"
+        lines.append(f"Sieve: make {back} active again, as before `mailroom setup`")
+    if plan.missing is not None:
+        lines.append(f"  (your script {plan.missing!r}, active before setup, is gone)")
+    if plan.destroy:
+        names = ", ".join(repr(s.name) for s in plan.destroy)
+        lines.append(f"Sieve: delete mailroom's scripts {names}")
     return lines

@@ -1,10 +1,12 @@
-"""`mailroom setup [--apply]`: create the mailboxes and contact groups the config needs.
+"""`mailroom setup [--apply]`: create the mailboxes, contact groups and routing rules.
 
 ``plan`` is pure: the settings, the mailboxes and the group names that exist today
 in, a ``Plan`` out. ``main`` reads the server, prints the plan terraform-style and,
 with ``--apply``, creates what is missing: every mailbox in ONE ``Mailbox/set``
 (parents before children, children referring to them by creation id), then each
-group with ``If-None-Match: *``. Running it again creates nothing.
+group with ``If-None-Match: *``; then the routing rules (``ops.rules``): installed as
+Sieve where the server offers it, else printed as Fastmail steps. Running it again
+creates nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from mailroom.errors import ConfigError, MailroomError, PreconditionFailed
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Mailbox
-from mailroom.ops.rules import rule_lines
+from mailroom.ops.rules import RulesOutcome, setup_rules
 from mailroom.triage.mailboxes import find_mailbox
 
 NAME_WIDTH = 30  # longer names push their status right instead of every line's
@@ -280,6 +282,7 @@ def main(settings: Settings, *, apply: bool) -> int:
             if apply:
                 outcomes = create_mailboxes(jmap, plan_.items, mailboxes)
                 outcomes += create_groups(carddav, plan_.items)
+            rules: RulesOutcome = setup_rules(settings, jmap, carddav, apply=apply)
     except ConfigError:
         raise  # the CLI prints it as every command does
     except MailroomError as exc:
@@ -287,6 +290,6 @@ def main(settings: Settings, *, apply: bool) -> int:
         return 1
     failures = print_plan(plan_, outcomes, apply=apply)
     print()
-    for line in rule_lines(settings.categories, screener_mailbox=settings.screener_mailbox):
+    for line in rules.lines:
         print(line)
-    return 1 if failures else 0
+    return 1 if failures or rules.failed else 0
