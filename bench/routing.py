@@ -37,7 +37,7 @@ from realserver import (
     sieve_call,
 )
 
-from mailroom.config import DEFAULT_CATEGORIES, category
+from mailroom.categories import DEFAULT_CATEGORIES, category
 from mailroom.routing.model import Routing, routing
 from mailroom.routing.sieve import rules_script
 

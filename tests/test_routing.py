@@ -3,7 +3,7 @@ come from one model, pinned here for the default categories and a three-level hi
 
 from __future__ import annotations
 
-from mailroom.config import DEFAULT_CATEGORIES, category
+from mailroom.categories import DEFAULT_CATEGORIES, category
 from mailroom.routing.fastmail import fastmail_steps
 from mailroom.routing.model import Route, routing
 from mailroom.routing.sieve import quote, rules_script, wrapped_by, wrapper_script

@@ -7,7 +7,7 @@ import pytest
 from realserver import Account, delivered, lmtp_deliver, sieve_call, sieve_scripts
 from triagebox import Box
 
-from mailroom.config import DEFAULT_CATEGORIES
+from mailroom.categories import DEFAULT_CATEGORIES
 
 pytestmark = pytest.mark.real
 
