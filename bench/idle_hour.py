@@ -10,9 +10,9 @@ could miss one or add its own. This script makes no request of that user in the 
 The count is extrapolated to an hour (x 3600 / window). A pass with nothing labelled is
 one JMAP request (bench/idle_pass.py); the worker's passes in the window (its log lines,
 by trigger) are printed next to the server's count as a cross-check. Cyrus ends an
-EventSource stream after about 300 s; the listener then connects again and wakes the
-worker (a catch-up pass, which also restarts the fallback timer): the default window
-(330 s) holds one such recycle.
+EventSource stream after about 300 s; the listener then connects again, resending
+`Last-Event-ID`, and (since the server replays what it missed) wakes the worker for no
+catch-up pass: the default window (330 s) holds one such recycle.
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ def report(
     fallback = 3600 / poll_interval
     print(
         f"model: one pass = 1 request; 3600 / poll_interval = {fallback:.0f} fallback passes "
-        f"an hour, up to {fallback + 12:.0f} with Cyrus's ~12 stream recycles an hour (each "
-        "brings a catch-up pass, which restarts the fallback timer)"
+        "an hour; Cyrus's ~12 stream recycles an hour are resumed with Last-Event-ID and "
+        "bring no catch-up pass (a window holds a whole number of timer passes, so a short "
+        "one rounds up or down)"
     )
 
 
