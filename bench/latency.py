@@ -273,11 +273,19 @@ def settle_seconds(mode: Mode) -> float:
 
 
 def quiet_spell(svc: ServiceBox, mode: Mode, since: int) -> None:
-    """Wait for the import's pass, then ``debounce_seconds`` with no pass: a label now
-    meets an idle worker, as a user's label does minutes after the mail came."""
-    if mode.push:
-        wait_for(lambda: svc.passes("push", since), "the import's pass", mode.debounce + 20)
-    time.sleep(mode.debounce + 0.2)
+    """Wait for the imports' passes, then until no pass ran for ``debounce_seconds``
+    (and none can be pending): a label now meets an idle worker, as a user's label
+    does minutes after the mail came."""
+    if not mode.push:
+        time.sleep(0.2)
+        return
+    wait_for(lambda: svc.passes("push", since), "the import's pass", mode.debounce + 20)
+
+    def quiet() -> bool:
+        last = parse_iso(svc.worker_status().get("last_successful_poll"))
+        return last is not None and time.time() - last > mode.debounce + 0.5
+
+    wait_for(quiet, "a quiet spell", mode.debounce + 60)
 
 
 def wait_triaged(
