@@ -125,15 +125,23 @@ class Stepped:
     """A listener run to its end in the test's thread: it stops after ``waits`` waits."""
 
     def __init__(
-        self, server: FaultServer, state_dir: Path, *, waits: int, tick: float = 0.0, **options: Any
+        self,
+        server: FaultServer,
+        state_dir: Path,
+        *,
+        waits: int,
+        tick: float = 0.0,
+        token: str = TOKEN,
+        worker: bool = True,
+        **options: Any,
     ) -> None:
-        receiver = WakeReceiver(state_dir / "wake.sock")
+        receiver = WakeReceiver(state_dir / "wake.sock") if worker else None
         stop = threading.Event()
         self.time = FakeTime(stop, waits, tick)
         options.setdefault("backoff", Backoff())
         opts = ListenerOptions(
             server.session_url,
-            TOKEN,
+            token,
             state_dir,
             clock=self.time.clock,
             wall=self.time.wall,
@@ -142,9 +150,10 @@ class Stepped:
         )
         try:
             self.code = run(opts, stop)
-            self.wakes = receiver.drain()  # every wake was sent before run() returned
+            self.wakes = receiver.drain() if receiver else []  # all sent before run() returned
         finally:
-            receiver.close()
+            if receiver:
+                receiver.close()
         self.status = read_status(state_dir / "listener.json") or {}
 
     @property
@@ -165,17 +174,16 @@ def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 def test_connect_wake_then_a_state_wake_with_the_changed_states(
     state_dir: Path, logs: list[dict[str, Any]]
 ) -> None:
-    script = [Play(chunks=(state_event({"Email": "72"}, "72"),), then="stall")]
+    script = [Play(chunks=(state_event({"Email": "72"}, "72"),))]
     with FaultServer(script) as server:
-        listener = Running(server, state_dir)
-        assert listener.wakes_until(2) == [
-            Wake(changed={}, reason="connect"),
-            Wake(changed={"Email": "72"}, reason="state"),
-        ]
-        status = listener.status_until(lambda s: s["last_event_at"], "last_event_at")
-        assert listener.finish() == 0
-    assert status["status"] == "connected"
-    assert status["connected_since"] is not None
+        run = Stepped(server, state_dir, waits=1)
+    assert run.code == 0
+    assert run.wakes == [
+        Wake(changed={}, reason="connect"),
+        Wake(changed={"Email": "72"}, reason="state"),
+    ]
+    status = run.status
+    assert status["last_event_at"] is not None
     assert status["reconnect_count"] == 0
     assert status["pid"] == os.getpid()
     [request] = server.stream_requests()
@@ -327,17 +335,14 @@ def test_garbage_and_lines_split_across_writes_are_handled(
         b"\n" + good[:11],
         good[11:],
     )
-    with FaultServer([Play(chunks=chunks, then="stall")]) as server:
-        listener = Running(server, state_dir)
-        wakes = listener.wakes_until(3)
-        status = listener.status()
-        listener.finish()
-    assert wakes == [
+    with FaultServer([Play(chunks=chunks)]) as server:
+        run = Stepped(server, state_dir, waits=1)
+    assert run.wakes == [
         Wake(changed={}, reason="connect"),
         Wake(changed={"Email": "8"}, reason="state"),
         Wake(changed={"Email": "9", "Mailbox": "3"}, reason="state"),
     ]
-    assert status["status"] == "connected"
+    assert run.status["last_error"] is None  # a bad event is skipped, the stream goes on
     assert len(events(logs, "eventsource_bad_event")) == 1
     assert server.connections == 1
 
@@ -405,17 +410,11 @@ def test_a_session_without_event_source_url_is_not_available(state_dir: Path) ->
 
 def test_a_rejected_session_is_retried_and_reported(state_dir: Path) -> None:
     with FaultServer() as server:
-        stop = threading.Event()
-        options = ListenerOptions(server.session_url, "wrong-token", state_dir, backoff=FAST)
-        thread = threading.Thread(target=run, args=(options, stop))
-        thread.start()
-        status = until(
-            lambda: (s := read_status(state_dir / "listener.json")) and s["last_error"] and s,
-            "last_error",
-        )
-        stop.set()
-        thread.join(3)
-    assert status["status"] == "disconnected"
+        run = Stepped(server, state_dir, waits=2, token="wrong-token")
+    assert run.status["status"] == "disconnected"
+    assert "HTTP 401" in run.status["last_error"]
+    assert run.delays == [60.0, 60.0]  # bad credentials: at the cap, every time
+    assert server.connections == 0
     assert "wrong-token" not in (state_dir / "listener.json").read_text()
 
 
@@ -428,15 +427,12 @@ def test_stop_ends_a_read_blocked_on_a_silent_stream_at_once(state_dir: Path) ->
 
 
 def test_wakes_without_a_worker_are_dropped_and_counted(state_dir: Path) -> None:
-    script = [Play(chunks=(state_event({"Email": "1"}, "1"),), then="stall")]
+    script = [Play(chunks=(state_event({"Email": "1"}, "1"),))]
     with FaultServer(script) as server:
-        listener = Running(server, state_dir)
-        listener.receiver.close()  # the worker is gone
-        status = listener.status_until(lambda s: s["last_event_at"], "the state event")
-        listener.stop.set()
-        listener.thread.join(3)
-    assert status["wakes_dropped"] == 2
-    assert status["status"] == "connected"
+        run = Stepped(server, state_dir, waits=1, worker=False)  # no worker socket
+    assert run.code == 0
+    assert run.status["wakes_dropped"] == 2
+    assert run.status["last_event_at"] is not None
 
 
 def test_sigterm_exits_zero_at_once_while_a_stream_is_open(state_dir: Path) -> None:
@@ -487,34 +483,27 @@ def test_a_listener_restarted_after_a_crash_counts_its_first_connect_as_a_reconn
     # what a listener killed with -9 leaves behind: it was connected, and wrote nothing more
     crashed = {"status": "connected", "connected_since": "2026-11-22T00:00:00+00:00"}
     write_status(state_dir / "listener.json", {**crashed, "reconnect_count": 2})
-    with FaultServer([Play(chunks=(), then="stall")]) as server:
-        listener = Running(server, state_dir)
-        status = listener.status_until(lambda s: s["reconnect_count"] == 3, "a counted reconnect")
-        assert listener.finish() == 0
-    assert status["status"] == "connected"
+    with FaultServer([Play()]) as server:
+        run = Stepped(server, state_dir, waits=1)
+    assert run.status["reconnect_count"] == 3
     assert events(logs, "eventsource_connected") == []
     assert len(events(logs, "eventsource_reconnected")) == 1
 
 
 def test_a_cleanly_stopped_and_started_listener_is_a_fresh_start(state_dir: Path) -> None:
-    script = [Play(chunks=(), then="stall"), Play(chunks=(), then="stall")]
-    with FaultServer(script) as server:
-        first = Running(server, state_dir)
-        first.status_until(lambda s: s["status"] == "connected", "the first connect")
-        assert first.finish() == 0
-        second = Running(server, state_dir)
-        status = second.status_until(lambda s: s["status"] == "connected", "a connect")
-        assert second.finish() == 0
-    assert status["reconnect_count"] == 0
+    with FaultServer([Play()]) as server:
+        first = Stepped(server, state_dir, waits=1)
+        second = Stepped(server, state_dir, waits=1)
+    assert first.status["reconnect_count"] == second.status["reconnect_count"] == 0
+    assert server.connections == 2
 
 
 def test_a_listener_that_never_connected_before_starts_counting_at_zero(state_dir: Path) -> None:
     write_status(state_dir / "listener.json", {"status": "not_available", "reconnect_count": 5})
-    with FaultServer([Play(chunks=(), then="stall")]) as server:
-        listener = Running(server, state_dir)
-        status = listener.status_until(lambda s: s["status"] == "connected", "a connect")
-        assert listener.finish() == 0
-    assert status["reconnect_count"] == 0
+    with FaultServer([Play()]) as server:
+        run = Stepped(server, state_dir, waits=1)
+    assert server.connections == 1
+    assert run.status["reconnect_count"] == 0
 
 
 def test_a_stopped_listener_leaves_its_status_disconnected(state_dir: Path) -> None:
