@@ -65,7 +65,6 @@ class Running:
     def __init__(self, server: FaultServer, state_dir: Path, **options: Any) -> None:
         self.state_dir = state_dir
         self.receiver = WakeReceiver(state_dir / "wake.sock")
-        self.wakes: list[Wake] = []
         self.stop = threading.Event()
         self.result: list[int] = []
         options.setdefault("backoff", FAST)
@@ -80,14 +79,6 @@ class Running:
 
     def status_until(self, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
         return until(lambda: (s := self.status()) and check(s) and s, what)
-
-    def wakes_until(self, count: int) -> list[Wake]:
-        def enough() -> bool:
-            self.wakes.extend(self.receiver.wait(0.05))
-            return len(self.wakes) >= count
-
-        until(enough, f"{count} wakes (have {self.wakes})")
-        return self.wakes
 
     def finish(self) -> int:
         self.stop.set()
