@@ -480,7 +480,7 @@ def run(box: Box | None, env: dict[str, str], args: argparse.Namespace, server: 
                         for _ in range(args.bursts if mode.burst else args.trials):
                             n += 1
                             trials.append(trial(svc, probe, events, mode, n, poll_every))
-                            print(f"{mode.name} #{len(trials)}: {trials[-1]}", flush=True)
+                            print(f"trial {len(trials)} of {mode.name}: {trials[-1]}", flush=True)
                     results.append((mode, trials))
         finally:
             probe.clean_up()
