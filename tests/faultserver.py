@@ -36,6 +36,9 @@ class Play:
     chunks: tuple[bytes, ...] = ()
     then: Literal["close", "stall"] = "close"
     headers: tuple[tuple[str, str], ...] = ()
+    # -- SSE faults: after the chunks, before `then`
+    flood: int = 0  # this many bytes of one line that never ends (written 64 KiB at a time)
+    trickle: bytes = b""  # written one byte at a time, TRICKLE_PAUSE apart, over and over
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def state_event(changed: dict[str, str], event_id: str | None = None) -> bytes:
 
 
 PING = b'event: ping\ndata: {"interval":30}\n\n'
+TRICKLE_PAUSE = 0.005  # seconds between the bytes of a trickling stream (the server's pace)
+FLOOD_CHUNK = b"x" * 65536
 
 
 @dataclass
@@ -63,6 +68,7 @@ class FaultServer:
     event_source: bool = True
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
+    flood_sent: int = 0  # bytes of flood lines the listener took before it hung up
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -195,11 +201,23 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 for chunk in play.chunks:
                     self.wfile.write(chunk)
                     self.wfile.flush()
+                self._sse_faults(play)
                 if play.then == "stall":
                     for _ in server.stalled():
                         pass
             except OSError:
                 pass  # the listener went away
+
+        def _sse_faults(self, play: Play) -> None:
+            """A never-ending line, or a stream that trickles; OSError once the client left."""
+            while server.flood_sent < play.flood:
+                self.wfile.write(FLOOD_CHUNK)
+                server.flood_sent += len(FLOOD_CHUNK)
+            while play.trickle and not server._release.is_set():
+                for byte in play.trickle:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    server._release.wait(TRICKLE_PAUSE)
 
     return Handler
 

@@ -85,38 +85,95 @@ def test_a_mailbox_state_beside_an_echoed_email_state_is_still_an_echo() -> None
     assert classify(state("11", Mailbox="m6"), last) == "echo"
 
 
-# -- the timer -------------------------------------------------------------------
+# -- long writes: states inside one Email/set ----------------------------------
+
+
+def test_a_state_inside_our_write_that_arrived_during_the_pass_is_an_echo() -> None:
+    # Cyrus reports the state part-way through a 4,000-email Email/set: no newState names it.
+    last = report("10", write("10", "4011"), write("4011", "4012"))
+    assert classify(state("2517"), last) == "news"
+    assert classify(state("2517"), last, during_last=True) == "echo"
+
+
+def test_a_wake_during_a_pass_with_a_broken_chain_is_news() -> None:
+    last = report("10", write("10b", "11"))
+    assert classify(state("11"), last, during_last=True) == "news"
+
+
+def test_a_wake_during_a_pass_that_wrote_nothing_is_news() -> None:
+    assert classify(state("11"), report("10"), during_last=True) == "news"
+
+
+def test_a_connect_or_mailbox_wake_during_the_pass_is_still_news() -> None:
+    last = report("10", write("10", "11"))
+    assert classify(Wake(changed={}, reason="connect"), last, during_last=True) == "news"
+    assert classify(Wake(changed={"Mailbox": "m"}, reason="state"), last, during_last=True) == (
+        "news"
+    )
+
+
+# -- the timer (leading-edge) ----------------------------------------------------
 
 
 @pytest.fixture
 def idle() -> Timer:
-    return Timer(poll_interval=60.0, debounce_seconds=3.0, last_pass_at=100.0)
+    # the last pass ran from 100 to 101
+    return Timer(poll_interval=60.0, debounce_seconds=3.0, last_pass_at=100.0).after_pass(
+        started=100.0, ended=101.0
+    )
 
 
 def test_an_idle_timer_is_due_for_a_fallback_pass_after_poll_interval(idle: Timer) -> None:
-    assert idle.deadline() == 160.0
-    assert idle.due(159.9) is None
-    assert idle.due(160.0) == "fallback"
+    assert idle.deadline() == 161.0
+    assert idle.due(160.9) is None
+    assert idle.due(161.0) == "fallback"
 
 
-def test_news_makes_a_push_pass_due_after_the_debounce(idle: Timer) -> None:
+def test_a_lone_wake_after_a_quiet_period_passes_at_once(idle: Timer) -> None:
     t = idle.on_wakes(["news"], now=110.0)
-    assert t.deadline() == 113.0
-    assert t.due(112.9) is None
+    assert t.deadline() == 110.0
+    assert t.due(110.0) == "push"
+    assert not t.held()
+
+
+def test_before_any_pass_news_passes_at_once() -> None:
+    t = Timer(poll_interval=60.0, debounce_seconds=3.0, last_pass_at=0.0)
+    assert t.on_wakes(["news"], now=0.5).due(0.5) == "push"
+
+
+def test_news_inside_the_window_waits_for_its_end(idle: Timer) -> None:
+    t = idle.on_wakes(["news"], now=101.5)  # the last pass started at 100: window to 103
+    assert t.held()
+    assert t.deadline() == 103.0
+    assert t.due(102.9) is None
+    assert t.due(103.0) == "push"
+
+
+def test_wakes_inside_the_window_collapse_into_one_trailing_pass(idle: Timer) -> None:
+    lead = idle.on_wakes(["news"], now=110.0)
+    assert lead.due(110.0) == "push"
+    t = lead.after_pass(started=110.0, ended=110.2)
+    for k in range(9):  # the rest of a burst of ten within one second
+        t = t.on_wakes(["news"], now=110.2 + k * 0.1)
+        assert t.due(110.2 + k * 0.1) is None
+    assert t.collapsed == 9
+    assert t.deadline() == 113.0  # the lead pass's start + debounce; later wakes do not slide it
     assert t.due(113.0) == "push"
+    quiet = t.after_pass(started=113.0, ended=113.2)
+    assert quiet.due(113.2) is None  # two passes for the burst, then nothing until the fallback
+    assert quiet.deadline() == 173.2
 
 
-def test_a_burst_collapses_into_one_pass_without_sliding_the_window(idle: Timer) -> None:
-    t = idle
-    for k in range(10):
-        t = t.on_wakes(["news"], now=110.0 + k * 0.2)
-    assert t.collapsed == 10
-    assert t.deadline() == 113.0  # the first wake starts the window; later ones do not push it
-    assert t.due(113.0) == "push"
+def test_a_long_pass_lets_news_that_came_during_it_pass_when_it_ends(idle: Timer) -> None:
+    t = idle.after_pass(started=110.0, ended=118.0).on_wakes(["news"], now=118.0)
+    assert t.due(118.0) == "push"
+    assert not t.held()
 
 
-def test_echoes_and_seen_states_start_no_debounce(idle: Timer) -> None:
+def test_echoes_and_seen_states_never_start_a_pass(idle: Timer) -> None:
     assert idle.on_wakes(["echo", "seen", "echo"], now=110.0) == idle
+    assert idle.on_wakes(["echo", "seen"], now=101.5) == idle
+    assert idle.due(110.0) is None
 
 
 def test_a_mixed_batch_counts_only_the_news(idle: Timer) -> None:
@@ -125,15 +182,15 @@ def test_a_mixed_batch_counts_only_the_news(idle: Timer) -> None:
     assert t.pending_since == 110.0
 
 
-def test_a_pass_resets_the_window_and_restarts_the_fallback(idle: Timer) -> None:
-    t = idle.on_wakes(["news"], now=110.0).after_pass(now=114.0)
+def test_a_pass_clears_the_news_and_restarts_the_fallback_from_its_end(idle: Timer) -> None:
+    t = idle.on_wakes(["news"], now=110.0).after_pass(started=110.0, ended=114.0)
     assert t.pending_since is None
     assert t.collapsed == 0
     assert t.deadline() == 174.0
     assert t.due(120.0) is None
 
 
-def test_news_late_in_the_fallback_interval_still_waits_the_debounce(idle: Timer) -> None:
-    t = idle.on_wakes(["news"], now=159.0)
-    assert t.due(160.0) is None
-    assert t.due(162.0) == "push"
+def test_debounce_zero_has_no_window(idle: Timer) -> None:
+    t = Timer(poll_interval=60.0, debounce_seconds=0.0, last_pass_at=0.0)
+    t = t.after_pass(started=10.0, ended=10.1).on_wakes(["news"], now=10.1)
+    assert t.due(10.1) == "push"

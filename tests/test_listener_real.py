@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 from realserver import Account, CyrusServer
 
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.session import expand_event_source_url
 from mailroom.service.listener import ListenerOptions, run
+from mailroom.service.sse import StateChange
 from mailroom.service.status import read_status
+from mailroom.service.stream import EventStream
 from mailroom.service.wake import Wake, WakeReceiver
 
 pytestmark = [pytest.mark.real, pytest.mark.push]
@@ -88,3 +92,69 @@ def test_connect_wake_then_email_state_wakes_on_delivery_and_move(
     assert status["status"] == "connected"
     assert status["last_event_at"] is not None
     assert account.token not in (state_dir / "listener.json").read_text()
+
+
+class Recorder:
+    """A StreamHandler that keeps what one connection reported."""
+
+    def __init__(self) -> None:
+        self.opened_resumed: list[bool] = []
+        self.changes: list[StateChange] = []
+
+    def opened(self, url: str, resumed: bool) -> None:
+        self.opened_resumed.append(resumed)
+
+    def server_retry(self, retry_ms: int) -> None:
+        pass
+
+    def state_changed(self, change: StateChange) -> None:
+        self.changes.append(change)
+
+    def event_seen(self) -> None:
+        pass
+
+
+def test_a_stream_resumed_with_last_event_id_replays_the_change_made_in_the_gap(
+    account: Account, cyrus: CyrusServer
+) -> None:
+    """What lets the listener skip the catch-up pass after a routine recycle: Cyrus
+    replays, on the resumed stream, a change made while no stream was open."""
+    if not cyrus.eventsource:
+        pytest.fail("this Cyrus build answers the EventSource with 204; start it with push")
+    with JmapClient(account.session_url, account.token) as client:
+        session = client.session
+    url = expand_event_source_url(session, closeafter="state", ping=30)
+    assert url is not None
+    stream = EventStream(
+        account.token, connect_timeout=10, read_timeout=DEADLINE, stop=threading.Event()
+    )
+    try:
+        first = Recorder()
+        reader = threading.Thread(target=stream.read, args=(url, session.account_id, first))
+        reader.start()
+        deadline = time.monotonic() + DEADLINE
+        while not first.opened_resumed and time.monotonic() < deadline:
+            time.sleep(0.02)  # the stream's 200 is an outside effect: poll for it
+        email_id = account.deliver("Screener", subject="before the gap")
+        reader.join(DEADLINE)  # closeafter=state: the server ends the stream after one event
+        assert not reader.is_alive(), "no state event for the delivery"
+        seen_id = stream.last_event_id
+        assert seen_id is not None
+        assert first.changes
+
+        # the gap: no stream is open while the email moves
+        inbox = account.role_ids()["inbox"]
+        screener = account.mailbox_ids()["Screener"]
+        moved = account.call(
+            "Email/set",
+            {"update": {email_id: {f"mailboxIds/{screener}": None, f"mailboxIds/{inbox}": True}}},
+        )
+
+        second = Recorder()
+        end = stream.read(url, session.account_id, second)
+    finally:
+        stream.close()
+    assert end.connected
+    assert end.error is None
+    assert second.opened_resumed == [True]  # it sent Last-Event-ID
+    assert [c.changed.get("Email") for c in second.changes] == [moved["newState"]]

@@ -1,14 +1,21 @@
-"""SSE bytes -> state changes: the real parser (httpx-sse) under our decoding."""
+"""SSE bytes -> events -> state changes: the bounded WHATWG decoder and our decoding."""
 
 from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
-from httpx_sse import EventSource, ServerSentEvent
 
-from mailroom.service.sse import Malformed, StateChange, StreamHints, decode_event, hints
+from mailroom.errors import PushError
+from mailroom.service.sse import (
+    Event,
+    EventDecoder,
+    Malformed,
+    StateChange,
+    StreamHints,
+    decode_event,
+    hints,
+)
 
 ACCOUNT = "u1"
 
@@ -20,11 +27,9 @@ CYRUS_STREAM = (
 )
 
 
-def events_from_chunks(chunks: list[bytes]) -> list[ServerSentEvent]:
-    response = httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=iter(chunks)
-    )
-    return list(EventSource(response).iter_sse())
+def events_from_chunks(chunks: list[bytes], decoder: EventDecoder | None = None) -> list[Event]:
+    decoder = decoder or EventDecoder()
+    return [event for chunk in chunks for event in decoder.feed(chunk)]
 
 
 def decoded(chunks: list[bytes]) -> list[StateChange | Malformed | None]:
@@ -121,3 +126,67 @@ def test_hints_report_last_event_id_retry_and_ping() -> None:
         StreamHints(event_id="9", retry_ms=None, is_ping=True),
         StreamHints(event_id="9", retry_ms=None, is_ping=True),  # the id persists
     ]
+
+
+# -- the decoder's WHATWG rules and bounds ----------------------------------------
+
+
+def test_a_cr_at_the_end_of_a_chunk_ends_the_line_at_once() -> None:
+    decoder = EventDecoder()
+    assert decoder.feed(b"data: 1\r\r") == [Event(data="1")]  # not held for a possible LF
+    assert decoder.feed(b"\ndata: 2\n\n") == [Event(data="2")]  # that LF is no blank line
+
+
+def test_every_line_end_and_a_crlf_split_between_chunks() -> None:
+    chunks = [b"event: a\r", b"\ndata: 1\r\r", b"event: b\ndata: 2\n", b"\n"]
+    found = events_from_chunks(chunks)
+    assert [(e.event, e.data) for e in found] == [("a", "1"), ("b", "2")]
+
+
+def test_one_byte_at_a_time_gives_the_same_events() -> None:
+    whole = events_from_chunks([CYRUS_STREAM])
+    assert events_from_chunks(split_every(CYRUS_STREAM, 1)) == whole
+    assert len(whole) == 3
+
+
+def test_a_bom_at_the_start_comments_and_unknown_fields_are_skipped() -> None:
+    stream = b"\xef\xbb\xbfevent: a\n: a comment\nfoo: bar\ndata:x\n\n"
+    assert events_from_chunks([stream]) == [Event(event="a", data="x")]
+
+
+def test_data_lines_join_with_newlines_and_id_persists() -> None:
+    stream = b"id: 5\ndata: a\ndata: b\n\ndata: c\n\n"
+    assert events_from_chunks([stream]) == [Event(data="a\nb", id="5"), Event(data="c", id="5")]
+
+
+def test_retry_counts_only_when_all_digits() -> None:
+    stream = b"retry: -1\n\nretry: 1e3\n\nretry: 250\n\n"
+    assert [e.retry for e in events_from_chunks([stream])] == [250]
+
+
+def test_a_line_longer_than_the_bound_is_an_error_and_frees_the_buffer() -> None:
+    decoder = EventDecoder(max_line=1000)
+    assert decoder.feed(b"data: " + b"x" * 900) == []
+    with pytest.raises(PushError, match="a line longer than 1000 bytes"):
+        decoder.feed(b"x" * 200)
+    assert len(decoder._buffer) == 0
+
+
+def test_a_line_just_within_the_bound_is_fine() -> None:
+    decoder = EventDecoder(max_line=1000)
+    line = b"data: " + b"x" * 994
+    assert decoder.feed(line) == []
+    assert decoder.feed(b"\n\n") == [Event(data="x" * 994)]
+
+
+def test_an_event_whose_data_lines_add_up_beyond_the_bound_is_an_error() -> None:
+    decoder = EventDecoder(max_event=10_000)
+    for _ in range(98):
+        decoder.feed(b"data: " + b"y" * 100 + b"\n")
+    with pytest.raises(PushError, match="an event larger than 10000 bytes"):
+        decoder.feed(b"data: " + b"y" * 100 + b"\n" + b"data: " + b"y" * 100 + b"\n")
+
+
+def test_bad_utf8_is_replaced_not_raised() -> None:
+    [event] = events_from_chunks([b"data: \xff\xfe\n\n"])
+    assert event.data == "\ufffd\ufffd"

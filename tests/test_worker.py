@@ -65,6 +65,12 @@ class ScriptedWakes:
             self.stop()
         return []
 
+    def drain(self) -> list[Wake]:
+        """The wakes that arrived by now (during a pass), without moving the clock."""
+        ready = [w for t, w in self.arrivals if t <= self.clock.now]
+        self.arrivals = [(t, w) for t, w in self.arrivals if t > self.clock.now]
+        return ready
+
     def interrupt(self) -> None:
         pass
 
@@ -140,16 +146,46 @@ def test_without_wakes_the_fallback_timer_runs_a_pass_every_poll_interval(
     assert fake.calls == [("startup", START), ("fallback", START + 61), ("fallback", START + 122)]
 
 
-def test_a_burst_of_ten_wakes_becomes_one_pass(clock: Clock, status: StatusFile) -> None:
+def test_a_lone_wake_gets_a_push_pass_at_once(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    wakes.at(START + 5, email("s1"))
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START), ("push", START + 5)]
+    assert status.snapshot()["counters"]["passes_held"] == 0
+
+
+def test_a_burst_of_ten_wakes_costs_two_passes(clock: Clock, status: StatusFile) -> None:
     worker, wakes, fake = make_worker(clock, status, until=START + 30)
     for k in range(10):
         wakes.at(START + 5 + k * 0.1, email(f"s{k}"))
     with capture_logs() as logs:
         assert worker.run() == 0
-    assert fake.calls == [("startup", START), ("push", START + 5 + DEBOUNCE)]
+    # the first at once; the nine that came during it wait for the window to end
+    assert fake.calls == [("startup", START), ("push", START + 5), ("push", START + 5 + DEBOUNCE)]
     collapsed = [e for e in logs if e["event"] == "debounce_collapsed"]
-    assert collapsed == [{"event": "debounce_collapsed", "wakes": 10, "log_level": "debug"}]
-    assert status.snapshot()["counters"]["wakes"] == 10
+    assert collapsed == [{"event": "debounce_collapsed", "wakes": 9, "log_level": "debug"}]
+    counters = status.snapshot()["counters"]
+    assert counters["wakes"] == 10
+    assert counters["passes_held"] == 1
+
+
+def test_news_soon_after_the_startup_pass_waits_for_its_window(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    wakes.at(START + 1.5, Wake(changed={}, reason="connect"))  # the listener's first connect
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START), ("push", START + DEBOUNCE)]
+
+
+def test_the_fallback_timer_is_unchanged_by_leading_edge_passes(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 75)
+    wakes.at(START + 10, email("s1"))
+    assert worker.run() == 0
+    # the push pass at +10 ends at +11; the fallback comes poll_interval after that
+    assert fake.calls == [("startup", START), ("push", START + 10), ("fallback", START + 71)]
 
 
 def test_the_echo_of_our_own_writes_is_skipped(clock: Clock, status: StatusFile) -> None:
@@ -171,6 +207,24 @@ def test_a_connect_wake_gets_a_pass_even_with_our_own_state(
     assert fake.triggers == ["startup", "push"]
 
 
+def test_a_state_inside_a_long_write_that_arrives_during_the_pass_is_skipped(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 40)
+    fake.outcomes = [PassReport(trigger="startup"), wrote("20", "4020", "4021")]
+    wakes.at(START + 5, email("20"))
+
+    def server_reports_a_state_inside_the_move() -> None:
+        if fake.triggers == ["startup", "push"]:
+            wakes.at(clock.now + 0.5, email("2011"))  # no newState names it
+
+    fake.during = server_reports_a_state_inside_the_move
+    wakes.at(START + 7, email("4021"))  # the usual echo of the last write, after the pass
+    assert worker.run() == 0
+    assert fake.triggers == ["startup", "push"]
+    assert status.snapshot()["counters"]["echoes_skipped"] == 2
+
+
 def test_a_real_change_during_a_pass_gets_another_pass(clock: Clock, status: StatusFile) -> None:
     worker, wakes, fake = make_worker(clock, status, until=START + 40)
     fake.outcomes = [PassReport(trigger="startup"), wrote("20", "21")]
@@ -178,14 +232,13 @@ def test_a_real_change_during_a_pass_gets_another_pass(clock: Clock, status: Sta
 
     def user_labels_another_email() -> None:
         if fake.triggers == ["startup", "push"]:
-            # Arrive while the push pass runs: our echo and someone else's change.
-            wakes.at(clock.now + 0.5, email("21"), email("22"))
+            # Arrive just after the push pass: our echo and someone else's change.
+            wakes.at(clock.now + fake.duration + 0.5, email("21"), email("22"))
 
     fake.during = user_labels_another_email
     assert worker.run() == 0
     assert fake.triggers == ["startup", "push", "push"]
-    push_end = START + 5 + DEBOUNCE + 1
-    assert fake.calls[2] == ("push", push_end + DEBOUNCE)
+    assert fake.calls[2] == ("push", START + 5 + DEBOUNCE)  # the push pass's window
     assert status.snapshot()["counters"]["echoes_skipped"] == 1
 
 
@@ -234,6 +287,7 @@ def test_a_successful_pass_is_recorded_in_the_status_file(clock: Clock, status: 
         "wakes": 1,
         "echoes_skipped": 0,
         "seen_skipped": 0,
+        "passes_held": 0,
     }
 
 

@@ -8,6 +8,11 @@ Which wakes are news (``classify``):
   scan read, each next ``oldState`` is the previous ``newState``), so nobody else
   changed mail in between and every ``newState`` of the chain is ours. Usually the
   event carries the last one; Cyrus may also report an intermediate one.
+- While one large ``Email/set`` runs, Cyrus also reports states *inside* it (a move of
+  thousands of emails bumps the state once per email), which no ``newState`` names. A
+  wake that arrived **during** the last pass (it was already queued when the pass's
+  last write returned) is an echo too, when that pass wrote with an unbroken chain:
+  nobody else changed mail between its scan and its last write.
 - The ``Email`` state the last pass scanned is **seen**: the scan already read it
   (the event was late).
 - Anything else with an ``Email`` state is news. A broken chain makes no state ours.
@@ -17,10 +22,12 @@ Which wakes are news (``classify``):
   simple and safe. A ``Mailbox`` state next to an echoed ``Email`` state is ignored:
   moving mail changes mailbox counts on some servers.
 
-When the next pass is due (``Timer``): the first news starts the debounce window;
-``debounce_seconds`` later one pass runs (trigger ``push``) and every wake that came
-in meanwhile is collapsed into it. Without news, a pass runs ``poll_interval`` after
-the previous one (trigger ``fallback``).
+When the next pass is due (``Timer``), leading-edge: news after a quiet period starts a
+pass at once (trigger ``push``). News that arrives within ``debounce_seconds`` of the
+last pass's start waits until that window ends, and all of it is collapsed into one
+pass; so a burst costs at most two passes (the first at once, the rest together), and
+a steady stream of news one pass per window. Without news, a pass runs
+``poll_interval`` after the previous one ended (trigger ``fallback``).
 """
 
 from __future__ import annotations
@@ -47,14 +54,18 @@ def own_states(report: PassReport) -> frozenset[str]:
     return frozenset(produced)
 
 
-def classify(wake: Wake, last: PassReport | None) -> Verdict:
-    """Whether ``wake`` asks for a pass, given the last pass that completed."""
+def classify(wake: Wake, last: PassReport | None, *, during_last: bool = False) -> Verdict:
+    """Whether ``wake`` asks for a pass, given the last pass that completed.
+
+    ``during_last``: the wake was already queued when that pass's last write returned.
+    """
     if wake.reason == "connect" or last is None:
         return "news"
     state = wake.changed.get("Email")
     if state is None:
         return "news"
-    if state in own_states(last):
+    ours = own_states(last)
+    if state in ours or (during_last and ours):
         return "echo"
     if state == last.email_state_scanned:
         return "seen"
@@ -67,18 +78,31 @@ class Timer:
 
     poll_interval: float
     debounce_seconds: float
-    last_pass_at: float
-    pending_since: float | None = None  # the first news of the burst; None when idle
+    last_pass_at: float  # when the last pass ended: the fallback counts from here
+    last_started_at: float | None = None  # when it started: the window counts from here
+    pending_since: float | None = None  # the first news not yet passed on; None when idle
     collapsed: int = 0  # wakes folded into the pending pass
+
+    def window_end(self) -> float | None:
+        """Until when news must wait (the last pass's start + debounce), if ever."""
+        if self.last_started_at is None:
+            return None
+        return self.last_started_at + self.debounce_seconds
 
     def deadline(self) -> float:
         """The moment the loop must act next (a push pass or the fallback timer)."""
         if self.pending_since is not None:
-            return self.pending_since + self.debounce_seconds
+            end = self.window_end()
+            return self.pending_since if end is None else max(self.pending_since, end)
         return self.last_pass_at + self.poll_interval
 
+    def held(self) -> bool:
+        """Pending news is waiting for the window to end (it did not start a pass at once)."""
+        end = self.window_end()
+        return self.pending_since is not None and end is not None and self.pending_since < end
+
     def on_wakes(self, verdicts: Iterable[Verdict], now: float) -> Timer:
-        """Fold a batch of classified wakes in; news starts the debounce window."""
+        """Fold a batch of classified wakes in; echoes and seen states change nothing."""
         news = sum(1 for v in verdicts if v == "news")
         if news == 0:
             return self
@@ -91,6 +115,8 @@ class Timer:
             return None
         return "push" if self.pending_since is not None else "fallback"
 
-    def after_pass(self, now: float) -> Timer:
-        """A pass has just ended (whether it succeeded or raised)."""
-        return replace(self, last_pass_at=now, pending_since=None, collapsed=0)
+    def after_pass(self, started: float, ended: float) -> Timer:
+        """A pass that started at ``started`` has just ended (succeeded or raised)."""
+        return replace(
+            self, last_pass_at=ended, last_started_at=started, pending_since=None, collapsed=0
+        )

@@ -1,10 +1,12 @@
 """`mailroom listen`: follow the JMAP EventSource and wake the worker on every change.
 
 A thin loop over pure pieces: ``stream`` reads one connection (``sse`` decodes its
-events), ``backoff`` schedules reconnects, ``listener_status`` shapes listener.json.
-One helper thread, the keeper, refreshes the heartbeat every ``heartbeat_interval``
-and, once ``stop`` is set, shuts the stream's socket down so that a read blocked for up
-to 90 s returns at once.
+events), ``backoff`` decides what to do after it ends (delay, log level, whether a
+catch-up pass is needed), ``listener_status`` shapes listener.json, written through
+the same ``StatusFile`` as the worker's. The clock and the wait are injected (tests
+step a fake clock). One helper thread, the keeper, refreshes the heartbeat every
+``heartbeat_interval`` and, once ``stop`` is set, shuts the stream's socket down so
+that a read blocked for up to 90 s returns at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -21,20 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from mailroom.errors import AuthError, ConfigError, MailroomError, PushError, ServerError
+from mailroom.errors import ConfigError, MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.paths import WAKE_SOCKET, ensure_state_dir
-from mailroom.service.backoff import Backoff
+from mailroom.service.backoff import Backoff, Reconnect, after_error, after_stream, needs_catch_up
 from mailroom.service.sse import StateChange
-from mailroom.service.status import (
-    HEARTBEAT_SECONDS,
-    LISTENER_FILE,
-    error_summary,
-    iso,
-    read_status,
-    write_status,
-)
+from mailroom.service.status import HEARTBEAT_SECONDS, LISTENER_FILE, StatusFile, iso, read_status
 from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
 
@@ -69,6 +64,9 @@ class ListenerOptions:
     heartbeat_interval: float = HEARTBEAT_SECONDS
     backoff: Backoff = field(default_factory=Backoff)
     ping: int = 30
+    clock: Callable[[], float] = time.monotonic  # for the stream's liveness deadline
+    wall: Callable[[], float] = time.time  # for listener.json
+    wait: Callable[[float], object] | None = None  # sleeps between attempts; stop.wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,35 +151,40 @@ class _Listener:
     def __init__(self, options: ListenerOptions, stop: threading.Event) -> None:
         self.options = options
         self.stop = stop
+        self.wait = options.wait or stop.wait
         self.sender = WakeSender(options.state_dir / WAKE_SOCKET)
         # A listener restarted after a crash goes on counting where the last one stopped,
         # and its first connect is a reconnect: the crash shows in reconnect_count.
-        earlier = previous_reconnects(read_status(options.state_dir / LISTENER_FILE))
+        path = options.state_dir / LISTENER_FILE
+        earlier = previous_reconnects(read_status(path))
         self.state = ListenerState(reconnect_count=earlier or 0)
         self.backoff = options.backoff
+        self.last: Reconnect | None = None  # how the previous connection ended
         self.account_id = ""
         self.connects = 0 if earlier is None else earlier + 1
         self.closed = False
         self._lock = threading.Lock()
+        self.status = StatusFile(path, self._document(), options.wall)
         self.events = EventStream(
             options.token,
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
             stop=stop,
+            clock=options.clock,
         )
         self.update()
+
+    def _document(self) -> dict[str, Any]:
+        now = self.options.wall()
+        return listener_status(self.state, now=now, pid=os.getpid(), dropped=self.sender.dropped)
 
     def update(self, **changes: Any) -> None:
         """Apply ``changes`` to the state and rewrite listener.json."""
         with self._lock:
             self.state = replace(self.state, **changes)
-            doc = listener_status(
-                self.state, now=time.time(), pid=os.getpid(), dropped=self.sender.dropped
-            )
-            try:
-                write_status(self.options.state_dir / LISTENER_FILE, doc)
-            except OSError as exc:  # health will see a stale heartbeat; push goes on
-                log.warning("listener_status_not_written", error=str(exc))
+            if not self.status.update(**self._document()):
+                # health will see a stale heartbeat; push goes on
+                log.warning("listener_status_not_written", path=str(self.status.path))
 
     def keep(self) -> None:
         """Heartbeat until stopped, then cut the stream in progress."""
@@ -217,7 +220,7 @@ class _Listener:
                 with JmapClient(self.options.session_url, self.options.token) as client:
                     session = client.session
             except MailroomError as exc:
-                self.wait_after("eventsource_session_failed", exc)
+                self.pause("eventsource_session_failed", after_error(exc, self.backoff))
                 continue
             self.account_id = session.account_id
             return expand_event_source_url(session, closeafter="no", ping=self.options.ping)
@@ -235,27 +238,40 @@ class _Listener:
         end = self.events.read(url, self.account_id, self)
         if not end.available:
             return False
-        if self.stop.is_set():
-            pass
-        elif end.connected and end.error is None:
-            self.recycle("the server closed the stream")
-        elif end.connected and end.timed_out and not end.pinged:
-            self.recycle("no event within the read timeout; the server does not ping")
-        else:
-            self.wait_after("eventsource_disconnected", end.error or PushError("the stream ended"))
+        if not self.stop.is_set():
+            self.pause("eventsource_disconnected", after_stream(end, self.backoff))
         return True
 
+    def pause(self, event: str, decision: Reconnect) -> None:
+        """Log how the attempt ended, report it in listener.json, wait the delay."""
+        self.backoff, self.last = decision.backoff, decision
+        fields: dict[str, Any] = {"next_delay": decision.delay, "error": decision.reason}
+        if decision.routine:
+            fields["routine"] = True
+        getattr(log, decision.level)(event, **fields)
+        changes: dict[str, Any] = {"status": "disconnected", "connected_since": None}
+        if decision.last_error is not None:
+            changes["last_error"] = decision.last_error
+        self.update(**changes)
+        self.wait(decision.delay)
+
     # -- what the stream reports (mailroom.service.stream.StreamHandler)
-    def opened(self, url: str) -> None:
+    def opened(self, url: str, resumed: bool) -> None:
         self.connects += 1
         self.backoff = self.backoff.connected()
+        catch_up = needs_catch_up(resumed, self.last)
         if self.connects == 1:
             log.info("eventsource_connected", url=safe_url(url))
         else:
-            log.info("eventsource_reconnected", reconnect_count=self.connects - 1)
-        self.sender.send(Wake(changed={}, reason="connect"))
+            log.info(
+                "eventsource_reconnected", reconnect_count=self.connects - 1, catch_up=catch_up
+            )
+        if catch_up:
+            self.sender.send(Wake(changed={}, reason="connect"))
         self.update(
-            status="connected", connected_since=time.time(), reconnect_count=self.connects - 1
+            status="connected",
+            connected_since=self.options.wall(),
+            reconnect_count=self.connects - 1,
         )
 
     def server_retry(self, retry_ms: int) -> None:
@@ -266,24 +282,4 @@ class _Listener:
         self.sender.send(Wake(changed=change.changed, reason="state"))
 
     def event_seen(self) -> None:
-        self.update(last_event_at=time.time())
-
-    def recycle(self, reason: str) -> None:
-        """A routine end of a stream (closed by the server, or quiet): reconnect soon."""
-        delay, self.backoff = self.backoff.next_delay()
-        log.info("eventsource_disconnected", next_delay=delay, error=reason, routine=True)
-        self.update(status="disconnected", connected_since=None)
-        self.stop.wait(delay)
-
-    def wait_after(self, event: str, error: BaseException) -> None:
-        """Log ``error``, report it in listener.json, and wait the backoff delay."""
-        if isinstance(error, ServerError) and error.retry_after is not None:
-            self.backoff = self.backoff.with_server_retry(int(error.retry_after * 1000))
-        if isinstance(error, AuthError):
-            delay, self.backoff = self.backoff.at_cap()
-            log.error(event, next_delay=delay, error=str(error))
-        else:
-            delay, self.backoff = self.backoff.next_delay()
-            log.warning(event, next_delay=delay, error=str(error))
-        self.update(status="disconnected", connected_since=None, last_error=error_summary(error))
-        self.stop.wait(delay)
+        self.update(last_event_at=self.options.wall())

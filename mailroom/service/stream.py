@@ -1,9 +1,13 @@
 """One JMAP EventSource connection: the GET, its status, its events, its errors.
 
 ``EventStream.read`` opens the stream (with ``Last-Event-ID`` when resuming), checks the
-answer, hands every event to a ``StreamHandler`` and returns how the connection ended
-as a ``StreamEnd``. Foreign errors (httpx, httpx-sse) become mailroom's here, once.
-``abort`` lets another thread cut a read blocked for up to the read timeout.
+answer (faults through ``httpfaults``, as for every other request), feeds the bytes to
+the bounded ``sse.EventDecoder``, hands every event to a ``StreamHandler`` and returns
+how the connection ended as a ``StreamEnd``. Foreign errors (httpx) become mailroom's
+here, once. Besides the per-read timeout (a silent stream), a stream that completes no
+event (a ping counts) within the read timeout is ended: a server trickling a byte now
+and then would otherwise keep push "connected" but deaf. ``abort`` lets another thread
+cut a read blocked for up to the read timeout.
 """
 
 from __future__ import annotations
@@ -11,43 +15,37 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import structlog
-from httpx_sse import EventSource, SSEError
 
-from mailroom.errors import AuthError, MailroomError, PushError, ServerError, TransportError
-from mailroom.service.sse import Malformed, StateChange, decode_event, hints
+from mailroom import httpfaults
+from mailroom.errors import MailroomError, PushError, TransportError
+from mailroom.service.backoff import StreamEnd
+from mailroom.service.sse import Event, EventDecoder, Malformed, StateChange, decode_event, hints
 
 log = structlog.get_logger("mailroom.listener")
 
+SERVICE = "JMAP EventSource"
 AUTH_HINT = "check MAILROOM_JMAP_TOKEN and restart; until then the listener retries every minute"
+
+__all__ = ["AUTH_HINT", "EventStream", "StreamEnd", "StreamHandler", "safe_url"]
 
 
 class StreamHandler(Protocol):
     """What the listener does with a connection's news, in the order it comes."""
 
-    def opened(self, url: str) -> None: ...
+    def opened(self, url: str, resumed: bool) -> None: ...
 
     def server_retry(self, retry_ms: int) -> None: ...
 
     def state_changed(self, change: StateChange) -> None: ...
 
     def event_seen(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEnd:
-    """How one connection ended."""
-
-    available: bool = True  # False: the server has no EventSource (HTTP 204)
-    connected: bool = False  # the stream opened (200, text/event-stream)
-    pinged: bool = False  # a ping arrived: the server keeps quiet streams alive
-    timed_out: bool = False  # no data within the read timeout
-    error: MailroomError | None = None
 
 
 def safe_url(url: str) -> str:
@@ -57,13 +55,25 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=host))
 
 
+class _Stale(Exception):
+    """No complete event within the read timeout, though bytes kept coming."""
+
+
 class EventStream:
     """The EventSource connections, one at a time; remembers the last event id."""
 
     def __init__(
-        self, token: str, *, connect_timeout: float, read_timeout: float, stop: threading.Event
+        self,
+        token: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stop = stop
+        self.read_timeout = read_timeout
+        self.clock = clock
         self.last_event_id: str | None = None
         self.response: httpx.Response | None = None
         self._connected = False
@@ -81,9 +91,9 @@ class EventStream:
         try:
             if not self._stream(url, account_id, handler):
                 return StreamEnd(available=False)
-        except (httpx.HTTPError, SSEError, MailroomError) as exc:
+        except (httpx.HTTPError, MailroomError, _Stale) as exc:
             timed_out = isinstance(exc, httpx.ReadTimeout)
-            error = _translate(exc, safe_url(url))
+            error = _translate(exc, safe_url(url), self.read_timeout)
         finally:
             self.response = None
         return StreamEnd(True, self._connected, self._pinged, timed_out, error)
@@ -98,7 +108,9 @@ class EventStream:
         self.client.close()
 
     def _stream(self, url: str, account_id: str, handler: StreamHandler) -> bool:
-        headers = {"Accept": "text/event-stream"}
+        # identity: a compressed stream could inflate a small read into a huge one
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+        resumed = self.last_event_id is not None
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
         with self.client.stream("GET", url, headers=headers) as response:
@@ -109,55 +121,62 @@ class EventStream:
                 return False
             _raise_for_status(response, safe_url(url))
             self._connected = True
-            handler.opened(url)
-            self._consume(EventSource(response), account_id, handler)
+            handler.opened(url, resumed)
+            self._consume(response, account_id, handler)
         return True
 
-    def _consume(self, source: EventSource, account_id: str, handler: StreamHandler) -> None:
-        for event in source.iter_sse():
-            found = hints(event)
-            self.last_event_id = found.event_id or self.last_event_id
-            self._pinged = self._pinged or found.is_ping
-            if found.retry_ms is not None:
-                handler.server_retry(found.retry_ms)
-            decoded = decode_event(event, account_id)
-            if isinstance(decoded, Malformed):
-                log.warning(
-                    "eventsource_bad_event", event_id=decoded.event_id, reason=decoded.reason
-                )
-            elif isinstance(decoded, StateChange):
-                handler.state_changed(decoded)
-            handler.event_seen()
+    def _consume(self, response: httpx.Response, account_id: str, handler: StreamHandler) -> None:
+        decoder = EventDecoder()
+        alive_at = self.clock()
+        for chunk in response.iter_bytes():
+            events = decoder.feed(chunk)
+            for event in events:
+                self._handle(event, account_id, handler)
+            now = self.clock()
+            if events:
+                alive_at = now
+            elif now - alive_at > self.read_timeout:
+                raise _Stale
+
+    def _handle(self, event: Event, account_id: str, handler: StreamHandler) -> None:
+        found = hints(event)
+        self.last_event_id = found.event_id or self.last_event_id
+        self._pinged = self._pinged or found.is_ping
+        if found.retry_ms is not None:
+            handler.server_retry(found.retry_ms)
+        decoded = decode_event(event, account_id)
+        if isinstance(decoded, Malformed):
+            log.warning("eventsource_bad_event", event_id=decoded.event_id, reason=decoded.reason)
+        elif isinstance(decoded, StateChange):
+            handler.state_changed(decoded)
+        handler.event_seen()
 
 
-def _translate(exc: Exception, url: str) -> MailroomError:
+def _translate(exc: Exception, url: str, read_timeout: float) -> MailroomError:
     """The one place foreign stream errors become mailroom's."""
     if isinstance(exc, MailroomError):
         return exc
-    if isinstance(exc, SSEError):
-        return PushError(f"the EventSource stream at {url} is not SSE: {exc}")
+    if isinstance(exc, _Stale):
+        return PushError(
+            f"the EventSource at {url} completed no event within the read timeout "
+            f"({read_timeout:g} s) though bytes kept coming; reconnecting"
+        )
     if isinstance(exc, httpx.ReadTimeout):
-        return TransportError("JMAP EventSource", url, "no data within the read timeout")
-    return TransportError("JMAP EventSource", url, str(exc) or type(exc).__name__)
+        return TransportError(SERVICE, url, "no data within the read timeout")
+    return TransportError(SERVICE, url, str(exc) or type(exc).__name__)
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:
+    fault = httpfaults.common_fault(response, SERVICE, AUTH_HINT)
+    if fault is not None:
+        raise fault
     status = response.status_code
-    if status in (401, 403):
-        raise AuthError("JMAP EventSource", status, AUTH_HINT)
-    if status == 429 or status >= 500:
-        raise ServerError("JMAP EventSource", status, url, _retry_after(response))
     content_type = response.headers.get("content-type", "")
     if status != 200 or "text/event-stream" not in content_type:
         raise PushError(
             f"the EventSource at {url} answered HTTP {status} ({content_type or 'no type'}), "
             "not an event stream; check MAILROOM_JMAP_SESSION_URL"
         )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
 
 
 def _abort(response: httpx.Response) -> None:

@@ -1,9 +1,11 @@
 """`mailroom work`: the only process that triages.
 
 It holds ``STATE_DIR/worker.lock`` (two workers would race), binds the wake socket,
-runs a catch-up pass, then loops: wait for a wake or the fallback timer, debounce,
-pass. The decisions (echo rule, debounce, fallback) are in ``debounce``; this module
-is the loop around an injected ``pass_fn(trigger) -> PassReport``.
+runs a catch-up pass, then loops: wait for a wake or the fallback timer, pass. The
+decisions (echo rule, leading-edge debounce, fallback) are in ``debounce``; this module
+is the loop around an injected ``pass_fn(trigger) -> PassReport``. Wakes that came in
+while a pass ran are drained as soon as it returns, so that they are known to have
+arrived before its last write returned (the echo rule for long writes).
 """
 
 from __future__ import annotations
@@ -39,13 +41,15 @@ if TYPE_CHECKING:
     from mailroom.config import Settings
 
 MAX_CONSECUTIVE_FAILURES = 10
-COUNTERS = ("passes", "failures", "wakes", "echoes_skipped", "seen_skipped")
+# passes_held: push passes whose news waited for the end of the debounce window
+COUNTERS = ("passes", "failures", "wakes", "echoes_skipped", "seen_skipped", "passes_held")
 PassFn = Callable[[str], PassReport]
 log = structlog.get_logger("mailroom.worker")
 
 
 class WakeSource(Protocol):
     def wait(self, timeout: float) -> list[Wake]: ...
+    def drain(self) -> list[Wake]: ...
     def interrupt(self) -> None: ...
 
 
@@ -94,8 +98,8 @@ class Worker:
         if trigger is not None and not self._stopping:
             self._pass(trigger)
 
-    def _take(self, wakes: list[Wake]) -> None:
-        verdicts = [debounce.classify(w, self._last) for w in wakes]
+    def _take(self, wakes: list[Wake], *, during_last: bool = False) -> None:
+        verdicts = [debounce.classify(w, self._last, during_last=during_last) for w in wakes]
         for verdict, w in zip(verdicts, wakes, strict=True):
             if verdict != "news":
                 log.debug("wake_skipped", verdict=verdict, changed=dict(w.changed))
@@ -109,14 +113,22 @@ class Worker:
         with structlog.contextvars.bound_contextvars(trigger=trigger):
             if self._timer.collapsed > 1:
                 log.debug("debounce_collapsed", wakes=self._timer.collapsed)
+            if trigger == "push" and self._timer.held():
+                self._counters["passes_held"] += 1
+            started = self._clock()
+            passed = False
             try:
                 report = self._pass_fn(trigger)
             except Exception as exc:  # any failed pass is counted and retried, never fatal
                 self._failed(exc)
             else:
                 self._passed(report)
+                passed = True
             finally:
-                self._timer = self._timer.after_pass(self._clock())
+                self._timer = self._timer.after_pass(started, self._clock())
+            during = self._wakes.drain()  # queued before the pass's last write returned
+            if during:
+                self._take(during, during_last=passed)
 
     def _passed(self, report: PassReport) -> None:
         self._last = report
