@@ -128,6 +128,7 @@ def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
     """Put ``label`` on the newest email from ``address``, as a mail client would."""
     from mailroom.jmap.client import JmapClient
     from mailroom.triage.mailboxes import find_mailbox
+    from mailroom.triage.sender import SenderId
 
     with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
         mailboxes, _ = jmap.get_mailboxes()
@@ -135,7 +136,8 @@ def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
         if label_id is None:
             raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
         emails, _ = jmap.query_emails({"from": address})
-        mine = [e for e in emails if e.sender and e.sender.email.lower() == address.lower()]
+        sender = SenderId.of(address)
+        mine = [e for e in emails if sender is not None and sender.sent(e)]
         if not mine:
             raise MailroomError(
                 f"no email from {address} (senders: {', '.join(s[0] for s in SENDERS)})"

@@ -10,14 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
 from mailroom.carddav.models import Card
+from mailroom.carddav.vcard import ContactType
 from mailroom.errors import CardDavError, PreconditionFailed, SetupNeededError
-
-ContactType = Literal["company", "person"]
 
 TRIES = 3
 # Contacts mailroom creates get a UID derived from the address, so a pass that dies
@@ -139,7 +137,7 @@ def upsert_contact(
     *,
     address: str,
     display_name: str | None,
-    contact_type: str,
+    contact_type: ContactType,
     history_line: str,
 ) -> str:
     """Create the sender's contact, or merge into the existing one. Returns its UID."""
@@ -149,7 +147,7 @@ def upsert_contact(
             uid=uid,
             email=address,
             display_name=display_name or "",
-            contact_type=_ctype(contact_type),
+            contact_type=contact_type,
             history_line=history_line,
         )
         try:
@@ -169,7 +167,7 @@ def _merge(
     existing: ExistingContact,
     address: str,
     display_name: str | None,
-    contact_type: str,
+    contact_type: ContactType,
     history_line: str,
 ) -> None:
     cached = [existing.card]
@@ -185,15 +183,10 @@ def _merge(
             card.text,
             email=address,
             display_name=display_name or "",
-            contact_type=_ctype(contact_type),
+            contact_type=contact_type,
             history_line=history_line,
         )
         if text != card.text:
             carddav.update(card, text)
 
     retry_on_412(existing.card.href, read, write)
-
-
-def _ctype(value: str) -> ContactType:
-    # config validation allows only these two
-    return "person" if value == "person" else "company"

@@ -19,6 +19,9 @@ class PassReport:
     # together they say which state-change events were caused by the pass itself.
     email_state_scanned: str | None = None
     writes: tuple[SetResult, ...] = field(default_factory=tuple)
+    # Labelled emails a sender's search should have found and did not (the search
+    # index misses some senders: quoted local parts, very long addresses).
+    search_misses: int = 0
 
     @property
     def ok(self) -> bool:
