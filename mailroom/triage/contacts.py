@@ -83,14 +83,20 @@ def find_contact(carddav: CardDavClient, address: str) -> ExistingContact | None
 
 
 class GroupBook:
-    """The managed groups and the provenance group, read once per pass."""
+    """The managed groups and the provenance group, read once per pass.
 
-    def __init__(self, carddav: CardDavClient, names: Iterable[str]) -> None:
+    ``cards`` are cards already read in this pass (the groups among them are used);
+    without them the group cards are read here, in one REPORT.
+    """
+
+    def __init__(
+        self, carddav: CardDavClient, names: Iterable[str], cards: Iterable[Card] | None = None
+    ) -> None:
         self._carddav = carddav
         self._cards: dict[str, Card] = {}
         self._groups: dict[str, vcard.Group] = {}
         wanted = set(names)
-        for card in carddav.list_groups():
+        for card in carddav.list_groups() if cards is None else cards:
             group = vcard.parse_group(card.text)
             if group is not None and group.name in wanted and group.name not in self._groups:
                 self._cards[group.name] = card

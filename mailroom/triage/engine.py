@@ -120,8 +120,10 @@ class Triager:
         writes: list[SetResult],
         ledger: Ledger,
     ) -> tuple[list[plan.Decision], int]:
-        book = contacts.GroupBook(self.carddav, (*self._managed, self.settings.provenance_group))
-        found = self._lookup(senders, book, ledger)
+        read = self._read_cards([s.email for s in senders])
+        names = (*self._managed, self.settings.provenance_group)
+        book = contacts.GroupBook(self.carddav, names, read)
+        found = self._lookup(senders, read, book, ledger)
         decisions = [self._decide(s, found[s.id]) for s in ledger.standing(senders)]
         self._join_provenance(decisions, book, ledger)
         for d in ledger.standing(decisions):
@@ -142,23 +144,35 @@ class Triager:
 
     # ---------------------------------------------------------------- lookup
     def _lookup(
-        self, senders: Sequence[plan.LabelledSender], book: contacts.GroupBook, ledger: Ledger
+        self,
+        senders: Sequence[plan.LabelledSender],
+        read: Sequence[Card] | None,
+        book: contacts.GroupBook,
+        ledger: Ledger,
     ) -> dict[SenderId, plan.Found]:
         """Every read about the senders' contacts; a sender whose read fails fails alone."""
-        cards = self._cards([s.email for s in senders])
+        cards = self._by_address(read)
         found: dict[SenderId, plan.Found] = {}
         for s in senders:
             ledger.guard([s], partial(self._found, found, s, cards, book))
         return found
 
-    def _cards(self, addresses: Sequence[str]) -> dict[str, list[Card]] | None:
-        """The cards of every sender, in one REPORT per 50 senders, by address.
+    def _read_cards(self, addresses: Sequence[str]) -> list[Card] | None:
+        """Every sender's cards and every group card: one REPORT per 50 senders.
 
-        None when that fails or a card in the answer cannot be read: then each sender
+        None when that fails: then the groups are read on their own and each sender
         is looked up on its own, so only the sender a bad card belongs to fails.
         """
         try:
-            return contacts.cards_by_address(self.carddav.find_by_emails(addresses))
+            return self.carddav.find_by_emails(addresses, with_groups=True)
+        except MailroomError:
+            return None
+
+    @staticmethod
+    def _by_address(read: Sequence[Card] | None) -> dict[str, list[Card]] | None:
+        """The senders' cards by address; None when a card cannot be read (see above)."""
+        try:
+            return None if read is None else contacts.cards_by_address(read)
         except MailroomError:
             return None
 

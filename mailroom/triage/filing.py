@@ -185,7 +185,31 @@ def file_senders(
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
         ledger.moved[d.sender.id] = len(filing[d.sender.id])
-    apply_per_sender(jmap, filing, decisions, writes, ledger)
-    labels = {d.sender.id: label_updates(ids, d) for d in ledger.standing(decisions)}
-    apply_per_sender(jmap, labels, decisions, writes, ledger)
+    first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
+    apply_per_sender(jmap, first, decisions, writes, ledger)
+    last = {
+        d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
+    }
+    apply_per_sender(jmap, last, decisions, writes, ledger)
     return searched.misses
+
+
+def other_mail(update: Update, decisions: Sequence[Decision]) -> Update:
+    """The filing of every email but the labelled ones: the first write."""
+    triggers = {e.id for d in decisions for e in d.sender.trigger_emails}
+    return {eid: patch for eid, patch in update.items() if eid not in triggers}
+
+
+def last_write(ids: MailboxIds, d: Decision, filing: Update) -> Update:
+    """The labelled emails: filed and unlabelled in one patch each, after the rest.
+
+    A patch applies whole or not at all, so a labelled email never loses its label
+    without being filed; and it is written only once the sender's other mail is filed.
+    """
+    labels = label_updates(ids, d)
+    update: Update = {}
+    for email in d.sender.trigger_emails:
+        patch = {**filing.get(email.id, {}), **labels.get(email.id, {})}
+        if patch:
+            update[email.id] = patch
+    return update
