@@ -8,7 +8,7 @@ XML errors are translated here, once. The password appears in no error and no re
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -38,6 +38,9 @@ MAX_REDIRECTS = 5
 class CardDavClient:
     """A CardDAV client for one address book; ``requests_made`` counts every HTTP request."""
 
+    # Called before every HTTP request; may raise to stop a pass between two requests.
+    before_request: Callable[[], None] | None = None
+
     def __init__(
         self,
         url: str,
@@ -62,6 +65,8 @@ class CardDavClient:
         return f"CardDavClient(url={self._url!r}, username={self._username!r})"
 
     def _count(self, request: httpx.Request) -> None:
+        if self.before_request is not None:
+            self.before_request()
         self.requests_made += 1
 
     # -- discovery ---------------------------------------------------------------

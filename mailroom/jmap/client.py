@@ -6,7 +6,7 @@ paging that never trusts ``total``. httpx errors are translated here, once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,9 @@ AUTH_HINT = (
 class JmapClient:
     """A JMAP client for one account; ``requests_made`` counts every HTTP request."""
 
+    # Called before every HTTP request; may raise to stop a pass between two requests.
+    before_request: Callable[[], None] | None = None
+
     def __init__(
         self,
         session_url: str,
@@ -58,6 +61,8 @@ class JmapClient:
         return f"JmapClient(session_url={self._session_url!r})"
 
     def _count(self, request: httpx.Request) -> None:
+        if self.before_request is not None:
+            self.before_request()
         self.requests_made += 1
 
     # -- session -----------------------------------------------------------------

@@ -11,8 +11,9 @@ before removes), then filing, then the label, last.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from functools import partial
 
@@ -22,10 +23,10 @@ from mailroom.carddav.client import CardDavClient
 from mailroom.carddav.models import Card
 from mailroom.clients import open_clients
 from mailroom.config import Settings
-from mailroom.errors import MailroomError
+from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import SetResult
-from mailroom.triage import contacts, plan
+from mailroom.triage import contacts, parking, plan
 from mailroom.triage.filing import file_senders
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
@@ -34,6 +35,11 @@ from mailroom.triage.scan import Scanner
 from mailroom.triage.sender import SenderId
 
 log = structlog.get_logger("mailroom.triage")
+
+# A pass still running after this long is abandoned between two requests (a server
+# trickling its answers); the labels that were not yet removed make the next pass
+# pick up what is left.
+PASS_DEADLINE_S = 300.0
 
 
 class Triager:
@@ -47,6 +53,7 @@ class Triager:
         *,
         today: Callable[[], date] = date.today,
         clock: Callable[[], float] = time.monotonic,
+        deadline_s: float = PASS_DEADLINE_S,
     ) -> None:
         self.settings = settings
         self.jmap = jmap
@@ -55,11 +62,32 @@ class Triager:
         self._clock = clock
         self._scanner = Scanner(settings, jmap)
         self._managed = tuple(dict.fromkeys(c.contact_group for c in settings.categories))
+        self._deadline_s = deadline_s
+        self._strikes = parking.Strikes()
 
     # ------------------------------------------------------------------ pass
     def run_pass(self, trigger: str) -> PassReport:
-        with structlog.contextvars.bound_contextvars(trigger=trigger):
+        with structlog.contextvars.bound_contextvars(trigger=trigger), self._deadline():
             return self._run(trigger)
+
+    @contextlib.contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """Abandon the pass at the first request after ``deadline_s``."""
+        started = self._clock()
+
+        def check() -> None:
+            if self._clock() - started > self._deadline_s:
+                raise PassDeadline(self._deadline_s)
+
+        self.jmap.before_request = self.carddav.before_request = check
+        try:
+            yield
+        except PassDeadline:
+            duration = round(self._clock() - started, 3)
+            log.error("pass_abandoned", deadline_s=self._deadline_s, duration_s=duration)
+            raise
+        finally:
+            self.jmap.before_request = self.carddav.before_request = None
 
     def _run(self, trigger: str) -> PassReport:
         started = self._clock()
@@ -75,6 +103,7 @@ class Triager:
         if scanned.senders:
             decisions, misses = self._triage(scanned.senders, scan.ids, writes, ledger)
         done = ledger.standing(decisions)
+        parked = self._park(scanned.senders, done, ledger, scan.ids, writes)
         report = PassReport(
             trigger=trigger,
             senders_triaged=len(done),
@@ -85,6 +114,7 @@ class Triager:
             email_state_scanned=scan.email_state,
             writes=tuple(writes),
             search_misses=misses,
+            parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
         )
         log.info(
             "poll_completed",
@@ -94,9 +124,44 @@ class Triager:
             failures=report.failures,
             skipped_error_label=scanned.skipped_error,
             search_misses=report.search_misses,
+            parked=len(parked),
             duration_s=report.duration_s,
         )
         return report
+
+    def _park(
+        self,
+        senders: Sequence[plan.LabelledSender],
+        done: Sequence[plan.Decision],
+        ledger: Ledger,
+        ids: MailboxIds,
+        writes: list[SetResult],
+    ) -> tuple[parking.Parked, ...]:
+        """The error label on the senders that failed ``PARK_AFTER`` passes in a row."""
+        strikes, parked = self._strikes.after_pass(ledger.failed, [d.sender.id for d in done])
+        self._strikes = strikes
+        if not parked:
+            return ()
+        names = {p.sender for p in parked}
+        label = {f"mailboxIds/{ids.error}": True}
+        update = {e.id: label for s in senders if s.id in names for e in s.trigger_emails}
+        try:
+            writes.extend(self.jmap.update_emails(update))
+        except PassDeadline:
+            raise
+        except MailroomError as exc:
+            self._strikes = strikes.unpark(parked)
+            log.error("sender_parking_failed", senders=sorted(map(str, names)), error=str(exc))
+            return ()
+        for p in parked:
+            log.error(
+                "sender_parked",
+                sender=str(p.sender),
+                failed_passes=p.passes,
+                reason=p.reason,
+                label=self.settings.error_label,
+            )
+        return parked
 
     def _mark_conflicts(
         self, conflicts: Sequence[plan.Conflict], ids: MailboxIds, writes: list[SetResult]
@@ -165,6 +230,8 @@ class Triager:
         """
         try:
             return self.carddav.find_by_emails(addresses, with_groups=True)
+        except PassDeadline:
+            raise
         except MailroomError:
             return None
 

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from mailroom.config import Settings
+from mailroom.errors import PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
 from mailroom.triage import plan
@@ -68,6 +69,8 @@ def find_sender_mail(
         filters.append(screener_filter(ids))
     try:
         results = [r.emails for r in jmap.query_emails_many(filters)[0]]
+    except PassDeadline:
+        raise
     except Exception:  # the batch failed: one filter at a time, isolated
         results = [
             _one(jmap, f, ledger, for_whom) for f, for_whom in _owners(filters, retriage, initial)
@@ -158,6 +161,8 @@ def apply_per_sender(
     try:
         writes.extend(jmap.update_emails(merged))
         return
+    except PassDeadline:
+        raise
     except Exception:  # noqa: S110 -- redone per sender below, where it is attributed
         pass
     for d in ledger.standing(decisions):

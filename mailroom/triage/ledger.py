@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import structlog
 
-from mailroom.errors import MailroomError
+from mailroom.errors import MailroomError, PassDeadline
 from mailroom.triage.plan import Decision, LabelledSender
 from mailroom.triage.sender import SenderId
 
@@ -41,6 +41,8 @@ class Ledger:
         """Run one step shared by ``items``; a failure fails each of them. True if it ran."""
         try:
             step()
+        except PassDeadline:
+            raise  # the whole pass stops
         except Exception as exc:  # isolation: the other senders go on
             for item in items:
                 self.fail(sender_of(item), exc)

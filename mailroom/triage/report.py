@@ -22,6 +22,9 @@ class PassReport:
     # Labelled emails a sender's search should have found and did not (the search
     # index misses some senders: quoted local parts, very long addresses).
     search_misses: int = 0
+    # Senders given the error label this pass after failing pass after pass:
+    # "address: reason", for the log, worker.json and /healthz.
+    parked: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
