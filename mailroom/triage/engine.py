@@ -20,19 +20,17 @@ from functools import partial
 import structlog
 
 from mailroom.carddav.client import CardDavClient
-from mailroom.carddav.models import Card
 from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import SetResult
-from mailroom.triage import contacts, parking, plan
+from mailroom.triage import contacts, lookup, parking, plan
 from mailroom.triage.filing import file_senders
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.report import PassReport
 from mailroom.triage.scan import Scanner
-from mailroom.triage.sender import SenderId
 
 log = structlog.get_logger("mailroom.triage")
 
@@ -185,10 +183,9 @@ class Triager:
         writes: list[SetResult],
         ledger: Ledger,
     ) -> tuple[list[plan.Decision], int]:
-        read = self._read_cards([s.email for s in senders])
-        names = (*self._managed, self.settings.provenance_group)
-        book = contacts.GroupBook(self.carddav, names, read)
-        found = self._lookup(senders, read, book, ledger)
+        found, book = lookup.lookup(
+            self.carddav, senders, self._managed, self.settings.provenance_group, ledger
+        )
         decisions = [self._decide(s, found[s.id]) for s in ledger.standing(senders)]
         self._join_provenance(decisions, book, ledger)
         for d in ledger.standing(decisions):
@@ -206,64 +203,6 @@ class Triager:
                 name_mismatch=d.warn,
             )
         return decisions, misses
-
-    # ---------------------------------------------------------------- lookup
-    def _lookup(
-        self,
-        senders: Sequence[plan.LabelledSender],
-        read: Sequence[Card] | None,
-        book: contacts.GroupBook,
-        ledger: Ledger,
-    ) -> dict[SenderId, plan.Found]:
-        """Every read about the senders' contacts; a sender whose read fails fails alone."""
-        cards = self._by_address(read)
-        found: dict[SenderId, plan.Found] = {}
-        for s in senders:
-            ledger.guard([s], partial(self._found, found, s, cards, book))
-        return found
-
-    def _read_cards(self, addresses: Sequence[str]) -> list[Card] | None:
-        """Every sender's cards and every group card: one REPORT per 50 senders.
-
-        None when that fails: then the groups are read on their own and each sender
-        is looked up on its own, so only the sender a bad card belongs to fails.
-        """
-        try:
-            return self.carddav.find_by_emails(addresses, with_groups=True)
-        except PassDeadline:
-            raise
-        except MailroomError:
-            return None
-
-    @staticmethod
-    def _by_address(read: Sequence[Card] | None) -> dict[str, list[Card]] | None:
-        """The senders' cards by address; None when a card cannot be read (see above)."""
-        try:
-            return None if read is None else contacts.cards_by_address(read)
-        except MailroomError:
-            return None
-
-    def _found(
-        self,
-        found: dict[SenderId, plan.Found],
-        s: plan.LabelledSender,
-        cards: dict[str, list[Card]] | None,
-        book: contacts.GroupBook,
-    ) -> None:
-        found[s.id] = self._find(s, cards, book)
-
-    def _find(
-        self,
-        s: plan.LabelledSender,
-        cards: dict[str, list[Card]] | None,
-        book: contacts.GroupBook,
-    ) -> plan.Found:
-        if cards is None:
-            existing = contacts.find_contact(self.carddav, s.email)
-        else:
-            existing = contacts.pick_contact(cards.get(s.email, []), s.email)
-        uid = existing.uid if existing else contacts.contact_uid(s.email)
-        return plan.Found(existing, uid, book.groups_of(uid, self._managed))
 
     def _decide(self, s: plan.LabelledSender, found: plan.Found) -> plan.Decision:
         chain = self.settings.chain(s.category)
