@@ -598,3 +598,38 @@ def test_a_server_that_never_ends_a_page_sequence_is_an_error_not_a_loop(
     with pytest.raises(JmapError, match="4 full pages"):
         client.query_ids({"inMailbox": "mb"})
     assert fake.positions[4:] == [0, 3, 6, 9]
+
+
+def test_update_emails_guarded_by_a_state_chains_each_chunk_to_the_state_before(
+    client: JmapClient, with_session: HTTPXMock
+):
+    states = iter(range(20, 30))
+
+    def email_set(request: httpx.Request) -> httpx.Response:
+        old = next(states)
+        args = {"oldState": str(old), "newState": str(old + 1), "updated": None}
+        return answer(["Email/set", args, "s"])
+
+    with_session.add_callback(email_set, method="POST", url=API_URL, is_reusable=True)
+    whole = {"mailboxIds": {"a": True}}
+
+    client.update_emails({f"M{i}": whole for i in range(3)}, if_in_state="20")
+
+    sent = [sent_calls(r)[0] for r in with_session.get_requests(method="POST")]
+    assert sent[0] == [
+        "Email/set",
+        {"accountId": "acct", "ifInState": "20", "update": {"M0": whole, "M1": whole}},
+        "s",
+    ]
+    assert sent[1][1]["ifInState"] == "21"  # the state the first chunk left
+
+
+def test_a_state_mismatch_is_a_method_error(client: JmapClient, with_session: HTTPXMock):
+    with_session.add_response(
+        method="POST",
+        url=API_URL,
+        json={"methodResponses": [["error", {"type": "stateMismatch"}, "s"]]},
+    )
+    with pytest.raises(JmapMethodError) as info:
+        client.update_emails({"M0": {"mailboxIds": {"a": True}}}, if_in_state="1")
+    assert (info.value.method, info.value.error_type) == ("Email/set", "stateMismatch")

@@ -3,6 +3,7 @@ between mailroom's read and its write."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -219,3 +220,36 @@ def test_a_sender_the_server_refuses_is_parked_with_the_error_label(account: Acc
     assert box.where(huge) == {"Screener", "@ToFeed", box.settings.error_label}
     assert box.account.contacts_with_email("huge@name.example") == []
     assert (after.failures, after.senders_triaged) == (0, 0)  # parked: no longer retried
+
+
+@dataclass
+class UserActsBeforeFirstSet(httpx.BaseTransport):
+    """Runs ``act`` (the user changing mail) just before mailroom's first Email/set."""
+
+    act: Callable[[], None]
+    done: bool = False
+    inner: httpx.HTTPTransport = field(default_factory=httpx.HTTPTransport)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.done and b'"Email/set"' in request.content:
+            self.done = True
+            self.act()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_mail_changed_by_the_user_during_the_pass_keeps_the_change(account: Account) -> None:
+    box = Box.create(account)
+    mail = [box.deliver(from_addr="busy@user.example", subject=f"b{i}") for i in range(3)]
+    box.label(mail[0], "@ToFeed")
+    keep = box.account.ensure_mailbox("Keep")
+
+    def user_files_one_by_hand() -> None:
+        box.account.call("Email/set", {"update": {mail[2]: {f"mailboxIds/{keep}": True}}})
+
+    report = box.triage(UserActsBeforeFirstSet(user_files_one_by_hand))
+
+    assert (report.senders_triaged, report.failures) == (1, 0)
+    assert [box.where(m) for m in mail] == [{"Feed"}, {"Feed"}, {"Feed", "Keep"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailroom.jmap.models import Address, Email
 from mailroom.triage import plan
-from mailroom.triage.filing import last_write, missed, other_mail
+from mailroom.triage.filing import last_write, missed, other_mail, whole
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.sender import SenderId
 
@@ -60,3 +60,9 @@ def test_misses_count_labelled_mail_the_listing_or_search_should_have_returned()
     assert missed(IDS, initial, [in_screener]) == 0
     retriage = decision(in_screener, archived, trashed, initial=False)
     assert missed(IDS, retriage, [in_screener]) == 1  # Trash is not searched: not a miss
+
+
+def test_a_whole_mailbox_set_is_the_patch_applied_to_what_was_read() -> None:
+    email = mail("o", "S", "Other", "W")
+    patch: plan.Patch = {"mailboxIds/F": True, "mailboxIds/S": None, "mailboxIds/W": None}
+    assert whole(email, patch) == {"mailboxIds": {"F": True, "Other": True}}

@@ -175,14 +175,25 @@ class JmapClient:
             emails.extend(m.parse_email_get(self._call_one(inv))[0])
         return emails
 
-    def update_emails(self, update: Mapping[str, Mapping[str, bool | None]]) -> list[SetResult]:
-        """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk."""
+    def update_emails(
+        self, update: Mapping[str, Mapping[str, Any]], *, if_in_state: str | None = None
+    ) -> list[SetResult]:
+        """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk.
+
+        With ``if_in_state`` each chunk is guarded by the state the one before left
+        (the first by ``if_in_state``): a change by anyone else in between makes the
+        server refuse the chunk (JmapMethodError ``stateMismatch``).
+        """
         results: list[SetResult] = []
         if not update:
             return results
+        state = if_in_state
         for chunk in _chunks(list(update.items()), self.session.max_objects_in_set):
-            inv = m.email_set(self.session.account_id, dict(chunk))
+            if if_in_state is not None and state is None:
+                raise JmapError("an Email/set answer has no newState to guard the next one by")
+            inv = m.email_set(self.session.account_id, dict(chunk), if_in_state=state)
             results.append(m.parse_set("Email/set", self._call_one(inv)))
+            state = results[-1].new_state
         return results
 
     def import_email(

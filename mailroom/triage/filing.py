@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from mailroom.config import Settings
-from mailroom.errors import PassDeadline
+from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
 from mailroom.triage import plan
@@ -56,6 +56,7 @@ class Searched:
 
     mail: Mapping[SenderId, Sequence[Email]]
     misses: int
+    state: str | None  # the Email state the mail was read in; None: read piecemeal
 
 
 def find_sender_mail(
@@ -67,14 +68,16 @@ def find_sender_mail(
     filters = [search_filter(ids, d.sender.email) for d in retriage]
     if initial:
         filters.append(screener_filter(ids))
+    state: str | None = None
     try:
-        results = [r.emails for r in jmap.query_emails_many(filters)[0]]
+        answered = jmap.query_emails_many(filters)[0]
+        results = [r.emails for r in answered]
+        state = answered[0].state
     except PassDeadline:
         raise
     except Exception:  # the batch failed: one filter at a time, isolated
-        results = [
-            _one(jmap, f, ledger, for_whom) for f, for_whom in _owners(filters, retriage, initial)
-        ]
+        owners = _owners(filters, retriage, initial)
+        results = [_one(jmap, f, ledger, whose) for f, whose in owners]
     mail: dict[SenderId, Sequence[Email]] = {}
     for d, found in zip(retriage, results, strict=False):
         mail[d.sender.id] = [e for e in found if d.sender.id.sent(e)]
@@ -82,7 +85,7 @@ def find_sender_mail(
     for d in initial:
         mail[d.sender.id] = screener.get(d.sender.id, [])
     misses = sum(missed(ids, d, mail[d.sender.id]) for d in decisions if ledger.ok(d))
-    return Searched(mail, misses)
+    return Searched(mail, misses, state)
 
 
 def _owners(
@@ -191,12 +194,52 @@ def file_senders(
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
         ledger.moved[d.sender.id] = len(filing[d.sender.id])
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
-    apply_per_sender(jmap, first, decisions, writes, ledger)
+    if not write_whole(jmap, first, searched, writes):
+        apply_per_sender(jmap, first, decisions, writes, ledger)
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }
     apply_per_sender(jmap, last, decisions, writes, ledger)
     return searched.misses
+
+
+def write_whole(
+    jmap: JmapClient, first: Mapping[SenderId, Update], searched: Searched, writes: list[SetResult]
+) -> bool:
+    """The first write as whole ``mailboxIds`` values, guarded by ``ifInState``.
+
+    Cyrus moves mail about a quarter faster given the whole set than given a patch.
+    A whole set would undo a change someone made since the mail was read, so the
+    server is told to refuse it if the Email state moved on; then (False) the same
+    filing is written again as patches, which is always safe.
+    """
+    read = {e.id: e for emails in searched.mail.values() for e in emails}
+    if any(eid not in read for u in first.values() for eid in u):
+        return False
+    merged = {eid: whole(read[eid], p) for u in first.values() for eid, p in u.items()}
+    if not merged:
+        return True
+    if searched.state is None:
+        return False
+    try:
+        writes.extend(jmap.update_emails(merged, if_in_state=searched.state))
+    except PassDeadline:
+        raise
+    except MailroomError:
+        return False
+    return True
+
+
+def whole(email: Email, patch: plan.Patch) -> dict[str, Any]:
+    """The email's new ``mailboxIds``: the patch applied to what was read."""
+    boxes = set(email.mailbox_ids)
+    for key, present in patch.items():
+        mailbox = key.removeprefix("mailboxIds/")
+        if present:
+            boxes.add(mailbox)
+        else:
+            boxes.discard(mailbox)
+    return {"mailboxIds": dict.fromkeys(sorted(boxes), True)}
 
 
 def other_mail(update: Update, decisions: Sequence[Decision]) -> Update:
