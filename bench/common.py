@@ -37,7 +37,7 @@ from realserver import (
 from realserver import (
     CyrusServer as CyrusServer,  # re-exported for the scripts' signatures
 )
-from triagebox import Box
+from triagebox import Box as Box  # re-exported for the scripts
 
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Session

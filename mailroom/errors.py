@@ -17,7 +17,8 @@
     ├── CardDavError           a CardDAV answer with an unexpected status (status, href)
     │   └── PreconditionFailed 412: someone else changed the card; re-read and retry
     ├── VCardError             a vCard that cannot be read (malformed text from the server)
-    └── PushError              the EventSource stream failed
+    ├── PushError              the EventSource stream failed
+    └── PassDeadline           a triage pass ran past its deadline and was abandoned
 
 Foreign exceptions (httpx, XML, vCard parsing) are translated once, at the client
 boundary, with ``raise ... from exc``. Every message says what happened and what to
@@ -198,3 +199,14 @@ class VCardError(MailroomError):
 
 class PushError(MailroomError):
     """The EventSource stream could not be opened or broke."""
+
+
+class PassDeadline(MailroomError):
+    """A triage pass ran past its deadline; it was abandoned between two requests."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"the triage pass was still running after {seconds:g} s and was abandoned; "
+            "labelled senders not yet done keep their label and the next pass retries them"
+        )

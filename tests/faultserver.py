@@ -17,7 +17,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -69,6 +69,8 @@ class FaultServer:
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
     flood_sent: int = 0  # bytes of flood lines the listener took before it hung up
+    # JMAP API: method calls in, method responses out (see EndlessPages); None: 404.
+    api: Callable[[list[list[Any]]], list[list[Any]]] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -177,6 +179,22 @@ def _handler_for(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self._play(server._next_play(seen))
             else:
                 server._record(seen)
+                self._plain(404, b"not found", [])
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            seen = Seen(
+                url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}
+            )
+            server._record(seen)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if seen.headers.get("authorization") != f"Bearer {TOKEN}":
+                self._plain(401, b"unauthorized", [("WWW-Authenticate", 'Bearer realm="x"')])
+            elif url.path == "/jmap/api" and server.api is not None:
+                answers = server.api(json.loads(body)["methodCalls"])
+                out = json.dumps({"methodResponses": answers, "sessionState": "s1"}).encode()
+                self._plain(200, out, [("Content-Type", "application/json")])
+            else:
                 self._plain(404, b"not found", [])
 
         def _plain(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
@@ -379,3 +397,47 @@ def _answer_handler(server: AnswerServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = _any
 
     return Handler
+
+
+@dataclass
+class EndlessPages:
+    """A JMAP API that answers every Email/query with a full page, for ever.
+
+    Mailbox/get lists ``mailboxes`` (names; "Inbox" gets role inbox); Email/get gives
+    each id an email in the first mailbox, from nobody in particular.
+    """
+
+    mailboxes: Sequence[str]
+    queries: int = 0
+
+    def __call__(self, calls: list[list[Any]]) -> list[list[Any]]:
+        answers: list[list[Any]] = []
+        pages: dict[str, list[str]] = {}
+        for name, args, call_id in calls:
+            if name == "Mailbox/get":
+                listed = [
+                    {
+                        "id": f"M{i}",
+                        "name": n,
+                        "parentId": None,
+                        "role": n.lower() if n == "Inbox" else None,
+                    }
+                    for i, n in enumerate(self.mailboxes)
+                ]
+                answers.append([name, {"state": "m1", "list": listed, "notFound": []}, call_id])
+            elif name == "Email/query":
+                self.queries += 1
+                start = int(args.get("position", 0))
+                pages[call_id] = [f"E{start + i}" for i in range(int(args["limit"]))]
+                page = {"ids": pages[call_id], "position": start, "queryState": "q1"}
+                answers.append([name, page, call_id])
+            elif name == "Email/get":
+                ids = pages[args["#ids"]["resultOf"]]
+                listed = [
+                    {"id": i, "from": [{"email": "x@example.com"}], "mailboxIds": {"M0": True}}
+                    for i in ids
+                ]
+                answers.append([name, {"state": "e1", "list": listed, "notFound": []}, call_id])
+            else:
+                answers.append(["error", {"type": "unknownMethod"}, call_id])
+        return answers

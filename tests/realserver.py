@@ -308,6 +308,21 @@ class Account:
         self._delivered.setdefault(from_addr.lower(), []).append(email_id)
         return email_id
 
+    def deliver_raw(self, raw: bytes, mailbox: str = "Screener") -> str:
+        """Import a message given byte for byte (headers a mail library would refuse)."""
+        upload = self._http.post(
+            urljoin(self.session_url, f"/jmap/upload/{self.account_id}/"),
+            content=raw,
+            headers={"Content-Type": "message/rfc822"},
+        )
+        upload.raise_for_status()
+        target = self.mailbox_ids().get(mailbox) or self.create_mailbox(mailbox)
+        blob = {"blobId": upload.json()["blobId"], "mailboxIds": {target: True}}
+        created = self.call("Email/import", {"emails": {"e": blob}}).get("created") or {}
+        if "e" not in created:
+            raise AssertionError(f"Email/import did not import the message into {mailbox}")
+        return str(created["e"]["id"])
+
     def emails(self, mailbox: str | None = None) -> list[EmailRecord]:
         """Every email (or those in the mailbox with that leaf name), with its mailboxes."""
         names = {m.id: m.name for m in self.mailboxes()}

@@ -133,7 +133,7 @@ def test_discovery_from_the_root_follows_well_known_principal_and_home(
     assert [r.method for r in httpx_mock.get_requests()] == ["PROPFIND"] * 5
 
 
-def test_discovery_uses_the_start_urls_principal_when_there_is_no_well_known(
+def test_discovery_uses_the_start_urls_principal_without_asking_well_known(
     httpx_mock: HTTPXMock,
 ) -> None:
     principal = "<d:current-user-principal><d:href>/p/u/</d:href></d:current-user-principal>"
@@ -143,7 +143,6 @@ def test_discovery_uses_the_start_urls_principal_when_there_is_no_well_known(
         status_code=207,
         content=multistatus(propstat("/", COLLECTION + principal)),
     )
-    httpx_mock.add_response(method="PROPFIND", url=ROOT + ".well-known/carddav", status_code=404)
     home = "<c:addressbook-home-set><d:href>/h/u/</d:href></c:addressbook-home-set>"
     httpx_mock.add_response(
         method="PROPFIND",
@@ -159,6 +158,8 @@ def test_discovery_uses_the_start_urls_principal_when_there_is_no_well_known(
     )
     with CardDavClient(ROOT, "u", PASSWORD) as client:
         assert client.addressbook_url() == ROOT + "h/u/b/"
+        assert client.requests_made == 3  # start URL, principal, home: no well-known
+    assert ".well-known" not in str([r.url for r in httpx_mock.get_requests()])
 
 
 def test_discovery_without_an_address_book_says_where_it_looked(httpx_mock: HTTPXMock) -> None:
@@ -166,7 +167,6 @@ def test_discovery_without_an_address_book_says_where_it_looked(httpx_mock: HTTP
     httpx_mock.add_response(
         method="PROPFIND", url=ROOT, status_code=207, content=multistatus(propstat("/", principal))
     )
-    httpx_mock.add_response(method="PROPFIND", url=ROOT + ".well-known/carddav", status_code=404)
     home = "<c:addressbook-home-set><d:href>/h/u/</d:href></c:addressbook-home-set>"
     httpx_mock.add_response(
         method="PROPFIND",

@@ -82,6 +82,26 @@ def test_find_by_emails_finds_each_address_in_one_request(
     assert emails == ["ann@one.example", "ben@two.example"]
 
 
+def test_find_by_emails_with_groups_reads_contacts_and_every_group_in_one_request(
+    account: Account, dav: CardDavClient
+) -> None:
+    for addr in ("dee@one.example", "eve@two.example"):
+        uid, text = company(addr, addr)
+        dav.create(text, uid=uid)
+    group = vcard.new_group_card(uid="g-1", name="Friends")
+    dav.create(group, uid="g-1")
+    before = dav.requests_made
+
+    found = dav.find_by_emails(["DEE@one.example"], with_groups=True)
+
+    assert dav.requests_made == before + 1
+    groups = [g.name for c in found if (g := vcard.parse_group(c.text)) is not None]
+    emails = [e for c in found for e in vcard.parse_contact(c.text).emails]
+    assert groups == ["Friends"]
+    assert [e.lower() for e in emails] == ["dee@one.example"]
+    assert dav.find_by_emails([]) == []
+
+
 def test_creating_an_existing_card_is_precondition_failed(dav: CardDavClient) -> None:
     uid, text = company("dup@example.com")
     dav.create(text, uid=uid)

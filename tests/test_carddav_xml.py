@@ -55,6 +55,22 @@ def test_query_by_emails_matches_any_of_the_addresses() -> None:
     assert xml.query_by_emails(["a@x.org", "b&c@y.org"]) == expected
 
 
+def test_query_by_emails_with_groups_asks_for_the_group_cards_in_the_same_filter() -> None:
+    expected = (
+        f"{HEAD}<card:addressbook-query {NS}>"
+        "<d:prop><d:getetag/><card:address-data/></d:prop>"
+        '<card:filter test="anyof">'
+        '<card:prop-filter name="EMAIL">'
+        '<card:text-match collation="i;unicode-casemap" match-type="equals">a@x.org'
+        "</card:text-match></card:prop-filter>"
+        '<card:prop-filter name="X-ADDRESSBOOKSERVER-KIND">'
+        '<card:text-match collation="i;unicode-casemap" match-type="equals">group'
+        "</card:text-match></card:prop-filter>"
+        "</card:filter></card:addressbook-query>"
+    ).encode()
+    assert xml.query_by_emails(["a@x.org"], with_groups=True) == expected
+
+
 def test_query_by_email_escapes_markup_in_the_address() -> None:
     body = xml.query_by_email('a<b>&"c"@x.org')
     assert b'>a&lt;b&gt;&amp;"c"@x.org</card:text-match>' in body

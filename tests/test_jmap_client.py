@@ -59,33 +59,71 @@ def sent_calls(request: httpx.Request) -> list[list[Any]]:
 
 
 class FakeQueries:
-    """Email/query (+ Email/get by back-reference) over a list of ids; may clamp `limit`."""
+    """Email/query (+ Email/get by back-reference) over lists of ids; may clamp `limit`.
 
-    def __init__(self, ids: list[str], *, clamp: int | None = None, total: int | None = None):
-        self.ids = ids
+    ``ids`` answers every filter; ``by_mailbox`` answers ``{"inMailbox": m}`` by ``m``.
+    With ``endless`` every page is full, for ever (a broken server).
+    """
+
+    def __init__(
+        self,
+        ids: list[str] | None = None,
+        *,
+        by_mailbox: dict[str, list[str]] | None = None,
+        clamp: int | None = None,
+        total: int | None = None,
+        endless: bool = False,
+    ):
+        self.ids = ids or []
+        self.by_mailbox = by_mailbox
         self.clamp = clamp
         self.total = total
+        self.endless = endless
         self.positions: list[int] = []
+        self.requests = 0
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        calls = sent_calls(request)
-        query = calls[0][1]
+    def _ids(self, query: dict[str, Any]) -> list[str]:
+        if self.by_mailbox is None:
+            return self.ids
+        return self.by_mailbox[query["filter"]["inMailbox"]]
+
+    def _page(self, query: dict[str, Any], call_id: str) -> list[Any]:
         position, limit = query["position"], query["limit"]
         self.positions.append(position)
         used = min(limit, self.clamp) if self.clamp else limit
-        page = self.ids[position : position + used]
+        if self.endless:
+            page = [f"E{position + i}" for i in range(used)]
+        else:
+            page = self._ids(query)[position : position + used]
         args: dict[str, Any] = {"accountId": "acct", "position": position, "ids": page}
         args["queryState"] = "qs"
         if self.clamp:
             args["limit"] = used
         if self.total is not None:
             args["total"] = self.total
-        responses = [["Email/query", args, "q"]]
-        if len(calls) > 1:
-            assert calls[1][1]["#ids"] == {"resultOf": "q", "name": "Email/query", "path": "/ids"}
-            state = f"s{len(self.positions)}"
-            listed = [{"id": i, "from": None, "mailboxIds": {"mb": True}} for i in page]
-            responses.append(["Email/get", {"state": state, "list": listed, "notFound": []}, "g"])
+        return ["Email/query", args, call_id]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        pages: dict[str, list[str]] = {}
+        responses = []
+        for name, args, call_id in sent_calls(request):
+            if name == "Email/query":
+                responses.append(self._page(args, call_id))
+                pages[call_id] = responses[-1][1]["ids"]
+            elif name == "Email/get":
+                ref = args["#ids"]
+                assert (ref["name"], ref["path"]) == ("Email/query", "/ids")
+                listed = [
+                    {"id": i, "from": None, "mailboxIds": {"mb": True}}
+                    for i in pages[ref["resultOf"]]
+                ]
+                state = f"s{self.requests}"
+                get = {"state": state, "list": listed, "notFound": []}
+                responses.append(["Email/get", get, call_id])
+            else:
+                mailboxes = {"state": "m1", "list": [{"id": "mb", "name": "Screener"}]}
+                responses.append(["Mailbox/get", mailboxes, call_id])
         return answer(*responses)
 
 
@@ -256,7 +294,7 @@ def test_method_error_names_the_method_it_answers(client: JmapClient, with_sessi
     with_session.add_response(
         method="POST",
         url=API_URL,
-        json={"methodResponses": [["error", error, "q"], ["error", error, "g"]]},
+        json={"methodResponses": [["error", error, "q0"], ["error", error, "g0"]]},
     )
 
     with pytest.raises(JmapMethodError) as info:
@@ -318,16 +356,16 @@ def test_query_emails_is_one_post_per_page_with_a_back_reference(
                 "position": 0,
                 "limit": 3,
             },
-            "q",
+            "q0",
         ],
         [
             "Email/get",
             {
                 "accountId": "acct",
-                "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "#ids": {"resultOf": "q0", "name": "Email/query", "path": "/ids"},
                 "properties": ["from", "mailboxIds"],
             },
-            "g",
+            "g0",
         ],
     ]
     assert emails == [Email("Ma", None, frozenset({"mb"})), Email("Mb", None, frozenset({"mb"}))]
@@ -513,3 +551,85 @@ def test_import_email_uploads_then_imports(client: JmapClient, with_session: HTT
 def test_repr_does_not_show_the_token(client: JmapClient):
     assert TOKEN not in repr(client)
     assert SESSION_URL in repr(client)
+
+
+def test_many_filters_go_out_together_batched_by_max_calls_in_request(httpx_mock: HTTPXMock):
+    doc = session_doc()
+    doc["capabilities"]["urn:ietf:params:jmap:core"]["maxCallsInRequest"] = 5
+    httpx_mock.add_response(method="GET", url=SESSION_URL, json=doc)
+    fake = FakeQueries(by_mailbox={"a": ["A1"], "b": ["B1", "B2", "B3", "B4"], "c": []})
+    httpx_mock.add_callback(fake, method="POST", url=API_URL, is_reusable=True)
+
+    with JmapClient(SESSION_URL, TOKEN) as client:
+        filters = [{"inMailbox": "a"}, {"inMailbox": "b"}, {"inMailbox": "c"}]
+        results, boxes = client.query_emails_many(filters, with_mailboxes=True)
+
+    assert [[e.id for e in r.emails] for r in results] == [["A1"], ["B1", "B2", "B3", "B4"], []]
+    assert [r.state for r in results] == ["s1", "s1", "s2"]
+    assert boxes == [Mailbox("mb", "Screener", None, None)]
+    sent = [sent_calls(r) for r in httpx_mock.get_requests(method="POST")]
+    # (5 - 1 for the Mailbox/get) // 2 = 2 pairs a request; then b's second page alone
+    assert [[c[2] for c in calls] for calls in sent] == [
+        ["m", "q0", "g0", "q1", "g1"],
+        ["q2", "g2"],
+        ["q1", "g1"],
+    ]
+    assert sent[0][0] == [
+        "Mailbox/get",
+        {"accountId": "acct", "ids": None, "properties": ["id", "name", "parentId", "role"]},
+        "m",
+    ]
+    assert sent[2][0][1]["position"] == 3
+    assert sent[2][1][1]["#ids"] == {"resultOf": "q1", "name": "Email/query", "path": "/ids"}
+
+
+def test_a_server_that_never_ends_a_page_sequence_is_an_error_not_a_loop(
+    client: JmapClient, with_session: HTTPXMock, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("mailroom.jmap.query.MAX_PAGES", 4)
+    fake = FakeQueries(endless=True)
+    with_session.add_callback(fake, method="POST", url=API_URL, is_reusable=True)
+
+    with pytest.raises(JmapError, match="4 full pages") as info:
+        client.query_emails({"inMailbox": "mb"})
+    assert "never a last one" in str(info.value)
+    assert fake.positions == [0, 3, 6, 9]
+
+    with pytest.raises(JmapError, match="4 full pages"):
+        client.query_ids({"inMailbox": "mb"})
+    assert fake.positions[4:] == [0, 3, 6, 9]
+
+
+def test_update_emails_guarded_by_a_state_chains_each_chunk_to_the_state_before(
+    client: JmapClient, with_session: HTTPXMock
+):
+    states = iter(range(20, 30))
+
+    def email_set(request: httpx.Request) -> httpx.Response:
+        old = next(states)
+        args = {"oldState": str(old), "newState": str(old + 1), "updated": None}
+        return answer(["Email/set", args, "s"])
+
+    with_session.add_callback(email_set, method="POST", url=API_URL, is_reusable=True)
+    whole = {"mailboxIds": {"a": True}}
+
+    client.update_emails({f"M{i}": whole for i in range(3)}, if_in_state="20")
+
+    sent = [sent_calls(r)[0] for r in with_session.get_requests(method="POST")]
+    assert sent[0] == [
+        "Email/set",
+        {"accountId": "acct", "ifInState": "20", "update": {"M0": whole, "M1": whole}},
+        "s",
+    ]
+    assert sent[1][1]["ifInState"] == "21"  # the state the first chunk left
+
+
+def test_a_state_mismatch_is_a_method_error(client: JmapClient, with_session: HTTPXMock):
+    with_session.add_response(
+        method="POST",
+        url=API_URL,
+        json={"methodResponses": [["error", {"type": "stateMismatch"}, "s"]]},
+    )
+    with pytest.raises(JmapMethodError) as info:
+        client.update_emails({"M0": {"mailboxIds": {"a": True}}}, if_in_state="1")
+    assert (info.value.method, info.value.error_type) == ("Email/set", "stateMismatch")

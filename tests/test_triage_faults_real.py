@@ -3,12 +3,17 @@ between mailroom's read and its write."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 from realserver import Account, CyrusServer, new_account
 from triagebox import Box
+
+from mailroom.errors import PassDeadline
+from mailroom.triage.engine import Triager
+from mailroom.triage.parking import PARK_AFTER
 
 pytestmark = pytest.mark.real
 
@@ -143,3 +148,108 @@ def test_a_group_edited_between_read_and_write_is_retried_and_ends_right(
     uid = box.contact("late@edit.example")["UID"][0]
     assert account.groups()["Feed"] >= {uid, "someone-else-added-by-hand"}
     assert box.where(mail) == {"Feed"}
+
+
+@dataclass
+class SteppingClock:
+    """A fake clock that every request moves on by ``step`` seconds."""
+
+    step: float
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class ClockTransport(httpx.BaseTransport):
+    clock: SteppingClock
+    inner: httpx.HTTPTransport = field(default_factory=httpx.HTTPTransport)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.clock.now += self.clock.step
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_pass_past_its_deadline_is_abandoned_and_the_next_pass_finishes_it(
+    account: Account,
+) -> None:
+    box = Box.create(account)
+    mail = [box.deliver(from_addr="slow@late.example", subject=f"s{i}") for i in range(2)]
+    box.label(mail[0], "@ToFeed")
+    clock = SteppingClock(step=10.0)
+    jmap, carddav = box.clients(ClockTransport(clock))
+    try:
+        triager = Triager(box.settings, jmap, carddav, clock=clock, deadline_s=35.0)
+        with pytest.raises(PassDeadline):
+            triager.run_pass("test")  # the 5th request would start 40 s in: refused
+        assert jmap.requests_made + carddav.requests_made == 4
+        assert box.where(mail[0]) == {"Screener", "@ToFeed"}  # the label stays
+        clock.step = 0.0
+        report = triager.run_pass("test")  # the next pass, in time, does the rest
+    finally:
+        jmap.close()
+        carddav.close()
+    assert (report.senders_triaged, report.failures) == (1, 0)
+    assert [box.where(m) for m in mail] == [{"Feed"}, {"Feed"}]
+
+
+def test_a_sender_the_server_refuses_is_parked_with_the_error_label(account: Account) -> None:
+    box = Box.create(account)
+    huge = box.deliver(from_addr="huge@name.example", from_name="N" * 100_000, subject="h")
+    fine = box.deliver(from_addr="fine@name.example", from_name="Fine", subject="f")
+    box.label(huge, "@ToFeed")
+    box.label(fine, "@ToFeed")
+    jmap, carddav = box.clients()
+    try:
+        triager = Triager(box.settings, jmap, carddav)
+        reports = [triager.run_pass("test") for _ in range(PARK_AFTER)]
+        after = triager.run_pass("test")
+    finally:
+        jmap.close()
+        carddav.close()
+    assert [r.failures for r in reports] == [1] * PARK_AFTER  # the contact write: HTTP 500
+    assert reports[0].senders_triaged == 1  # the other sender went on
+    assert box.where(fine) == {"Feed"}
+    assert [r.parked for r in reports[:-1]] == [(), ()]
+    ((line),) = reports[-1].parked
+    assert line.startswith("huge@name.example: ServerError: the CardDAV server answered HTTP 500")
+    assert box.where(huge) == {"Screener", "@ToFeed", box.settings.error_label}
+    assert box.account.contacts_with_email("huge@name.example") == []
+    assert (after.failures, after.senders_triaged) == (0, 0)  # parked: no longer retried
+
+
+@dataclass
+class UserActsBeforeFirstSet(httpx.BaseTransport):
+    """Runs ``act`` (the user changing mail) just before mailroom's first Email/set."""
+
+    act: Callable[[], None]
+    done: bool = False
+    inner: httpx.HTTPTransport = field(default_factory=httpx.HTTPTransport)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.done and b'"Email/set"' in request.content:
+            self.done = True
+            self.act()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_mail_changed_by_the_user_during_the_pass_keeps_the_change(account: Account) -> None:
+    box = Box.create(account)
+    mail = [box.deliver(from_addr="busy@user.example", subject=f"b{i}") for i in range(3)]
+    box.label(mail[0], "@ToFeed")
+    keep = box.account.ensure_mailbox("Keep")
+
+    def user_files_one_by_hand() -> None:
+        box.account.call("Email/set", {"update": {mail[2]: {f"mailboxIds/{keep}": True}}})
+
+    report = box.triage(UserActsBeforeFirstSet(user_files_one_by_hand))
+
+    assert (report.senders_triaged, report.failures) == (1, 0)
+    assert [box.where(m) for m in mail] == [{"Feed"}, {"Feed"}, {"Feed", "Keep"}]

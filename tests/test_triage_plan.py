@@ -2,6 +2,7 @@
 
 from mailroom.jmap.models import Address, Email
 from mailroom.triage import plan
+from mailroom.triage.sender import SenderId
 
 LABELS = {"L-feed": "Feed", "L-imbox": "Imbox"}
 ERROR = "M-error"
@@ -111,10 +112,15 @@ def test_label_patch_removes_label_and_sets_or_clears_the_warning() -> None:
 
 
 def test_exact_sender_match_rejects_lookalikes() -> None:
-    assert plan.is_from(mail("e", "BOB@example.com"), "bob@example.com")
-    assert not plan.is_from(mail("e", "bob@example.com.evil.net"), "bob@example.com")
-    assert not plan.is_from(mail("e", "notbob@example.com"), "bob@example.com")
-    assert not plan.is_from(mail("e", None), "bob@example.com")
+    bob = SenderId.of(" Bob@Example.com ")
+    assert bob == SenderId("bob@example.com")
+    assert bob.sent(mail("e", "BOB@example.com"))
+    assert bob.sent(mail("e", " bob@example.com"))
+    assert not bob.sent(mail("e", "bob@example.com.evil.net"))
+    assert not bob.sent(mail("e", "notbob@example.com"))
+    assert not bob.sent(mail("e", None))
+    assert SenderId.of("  ") is None
+    assert SenderId.of_email(mail("e", " ")) is None
 
 
 def test_initial_triage_is_no_managed_group_or_a_resumed_initial_pass() -> None:

@@ -203,3 +203,59 @@ def test_a_pass_run_twice_changes_nothing_the_second_time(box: Box) -> None:
 
     assert (report.senders_triaged, report.emails_moved, report.writes) == (0, 0, ())
     assert box.state() == before
+
+
+LONG = "a" * 200 + "@long.example"  # Cyrus's `from` search never finds this one
+
+
+def raw_message(from_header: str, subject: str) -> bytes:
+    """A message given byte for byte: headers a mail library would refuse to write."""
+    return (
+        f"From: {from_header}\r\n"
+        "To: someone@example.com\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: <{subject}@raw.example>\r\n"
+        "Date: Sat, 22 Nov 2025 00:00:00 +0000\r\n"
+        "\r\n"
+        f"{subject}\r\n"
+    ).encode()
+
+
+def test_a_crlf_display_name_has_its_whole_screener_backlog_filed(box: Box) -> None:
+    crlf = "=?utf-8?q?Evil=0D=0ACorp?= <evil@crlf.example>"  # an encoded CR LF in the name
+    ids = [box.account.deliver_raw(raw_message(crlf, f"crlf-{i}")) for i in range(3)]
+    box.label(ids[0], "@ToFeed")
+
+    report = box.triage()  # the initial sweep lists the Screener: no search index needed
+
+    assert (report.senders_triaged, report.failures, report.search_misses) == (1, 0, 0)
+    assert [box.where(i) for i in ids] == [{"Feed"}] * 3
+    assert box.groups_of("evil@crlf.example") == {"Feed", "Mailroom"}
+
+
+def test_an_address_the_search_cannot_find_has_its_whole_screener_backlog_filed(
+    box: Box,
+) -> None:
+    ids = [box.account.deliver_raw(raw_message(f"L <{LONG}>", f"long-{i}")) for i in range(3)]
+    box.label(ids[1], "@ToFeed")
+
+    report = box.triage()
+
+    assert (report.senders_triaged, report.failures, report.search_misses) == (1, 0, 0)
+    assert [box.where(i) for i in ids] == [{"Feed"}] * 3
+
+
+def test_labelled_mail_a_re_triage_search_cannot_find_is_counted(box: Box) -> None:
+    first = box.account.deliver_raw(raw_message(f"L <{LONG}>", "long-a"))
+    box.label(first, "@ToFeed")
+    assert box.triage().failures == 0
+    later = box.account.deliver_raw(raw_message(f"L <{LONG}>", "long-b"), "Archive")
+    box.label(later, "@ToImbox")
+    box.deliver(from_addr="control@plain.example", subject="control")
+    box.searchable("control@plain.example")  # the index has caught up with `later`
+
+    report = box.triage()  # a re-triage searches by `from`: the search misses this sender
+
+    assert (report.senders_triaged, report.failures, report.search_misses) == (1, 0, 1)
+    assert box.where(later) == {"Archive", "Imbox"}  # the labelled email is still filed
+    assert box.where(first) == {"Feed"}  # the search could not find it: it stays

@@ -8,7 +8,7 @@ XML errors are translated here, once. The password appears in no error and no re
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,9 @@ CARDDAV_LIMITS = HttpLimits(max_body=128 * MIB)
 class CardDavClient:
     """A CardDAV client for one address book; ``requests_made`` counts every HTTP request."""
 
+    # Called before every HTTP request; may raise to stop a pass between two requests.
+    before_request: Callable[[], None] | None = None
+
     def __init__(
         self,
         url: str,
@@ -66,6 +69,8 @@ class CardDavClient:
         return f"CardDavClient(url={self._url!r}, username={self._username!r})"
 
     def _count(self, request: httpx.Request) -> None:
+        if self.before_request is not None:
+            self.before_request()
         self.requests_made += 1
 
     # -- discovery ---------------------------------------------------------------
@@ -87,7 +92,9 @@ class CardDavClient:
         url, body = self._propfind(self._url, start, depth="0")
         if xml.is_addressbook(body):
             return _as_collection(url)
-        principal = self._well_known_principal() or _href_url(url, body, start[1])
+        # The start URL's own answer names the principal on most servers: then asking
+        # /.well-known/carddav as well would tell us nothing new.
+        principal = _href_url(url, body, start[1]) or self._well_known_principal()
         if principal is None:
             raise CardDavError(404, self._url, "discovery of current-user-principal")
         url, body = self._propfind(principal, ("card:addressbook-home-set",), depth="0")
@@ -105,7 +112,7 @@ class CardDavClient:
         try:
             url, body = self._propfind(well_known, ("d:current-user-principal",), depth="0")
         except CardDavError:
-            return None  # no well-known service: the start URL's own answer is used
+            return None  # no well-known service either
         return _href_url(url, body, "d:current-user-principal")
 
     def _propfind(self, url: str, props: tuple[str, ...], *, depth: str) -> tuple[str, bytes]:
@@ -128,11 +135,20 @@ class CardDavClient:
         """Cards with an EMAIL equal to ``email``, ignoring case (the server compares)."""
         return self._report(xml.query_by_email(email))
 
-    def find_by_emails(self, emails: Sequence[str], *, per_query: int = 50) -> list[Card]:
-        """Cards with an EMAIL equal to any of ``emails``: one REPORT per ``per_query``."""
+    def find_by_emails(
+        self, emails: Sequence[str], *, per_query: int = 50, with_groups: bool = False
+    ) -> list[Card]:
+        """Cards with an EMAIL equal to any of ``emails``: one REPORT per ``per_query``.
+
+        With ``with_groups`` the first REPORT asks for every group card as well.
+        """
         found: dict[str, Card] = {}
-        for start in range(0, len(emails), per_query):
-            for card in self._report(xml.query_by_emails(emails[start : start + per_query])):
+        if not emails and not with_groups:
+            return []  # an empty anyof filter would match every card
+        for start in range(0, max(len(emails), 1), per_query):
+            chunk = emails[start : start + per_query]
+            body = xml.query_by_emails(chunk, with_groups=with_groups and start == 0)
+            for card in self._report(body):
                 found.setdefault(card.href, card)
         return list(found.values())
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import vobject
 from nameparser import HumanName
@@ -41,6 +41,7 @@ from mailroom.carddav.cardlines import (
     split_lines,
 )
 from mailroom.carddav.groups import Group, group_with_members, new_group_card, parse_group
+from mailroom.categories import ContactType
 
 __all__ = [
     "MAILROOM_PROPERTIES",
@@ -69,7 +70,6 @@ _SECTION = re.compile(
     rf"^[ \t]*{re.escape(SECTION_START)}[ \t\r]*\n(.*?)^[ \t]*{re.escape(SECTION_END)}[ \t\r]*$",
     re.MULTILINE | re.DOTALL,
 )
-ContactType = Literal["company", "person"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ paging that never trusts ``total``. httpx errors are translated here, once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -21,7 +21,8 @@ from mailroom.errors import (
 from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
-from mailroom.jmap.models import Email, Mailbox, QueryPage, Session, SetResult
+from mailroom.jmap import query as q
+from mailroom.jmap.models import Email, Mailbox, Session, SetResult
 from mailroom.jmap.session import (
     CORE,
     MAIL,
@@ -40,6 +41,9 @@ JMAP_LIMITS = HttpLimits()  # 60 s per request, 32 MiB per answer (docs/decision
 
 class JmapClient:
     """A JMAP client for one account; ``requests_made`` counts every HTTP request."""
+
+    # Called before every HTTP request; may raise to stop a pass between two requests.
+    before_request: Callable[[], None] | None = None
 
     def __init__(
         self,
@@ -66,6 +70,8 @@ class JmapClient:
         return f"JmapClient(session_url={self._session_url!r})"
 
     def _count(self, request: httpx.Request) -> None:
+        if self.before_request is not None:
+            self.before_request()
         self.requests_made += 1
 
     # -- session -----------------------------------------------------------------
@@ -105,8 +111,7 @@ class JmapClient:
         return result
 
     def _call_one(self, inv: m.Invocation) -> dict[str, Any]:
-        answers = {answer[2]: answer for answer in self.call([inv])}
-        return m.raise_for_invocation(_answer(answers, inv[2]), inv[0])
+        return q.answer_to(q.by_call_id(self.call([inv])), inv[2], inv[0])
 
     # -- mailboxes ---------------------------------------------------------------
 
@@ -126,45 +131,51 @@ class JmapClient:
         return self._page_size or self.session.max_objects_in_get
 
     def query_ids(self, filter: Mapping[str, Any]) -> list[str]:
-        """All ids matching ``filter``, page by page until a short page."""
+        """All ids matching ``filter``, page by page until the last page."""
         ids: list[str] = []
+        position, pages = 0, 0
         while True:
             inv = m.email_query(
-                self.session.account_id, filter, position=len(ids), limit=self._read_size
+                self.session.account_id, filter, position=position, limit=self._read_size
             )
             page = m.parse_email_query(self._call_one(inv))
             ids.extend(page.ids)
-            if _last_page(page.ids, page.limit, self._read_size):
+            pages += 1
+            if q.is_last_page(page, self._read_size):
                 return ids
+            q.check_page_count(pages, filter)
+            position = q.next_position(page)
 
     def query_emails(self, filter: Mapping[str, Any]) -> tuple[list[Email], str]:
-        """Emails matching ``filter`` and the Email state of the first page.
+        """Emails matching ``filter`` and the Email state of the first page."""
+        (result,), _ = self.query_emails_many([filter])
+        return list(result.emails), result.state
 
-        One POST per page: Email/query, then Email/get through a back-reference.
+    def query_emails_many(
+        self, filters: Sequence[Mapping[str, Any]], *, with_mailboxes: bool = False
+    ) -> tuple[list[q.EmailQueryResult], list[Mailbox] | None]:
+        """Every email each filter matches, one result per filter, in few requests.
+
+        Each page is an Email/query + Email/get pair; the pairs of all filters still
+        paging go out together, as many per request as ``maxCallsInRequest`` allows.
+        With ``with_mailboxes`` a Mailbox/get rides along in the first request.
         """
-        emails: list[Email] = []
-        states: list[str] = []
-        position = 0
-        while True:
-            page, got, state = self._query_page(filter, position)
-            emails.extend(got)
-            states.append(state)
-            position += len(page.ids)
-            if _last_page(page.ids, page.limit, self._read_size):
-                return emails, states[0]
-
-    def _query_page(
-        self, filter: Mapping[str, Any], position: int
-    ) -> tuple[QueryPage, list[Email], str]:
-        account = self.session.account_id
-        query = m.email_query(account, filter, position=position, limit=self._read_size)
-        get = m.email_get(account, m.result_ref("q", "Email/query", "/ids"))
-        answers = {
-            call_id: (name, args, call_id) for name, args, call_id in self.call([query, get])
-        }
-        page = m.parse_email_query(m.raise_for_invocation(_answer(answers, "q"), "Email/query"))
-        got, state = m.parse_email_get(m.raise_for_invocation(_answer(answers, "g"), "Email/get"))
-        return page, got, state
+        paging = q.Paging(filters)
+        boxes: list[Mailbox] | None = None
+        per_request = max(1, (self.session.max_calls_in_request - 1) // 2)
+        while paging.pending:
+            for chunk in _chunks(paging.pending, per_request):
+                calls = []
+                if with_mailboxes and boxes is None:
+                    calls.append(m.mailbox_get(self.session.account_id))
+                for i in chunk:
+                    calls += paging.calls(i, self.session.account_id, self._read_size)
+                answers = q.by_call_id(self.call(calls))
+                if calls[0][0] == "Mailbox/get":
+                    boxes = m.parse_mailbox_get(q.answer_to(answers, "m", "Mailbox/get"))[0]
+                for i in chunk:
+                    paging.took(i, q.parse_query_get(answers, str(i)), self._read_size)
+        return paging.results(), boxes
 
     def get_emails(self, ids: Sequence[str]) -> list[Email]:
         emails: list[Email] = []
@@ -175,14 +186,25 @@ class JmapClient:
             emails.extend(m.parse_email_get(self._call_one(inv))[0])
         return emails
 
-    def update_emails(self, update: Mapping[str, Mapping[str, bool | None]]) -> list[SetResult]:
-        """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk."""
+    def update_emails(
+        self, update: Mapping[str, Mapping[str, Any]], *, if_in_state: str | None = None
+    ) -> list[SetResult]:
+        """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk.
+
+        With ``if_in_state`` each chunk is guarded by the state the one before left
+        (the first by ``if_in_state``): a change by anyone else in between makes the
+        server refuse the chunk (JmapMethodError ``stateMismatch``).
+        """
         results: list[SetResult] = []
         if not update:
             return results
+        state = if_in_state
         for chunk in _chunks(list(update.items()), self.session.max_objects_in_set):
-            inv = m.email_set(self.session.account_id, dict(chunk))
+            if if_in_state is not None and state is None:
+                raise JmapError("an Email/set answer has no newState to guard the next one by")
+            inv = m.email_set(self.session.account_id, dict(chunk), if_in_state=state)
             results.append(m.parse_set("Email/set", self._call_one(inv)))
+            state = results[-1].new_state
         return results
 
     def import_email(
@@ -288,18 +310,6 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise JmapError(f"{response.request.url} answered JSON that is not an object")
     return data
-
-
-def _answer(answers: Mapping[str, m.Invocation], call_id: str) -> m.Invocation:
-    if call_id not in answers:
-        raise JmapError(f"the JMAP answer lacks a response to call {call_id!r}")
-    return answers[call_id]
-
-
-def _last_page(ids: Sequence[str], server_limit: int | None, asked: int) -> bool:
-    """A page shorter than the limit the server used ends the query (RFC 8620 §5.5)."""
-    used = server_limit if server_limit else asked
-    return len(ids) < min(used, asked)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

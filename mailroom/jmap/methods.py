@@ -91,12 +91,19 @@ def _email(item: Mapping[str, Any]) -> Email:
 
 def email_set(
     account_id: str,
-    update: Mapping[str, Mapping[str, bool | None]],
+    update: Mapping[str, Mapping[str, Any]],
     *,
+    if_in_state: str | None = None,
     call_id: str = "s",
 ) -> Invocation:
+    """Email/set updates: patches (``mailboxIds/<id>``) or whole properties; with
+    ``if_in_state`` the server refuses all of it (stateMismatch) if anything changed."""
     patches = {email_id: dict(patch) for email_id, patch in update.items()}
-    return ("Email/set", {"accountId": account_id, "update": patches}, call_id)
+    args: dict[str, Any] = {"accountId": account_id}
+    if if_in_state is not None:
+        args["ifInState"] = if_in_state
+    args["update"] = patches
+    return ("Email/set", args, call_id)
 
 
 def email_import(

@@ -17,6 +17,7 @@ from mailroom.errors import MailroomError
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
 from mailroom.triage.mailboxes import find_mailbox
+from mailroom.triage.sender import SenderId
 
 RECENT = 100  # the newest emails searched for a delivered one (a demo account is small)
 
@@ -75,7 +76,8 @@ def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
         if label_id is None:
             raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
         emails, _ = jmap.query_emails({"from": address})
-        mine = [e for e in emails if e.sender and e.sender.email.lower() == address.lower()]
+        sender = SenderId.of(address)
+        mine = [e for e in emails if sender is not None and sender.sent(e)]
         if not mine:
             raise MailroomError(f"no email from {address} in the demo account")
         jmap.update_emails({mine[-1].id: {f"mailboxIds/{label_id}": True}})

@@ -36,6 +36,7 @@ from mailroom.ops.reset_plan import (
 )
 from mailroom.ops.reset_text import plural, summary_line
 from mailroom.triage.contacts import GroupBook, retry_on_412
+from mailroom.triage.sender import SenderId
 
 PROGRESS_EVERY = 100  # contacts between two progress lines
 Say = Callable[[str], None]
@@ -109,7 +110,7 @@ class Reset:
         for address in sorted(wanted):
             query = {"operator": "AND", "conditions": [{"inMailbox": screener}, {"from": address}]}
             for email in self.jmap.query_emails(query)[0]:
-                if email.sender is None or email.sender.email.lower() != address:
+                if not SenderId(address).sent(email):
                     continue  # `from` matches substrings: bob@x.com is not notbob@x.com
                 if warning in email.mailbox_ids:
                     todo.discard(email.id)

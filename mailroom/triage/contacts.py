@@ -10,14 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
 from mailroom.carddav.models import Card
+from mailroom.categories import ContactType
 from mailroom.errors import CardDavError, PreconditionFailed, SetupNeededError
-
-ContactType = Literal["company", "person"]
 
 TRIES = 3
 # Contacts mailroom creates get a UID derived from the address, so a pass that dies
@@ -85,14 +83,20 @@ def find_contact(carddav: CardDavClient, address: str) -> ExistingContact | None
 
 
 class GroupBook:
-    """The managed groups and the provenance group, read once per pass."""
+    """The managed groups and the provenance group, read once per pass.
 
-    def __init__(self, carddav: CardDavClient, names: Iterable[str]) -> None:
+    ``cards`` are cards already read in this pass (the groups among them are used);
+    without them the group cards are read here, in one REPORT.
+    """
+
+    def __init__(
+        self, carddav: CardDavClient, names: Iterable[str], cards: Iterable[Card] | None = None
+    ) -> None:
         self._carddav = carddav
         self._cards: dict[str, Card] = {}
         self._groups: dict[str, vcard.Group] = {}
         wanted = set(names)
-        for card in carddav.list_groups():
+        for card in carddav.list_groups() if cards is None else cards:
             group = vcard.parse_group(card.text)
             if group is not None and group.name in wanted and group.name not in self._groups:
                 self._cards[group.name] = card
@@ -139,7 +143,7 @@ def upsert_contact(
     *,
     address: str,
     display_name: str | None,
-    contact_type: str,
+    contact_type: ContactType,
     history_line: str,
 ) -> str:
     """Create the sender's contact, or merge into the existing one. Returns its UID."""
@@ -149,7 +153,7 @@ def upsert_contact(
             uid=uid,
             email=address,
             display_name=display_name or "",
-            contact_type=_ctype(contact_type),
+            contact_type=contact_type,
             history_line=history_line,
         )
         try:
@@ -169,7 +173,7 @@ def _merge(
     existing: ExistingContact,
     address: str,
     display_name: str | None,
-    contact_type: str,
+    contact_type: ContactType,
     history_line: str,
 ) -> None:
     cached = [existing.card]
@@ -185,15 +189,10 @@ def _merge(
             card.text,
             email=address,
             display_name=display_name or "",
-            contact_type=_ctype(contact_type),
+            contact_type=contact_type,
             history_line=history_line,
         )
         if text != card.text:
             carddav.update(card, text)
 
     retry_on_412(existing.card.href, read, write)
-
-
-def _ctype(value: str) -> ContactType:
-    # config validation allows only these two
-    return "person" if value == "person" else "company"

@@ -1,45 +1,43 @@
 """One triage pass: scan, contacts, groups, filing, labels, summary (triage.md).
 
 The pass works in phases over all labelled senders at once, so a pass over many
-senders costs a handful of requests per phase rather than a handful per sender.
-Each sender is still isolated: a failure marks that sender failed (its label stays,
-the next pass retries it) and the phases go on for the others. The order inside a
-sender never changes: contact, then groups (adds before removes), then filing, then
-the label, last.
+senders costs a handful of requests per phase rather than a handful per sender:
+scan, lookup (every read about the senders' contacts), decide (pure, ``plan.decide``),
+then the writes. Each sender is still isolated: a failure marks that sender failed in
+the pass's ``Ledger`` (its label stays, the next pass retries it) and the phases go on
+for the others. The order inside a sender never changes: contact, then groups (adds
+before removes), then filing, then the label, last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from functools import partial
-from typing import Any
 
 import structlog
 
-from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
-from mailroom.carddav.models import Card
 from mailroom.clients import open_clients
 from mailroom.config import Settings
-from mailroom.errors import MailroomError
+from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import SetResult
-from mailroom.triage import contacts, plan
+from mailroom.triage import contacts, lookup, parking, plan
 from mailroom.triage.filing import file_senders
+from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.report import PassReport
 from mailroom.triage.scan import Scanner
-from mailroom.triage.work import SenderWork, guard, guard_many
 
 log = structlog.get_logger("mailroom.triage")
 
-
-@dataclass(slots=True)
-class PassState:
-    writes: list[SetResult] = field(default_factory=list)
+# A pass still running after this long is abandoned between two requests (a server
+# trickling its answers); the labels that were not yet removed make the next pass
+# pick up what is left.
+PASS_DEADLINE_S = 300.0
 
 
 class Triager:
@@ -53,6 +51,7 @@ class Triager:
         *,
         today: Callable[[], date] = date.today,
         clock: Callable[[], float] = time.monotonic,
+        deadline_s: float = PASS_DEADLINE_S,
     ) -> None:
         self.settings = settings
         self.jmap = jmap
@@ -60,52 +59,117 @@ class Triager:
         self._today = today
         self._clock = clock
         self._scanner = Scanner(settings, jmap)
+        self._managed = tuple(dict.fromkeys(c.contact_group for c in settings.categories))
+        self._deadline_s = deadline_s
+        self._strikes = parking.Strikes()
 
     # ------------------------------------------------------------------ pass
     def run_pass(self, trigger: str) -> PassReport:
+        with structlog.contextvars.bound_contextvars(trigger=trigger), self._deadline():
+            return self._run(trigger)
+
+    @contextlib.contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """Abandon the pass at the first request after ``deadline_s``."""
         started = self._clock()
-        bound = log.bind(trigger=trigger)
-        ids, emails, email_state = self._scanner.scan()
-        scanned = plan.plan_scan(emails, labels=ids.labels, error_id=ids.error)
-        state = PassState()
+
+        def check() -> None:
+            if self._clock() - started > self._deadline_s:
+                raise PassDeadline(self._deadline_s)
+
+        self.jmap.before_request = self.carddav.before_request = check
+        try:
+            yield
+        except PassDeadline:
+            duration = round(self._clock() - started, 3)
+            log.error("pass_abandoned", deadline_s=self._deadline_s, duration_s=duration)
+            raise
+        finally:
+            self.jmap.before_request = self.carddav.before_request = None
+
+    def _run(self, trigger: str) -> PassReport:
+        started = self._clock()
+        scan = self._scanner.scan()
+        scanned = plan.plan_scan(scan.emails, labels=scan.ids.labels, error_id=scan.ids.error)
+        writes: list[SetResult] = []
         for email_id in scanned.without_sender:
-            bound.warning("email_without_sender", email_id=email_id)
-        self._mark_conflicts(scanned.conflicts, ids, state, bound)
-        work = self._triage(scanned.senders, ids, state, bound) if scanned.senders else []
+            log.warning("email_without_sender", email_id=email_id)
+        self._mark_conflicts(scanned.conflicts, scan.ids, writes)
+        ledger = Ledger()
+        decisions: list[plan.Decision] = []
+        misses = 0
+        if scanned.senders:
+            decisions, misses = self._triage(scanned.senders, scan.ids, writes, ledger)
+        done = ledger.standing(decisions)
+        parked = self._park(scanned.senders, done, ledger, scan.ids, writes)
         report = PassReport(
             trigger=trigger,
-            senders_triaged=sum(1 for w in work if w.ok),
-            emails_moved=sum(w.moved for w in work if w.ok),
+            senders_triaged=len(done),
+            emails_moved=sum(ledger.moved.get(d.sender.id, 0) for d in done),
             conflicts=len(scanned.conflicts),
-            failures=sum(1 for w in work if not w.ok),
+            failures=len(ledger.failed),
             duration_s=round(self._clock() - started, 3),
-            email_state_scanned=email_state,
-            writes=tuple(state.writes),
+            email_state_scanned=scan.email_state,
+            writes=tuple(writes),
+            search_misses=misses,
+            parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
         )
-        bound.info(
+        log.info(
             "poll_completed",
             senders_triaged=report.senders_triaged,
             emails_moved=report.emails_moved,
             conflicts=report.conflicts,
             failures=report.failures,
             skipped_error_label=scanned.skipped_error,
+            search_misses=report.search_misses,
+            parked=len(parked),
             duration_s=report.duration_s,
         )
         return report
 
-    def _mark_conflicts(
+    def _park(
         self,
-        conflicts: Sequence[plan.Conflict],
+        senders: Sequence[plan.LabelledSender],
+        done: Sequence[plan.Decision],
+        ledger: Ledger,
         ids: MailboxIds,
-        state: PassState,
-        bound: Any,
+        writes: list[SetResult],
+    ) -> tuple[parking.Parked, ...]:
+        """The error label on the senders that failed ``PARK_AFTER`` passes in a row."""
+        strikes, parked = self._strikes.after_pass(ledger.failed, [d.sender.id for d in done])
+        self._strikes = strikes
+        if not parked:
+            return ()
+        names = {p.sender for p in parked}
+        label = {f"mailboxIds/{ids.error}": True}
+        update = {e.id: label for s in senders if s.id in names for e in s.trigger_emails}
+        try:
+            writes.extend(self.jmap.update_emails(update))
+        except PassDeadline:
+            raise
+        except MailroomError as exc:
+            self._strikes = strikes.unpark(parked)
+            log.error("sender_parking_failed", senders=sorted(map(str, names)), error=str(exc))
+            return ()
+        for p in parked:
+            log.error(
+                "sender_parked",
+                sender=str(p.sender),
+                failed_passes=p.passes,
+                reason=p.reason,
+                label=self.settings.error_label,
+            )
+        return parked
+
+    def _mark_conflicts(
+        self, conflicts: Sequence[plan.Conflict], ids: MailboxIds, writes: list[SetResult]
     ) -> None:
         if not conflicts:
             return
         update = {eid: {f"mailboxIds/{ids.error}": True} for c in conflicts for eid in c.email_ids}
-        state.writes.extend(self.jmap.update_emails(update))
+        writes.extend(self.jmap.update_emails(update))
         for c in conflicts:
-            bound.warning(
+            log.warning(
                 "conflict_detected",
                 sender=c.email,
                 categories=list(c.categories),
@@ -116,118 +180,83 @@ class Triager:
         self,
         senders: Sequence[plan.LabelledSender],
         ids: MailboxIds,
-        state: PassState,
-        bound: Any,
-    ) -> list[SenderWork]:
-        work = [SenderWork(s) for s in senders]
-        managed = tuple(dict.fromkeys(c.contact_group for c in self.settings.categories))
-        book = contacts.GroupBook(self.carddav, (*managed, self.settings.provenance_group))
-        today = self._today().isoformat()
-        cards = self._lookup([w.sender.email for w in work])
-        for w in work:
-            guard(w, bound, partial(self._classify, w, book, managed, today, cards))
-        self._join_provenance(work, book, bound)
-        for w in work:
-            guard(w, bound, partial(self._upsert, w))
-        self._change_groups(work, book, managed, bound)
-        file_senders(self.jmap, self.settings, ids, [w for w in work if w.ok], state.writes, bound)
-        for w in work:
-            if w.ok:
-                bound.info(
-                    "sender_triaged",
-                    sender=w.sender.email,
-                    category=w.sender.category,
-                    initial=w.initial,
-                    emails_moved=w.moved,
-                    name_mismatch=w.warn,
-                )
-        return work
+        writes: list[SetResult],
+        ledger: Ledger,
+    ) -> tuple[list[plan.Decision], int]:
+        found, book = lookup.lookup(
+            self.carddav, senders, self._managed, self.settings.provenance_group, ledger
+        )
+        decisions = [self._decide(s, found[s.id]) for s in ledger.standing(senders)]
+        self._join_provenance(decisions, book, ledger)
+        for d in ledger.standing(decisions):
+            ledger.guard([d], partial(self._upsert, d))
+        self._change_groups(decisions, book, ledger)
+        standing = ledger.standing(decisions)
+        misses = file_senders(self.jmap, self.settings, ids, standing, writes, ledger)
+        for d in ledger.standing(decisions):
+            log.info(
+                "sender_triaged",
+                sender=d.sender.email,
+                category=d.category,
+                initial=d.initial,
+                emails_moved=ledger.moved.get(d.sender.id, 0),
+                name_mismatch=d.warn,
+            )
+        return decisions, misses
 
-    def _lookup(self, addresses: Sequence[str]) -> dict[str, list[Card]] | None:
-        """The cards of every sender, in one REPORT per 50 senders, by address.
-
-        None when that fails or a card in the answer cannot be read: then each sender
-        is looked up on its own, so only the sender a bad card belongs to fails.
-        """
-        try:
-            return contacts.cards_by_address(self.carddav.find_by_emails(addresses))
-        except MailroomError:
-            return None
-
-    def _classify(
-        self,
-        w: SenderWork,
-        book: contacts.GroupBook,
-        managed: tuple[str, ...],
-        today: str,
-        cards: dict[str, list[Card]] | None,
-    ) -> None:
-        s = w.sender
+    def _decide(self, s: plan.LabelledSender, found: plan.Found) -> plan.Decision:
         chain = self.settings.chain(s.category)
-        w.chain_groups = tuple(dict.fromkeys(c.contact_group for c in chain))
-        if cards is None:
-            w.existing = contacts.find_contact(self.carddav, s.email)
-        else:
-            w.existing = contacts.pick_contact(cards.get(s.email, []), s.email)
-        w.uid = w.existing.uid if w.existing else contacts.contact_uid(s.email)
-        history = vcard.note_history(w.existing.contact.note) if w.existing else []
-        initial_line = f"Triaged to {s.category} on {today}"
-        w.initial = plan.is_initial_triage(
-            managed_groups_of_contact=book.groups_of(w.uid, managed),
-            chain_groups=w.chain_groups,
-            last_history_line=history[-1] if history else None,
-            initial_line=initial_line,
-        )
-        w.history_line = initial_line if w.initial else f"Re-triaged to {s.category} on {today}"
-        name = vcard.clean_display_name(s.display_name)
-        w.warn = (
-            self.settings.warnings_enabled
-            and w.existing is not None
-            and plan.names_differ(w.existing.contact.fn, name)
+        return plan.decide(
+            s,
+            found,
+            chain_groups=tuple(dict.fromkeys(c.contact_group for c in chain)),
+            contact_type=chain[0].contact_type,
+            today=self._today().isoformat(),
+            warnings_enabled=self.settings.warnings_enabled,
         )
 
+    # ---------------------------------------------------------------- writes
     def _join_provenance(
-        self, work: Sequence[SenderWork], book: contacts.GroupBook, bound: Any
+        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
     ) -> None:
-        new = [w for w in work if w.ok and w.existing is None]
+        new = [d for d in ledger.standing(decisions) if d.existing is None]
         members = book.members(self.settings.provenance_group) if new else frozenset()
-        add = {w.uid for w in new if w.uid not in members}
+        add = {d.uid for d in new if d.uid not in members}
         if add:
-            guard_many(new, bound, lambda: book.change(self.settings.provenance_group, add=add))
+            ledger.guard(new, lambda: book.change(self.settings.provenance_group, add=add))
 
-    def _upsert(self, w: SenderWork) -> None:
-        category = next(c for c in self.settings.categories if c.name == w.sender.category)
+    def _upsert(self, d: plan.Decision) -> None:
         contacts.upsert_contact(
             self.carddav,
-            w.existing,
-            address=w.sender.email,
-            display_name=w.sender.display_name,
-            contact_type=category.contact_type,
-            history_line=w.history_line,
+            d.existing,
+            address=d.sender.email,
+            display_name=d.sender.display_name,
+            contact_type=d.contact_type,
+            history_line=d.history_line,
         )
 
     def _change_groups(
-        self,
-        work: Sequence[SenderWork],
-        book: contacts.GroupBook,
-        managed: tuple[str, ...],
-        bound: Any,
+        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
     ) -> None:
         """Every add first, then every remove: a crash leaves too many groups, never none."""
         for removing in (False, True):
-            for name in managed:
+            for name in self._managed:
                 members = book.members(name)
-                who = [w for w in work if w.ok and _moves(w, name, members, removing=removing)]
+                who = [
+                    d
+                    for d in ledger.standing(decisions)
+                    if _moves(d, name, members, removing=removing)
+                ]
                 if not who:
                     continue
-                uids = {w.uid for w in who}
-                change = {"remove": uids} if removing else {"add": uids}
-                guard_many(who, bound, partial(book.change, name, **change))
+                uids = frozenset(d.uid for d in who)
+                add, remove = (frozenset(), uids) if removing else (uids, frozenset())
+                ledger.guard(who, partial(book.change, name, add=add, remove=remove))
 
 
-def _moves(w: SenderWork, group: str, members: frozenset[str], *, removing: bool) -> bool:
+def _moves(d: plan.Decision, group: str, members: frozenset[str], *, removing: bool) -> bool:
     """Whether the sender's contact joins (or, when removing, leaves) ``group``."""
-    wanted, member = group in w.chain_groups, w.uid in members
+    wanted, member = group in d.chain_groups, d.uid in members
     return member and not wanted if removing else wanted and not member
 
 

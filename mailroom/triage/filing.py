@@ -1,94 +1,124 @@
 """Filing: find each sender's mail, move it, then take the triage label off (JMAP).
 
-Searches for all senders go out together (an Email/query + Email/get pair per sender,
-as many pairs per request as the server allows), and the writes for all senders go
-out together, chunked by the server's ``maxObjectsInSet``. When a batched write
-fails, the same writes are redone one sender at a time, so that only the sender at
-fault keeps its label.
+Where a sender's mail is looked for depends on the decision: an initial triage sweeps
+the Screener, which is listed once for every sender of the pass (``inMailbox`` needs
+no search index) and matched to each sender exactly here; a re-triage searches all
+mail but Trash and Junk by ``from``. Every listing and search of the pass goes out
+together through ``JmapClient.query_emails_many``. The writes for all senders go out
+together, chunked by the server's ``maxObjectsInSet``; when a batched write fails, the
+same writes are redone one sender at a time, so that only the sender at fault keeps
+its label.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from mailroom.config import Settings
-from mailroom.jmap import methods
+from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
 from mailroom.triage import plan
+from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
-from mailroom.triage.work import SenderWork, fail, guard_many
+from mailroom.triage.plan import Decision
+from mailroom.triage.sender import SenderId
 
 Update = dict[str, plan.Patch]
 
 
-def sender_filter(ids: MailboxIds, address: str, *, initial: bool) -> dict[str, Any]:
-    """Initial triage sweeps the Screener; re-triage everything but Trash and Junk."""
-    if initial:
-        return {"inMailbox": ids.screener, "from": address}
+def search_filter(ids: MailboxIds, address: str) -> dict[str, Any]:
+    """Re-triage: all of the sender's mail but Trash and Junk (the search index)."""
     excluded = [mid for mid in (ids.trash, ids.junk) if mid]
     return {"from": address, "inMailboxOtherThan": excluded} if excluded else {"from": address}
 
 
-def find_sender_mail(
-    jmap: JmapClient, ids: MailboxIds, work: Sequence[SenderWork]
-) -> dict[str, list[Email]]:
-    """Each sender's mail (by the server's substring search), batched into few requests."""
-    session = jmap.session
-    per_request = max(1, session.max_calls_in_request // 2)
-    limit = session.max_objects_in_get
-    found: dict[str, list[Email]] = {}
-    for start in range(0, len(work), per_request):
-        chunk = work[start : start + per_request]
-        calls: list[methods.Invocation] = []
-        for i, w in enumerate(chunk):
-            flt = sender_filter(ids, w.sender.email, initial=w.initial)
-            calls.append(methods.email_query(session.account_id, flt, limit=limit, call_id=f"q{i}"))
-            ref = methods.result_ref(f"q{i}", "Email/query", "/ids")
-            calls.append(methods.email_get(session.account_id, ref, call_id=f"g{i}"))
-        answers = jmap.call(calls)
-        for i, w in enumerate(chunk):
-            q = methods.raise_for_invocation(answers[2 * i], "Email/query")
-            g = methods.raise_for_invocation(answers[2 * i + 1], "Email/get")
-            page = methods.parse_email_query(q)
-            emails, _ = methods.parse_email_get(g)
-            if len(page.ids) >= (page.limit or limit):  # a full page: read on from there
-                emails += _rest(jmap, ids, w, page.position + len(page.ids))
-            found[w.sender.email] = emails
+def screener_filter(ids: MailboxIds) -> dict[str, Any]:
+    """Initial triage: everything in the Screener (no search index needed)."""
+    return {"inMailbox": ids.screener}
+
+
+def by_sender(emails: Iterable[Email]) -> dict[SenderId, list[Email]]:
+    found: dict[SenderId, list[Email]] = {}
+    for email in emails:
+        sender = SenderId.of_email(email)
+        if sender is not None:
+            found.setdefault(sender, []).append(email)
     return found
 
 
-def _rest(jmap: JmapClient, ids: MailboxIds, w: SenderWork, position: int) -> list[Email]:
-    """The pages after the first of one sender's search."""
-    session = jmap.session
-    flt = sender_filter(ids, w.sender.email, initial=w.initial)
-    found: list[Email] = []
-    while True:
-        q, g = jmap.call(
-            [
-                methods.email_query(
-                    session.account_id, flt, position=position, limit=session.max_objects_in_get
-                ),
-                methods.email_get(
-                    session.account_id, methods.result_ref("q", "Email/query", "/ids")
-                ),
-            ]
-        )
-        page = methods.parse_email_query(methods.raise_for_invocation(q, "Email/query"))
-        emails, _ = methods.parse_email_get(methods.raise_for_invocation(g, "Email/get"))
-        found += emails
-        if not page.ids or len(page.ids) < (page.limit or session.max_objects_in_get):
-            return found
-        position += len(page.ids)
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """Each sender's mail, matched exactly; the labelled mail a search missed."""
+
+    mail: Mapping[SenderId, Sequence[Email]]
+    misses: int
+    state: str | None  # the Email state the mail was read in; None: read piecemeal
+
+
+def find_sender_mail(
+    jmap: JmapClient, ids: MailboxIds, decisions: Sequence[Decision], ledger: Ledger
+) -> Searched:
+    """Each sender's mail: one batch for every sender; one sender at a time if it fails."""
+    retriage = [d for d in decisions if not d.initial]
+    initial = [d for d in decisions if d.initial]
+    filters = [search_filter(ids, d.sender.email) for d in retriage]
+    if initial:
+        filters.append(screener_filter(ids))
+    state: str | None = None
+    try:
+        answered = jmap.query_emails_many(filters)[0]
+        results = [r.emails for r in answered]
+        state = answered[0].state
+    except PassDeadline:
+        raise
+    except Exception:  # the batch failed: one filter at a time, isolated
+        owners = _owners(filters, retriage, initial)
+        results = [_one(jmap, f, ledger, whose) for f, whose in owners]
+    mail: dict[SenderId, Sequence[Email]] = {}
+    for d, found in zip(retriage, results, strict=False):
+        mail[d.sender.id] = [e for e in found if d.sender.id.sent(e)]
+    screener = by_sender(results[-1]) if initial else {}
+    for d in initial:
+        mail[d.sender.id] = screener.get(d.sender.id, [])
+    misses = sum(missed(ids, d, mail[d.sender.id]) for d in decisions if ledger.ok(d))
+    return Searched(mail, misses, state)
+
+
+def _owners(
+    filters: Sequence[Mapping[str, Any]], retriage: Sequence[Decision], initial: Sequence[Decision]
+) -> list[tuple[Mapping[str, Any], Sequence[Decision]]]:
+    owners: list[Sequence[Decision]] = [[d] for d in retriage] + ([initial] if initial else [])
+    return list(zip(filters, owners, strict=True))
+
+
+def _one(
+    jmap: JmapClient, filter: Mapping[str, Any], ledger: Ledger, owners: Sequence[Decision]
+) -> tuple[Email, ...]:
+    found: list[tuple[Email, ...]] = []
+    ledger.guard(owners, lambda: found.append(jmap.query_emails_many([filter])[0][0].emails))
+    return found[0] if found else ()
+
+
+def missed(ids: MailboxIds, d: Decision, found: Sequence[Email]) -> int:
+    """The sender's labelled emails its listing or search should have found, and did not."""
+    if d.initial:
+        expected = [e for e in d.sender.trigger_emails if ids.screener in e.mailbox_ids]
+    else:
+        skipped = {mid for mid in (ids.trash, ids.junk) if mid}
+        expected = [e for e in d.sender.trigger_emails if not e.mailbox_ids & skipped]
+    seen = {e.id for e in found}
+    return sum(1 for e in expected if e.id not in seen)
 
 
 def filing_updates(
-    settings: Settings, ids: MailboxIds, w: SenderWork, searched: Sequence[Email]
+    settings: Settings, ids: MailboxIds, d: Decision, searched: Sequence[Email]
 ) -> Update:
     """The sender's filing patches: its searched mail (exact address only) and its triggers."""
-    category = next(c for c in settings.categories if c.name == w.sender.category)
+    category = next(c for c in settings.categories if c.name == d.category)
     filing = plan.Filing(
         chain_ids=ids.chain_ids([c.name for c in settings.chain(category.name)]),
         managed_ids=ids.managed_ids,
@@ -96,9 +126,9 @@ def filing_updates(
         inbox_id=ids.inbox,
         add_to_inbox=category.add_to_inbox,
     )
-    triggers = {e.id for e in w.sender.trigger_emails}
-    emails = {e.id: e for e in w.sender.trigger_emails}
-    emails.update((e.id, e) for e in searched if plan.is_from(e, w.sender.email))
+    triggers = {e.id for e in d.sender.trigger_emails}
+    emails = {e.id: e for e in d.sender.trigger_emails}
+    emails.update((e.id, e) for e in searched if d.sender.id.sent(e))
     update: Update = {}
     for email in emails.values():
         patch = plan.filing_patch(email, filing)
@@ -109,11 +139,11 @@ def filing_updates(
     return update
 
 
-def label_updates(ids: MailboxIds, w: SenderWork) -> Update:
+def label_updates(ids: MailboxIds, d: Decision) -> Update:
     update: Update = {}
-    for email in w.sender.trigger_emails:
+    for email in d.sender.trigger_emails:
         patch = plan.label_patch(
-            email, label_id=w.sender.label_id, warning_id=ids.warning, warn=w.warn
+            email, label_id=d.sender.label_id, warning_id=ids.warning, warn=d.warn
         )
         if patch:
             update[email.id] = patch
@@ -122,10 +152,10 @@ def label_updates(ids: MailboxIds, w: SenderWork) -> Update:
 
 def apply_per_sender(
     jmap: JmapClient,
-    updates: Mapping[str, Update],
-    work: Sequence[SenderWork],
+    updates: Mapping[SenderId, Update],
+    decisions: Sequence[Decision],
     writes: list[SetResult],
-    on_fail: Callable[[SenderWork, BaseException], None],
+    ledger: Ledger,
 ) -> None:
     """All senders' writes in one batch; on any failure, again one sender at a time."""
     merged = {eid: patch for u in updates.values() for eid, patch in u.items()}
@@ -134,50 +164,100 @@ def apply_per_sender(
     try:
         writes.extend(jmap.update_emails(merged))
         return
+    except PassDeadline:
+        raise
     except Exception:  # noqa: S110 -- redone per sender below, where it is attributed
         pass
-    for w in work:
-        if w.ok and updates.get(w.sender.email):
-            try:
-                writes.extend(jmap.update_emails(updates[w.sender.email]))
-            except Exception as exc:  # isolation: this sender only
-                on_fail(w, exc)
+    for d in ledger.standing(decisions):
+        if updates.get(d.sender.id):
+            ledger.guard([d], partial(_write, jmap, updates[d.sender.id], writes))
 
 
-def _search_one(
-    jmap: JmapClient, ids: MailboxIds, w: SenderWork, found: dict[str, list[Email]]
-) -> None:
-    found[w.sender.email], _ = jmap.query_emails(
-        sender_filter(ids, w.sender.email, initial=w.initial)
-    )
+def _write(jmap: JmapClient, update: Update, writes: list[SetResult]) -> None:
+    writes.extend(jmap.update_emails(update))
 
 
 def file_senders(
     jmap: JmapClient,
     settings: Settings,
     ids: MailboxIds,
-    work: Sequence[SenderWork],
+    decisions: Sequence[Decision],
     writes: list[SetResult],
-    bound: Any,
-) -> None:
-    """Steps 6 and 7 of triage.md for every sender still standing."""
+    ledger: Ledger,
+) -> int:
+    """Steps 6 and 7 of triage.md for every sender still standing; the search misses."""
+    if not decisions:
+        return 0
+    searched = find_sender_mail(jmap, ids, decisions, ledger)
+    filing: dict[SenderId, Update] = {}
+    for d in ledger.standing(decisions):
+        filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
+        ledger.moved[d.sender.id] = len(filing[d.sender.id])
+    first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
+    if not write_whole(jmap, first, searched, writes):
+        apply_per_sender(jmap, first, decisions, writes, ledger)
+    last = {
+        d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
+    }
+    apply_per_sender(jmap, last, decisions, writes, ledger)
+    return searched.misses
 
-    def on_fail(w: SenderWork, exc: BaseException) -> None:
-        fail(w, exc, bound)
 
-    if not work:
-        return
+def write_whole(
+    jmap: JmapClient, first: Mapping[SenderId, Update], searched: Searched, writes: list[SetResult]
+) -> bool:
+    """The first write as whole ``mailboxIds`` values, guarded by ``ifInState``.
+
+    Cyrus moves mail about a quarter faster given the whole set than given a patch.
+    A whole set would undo a change someone made since the mail was read, so the
+    server is told to refuse it if the Email state moved on; then (False) the same
+    filing is written again as patches, which is always safe.
+    """
+    read = {e.id: e for emails in searched.mail.values() for e in emails}
+    if any(eid not in read for u in first.values() for eid in u):
+        return False
+    merged = {eid: whole(read[eid], p) for u in first.values() for eid, p in u.items()}
+    if not merged:
+        return True
+    if searched.state is None:
+        return False
     try:
-        found = find_sender_mail(jmap, ids, work)
-    except Exception:  # the batch failed: search one sender at a time, isolated
-        found = {}
-        for w in work:
-            guard_many([w], bound, partial(_search_one, jmap, ids, w, found))
-    filing: dict[str, Update] = {}
-    for w in work:
-        if w.ok:
-            filing[w.sender.email] = filing_updates(settings, ids, w, found.get(w.sender.email, []))
-            w.moved = len(filing[w.sender.email])
-    apply_per_sender(jmap, filing, work, writes, on_fail)
-    labels = {w.sender.email: label_updates(ids, w) for w in work if w.ok}
-    apply_per_sender(jmap, labels, work, writes, on_fail)
+        writes.extend(jmap.update_emails(merged, if_in_state=searched.state))
+    except PassDeadline:
+        raise
+    except MailroomError:
+        return False
+    return True
+
+
+def whole(email: Email, patch: plan.Patch) -> dict[str, Any]:
+    """The email's new ``mailboxIds``: the patch applied to what was read."""
+    boxes = set(email.mailbox_ids)
+    for key, present in patch.items():
+        mailbox = key.removeprefix("mailboxIds/")
+        if present:
+            boxes.add(mailbox)
+        else:
+            boxes.discard(mailbox)
+    return {"mailboxIds": dict.fromkeys(sorted(boxes), True)}
+
+
+def other_mail(update: Update, decisions: Sequence[Decision]) -> Update:
+    """The filing of every email but the labelled ones: the first write."""
+    triggers = {e.id for d in decisions for e in d.sender.trigger_emails}
+    return {eid: patch for eid, patch in update.items() if eid not in triggers}
+
+
+def last_write(ids: MailboxIds, d: Decision, filing: Update) -> Update:
+    """The labelled emails: filed and unlabelled in one patch each, after the rest.
+
+    A patch applies whole or not at all, so a labelled email never loses its label
+    without being filed; and it is written only once the sender's other mail is filed.
+    """
+    labels = label_updates(ids, d)
+    update: Update = {}
+    for email in d.sender.trigger_emails:
+        patch = {**filing.get(email.id, {}), **labels.get(email.id, {})}
+        if patch:
+            update[email.id] = patch
+    return update

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from mailroom.carddav import vcard
+from mailroom.categories import ContactType
 from mailroom.jmap.models import Email
+from mailroom.triage.sender import SenderId
+
+if TYPE_CHECKING:
+    from mailroom.triage.contacts import ExistingContact
 
 Patch = dict[str, bool | None]
 
@@ -18,11 +25,16 @@ Patch = dict[str, bool | None]
 class LabelledSender:
     """One sender with triage labels on some of its emails, and no conflict."""
 
-    email: str  # lower-cased address
+    id: SenderId
     display_name: str | None  # first non-empty display name seen
     category: str  # the category whose label was applied
     label_id: str  # the label mailbox to remove at the end
     trigger_emails: tuple[Email, ...]
+
+    @property
+    def email(self) -> str:
+        """The sender's address, trimmed and lower-cased."""
+        return self.id.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +57,7 @@ def plan_scan(emails: Iterable[Email], *, labels: Mapping[str, str], error_id: s
 
     ``labels`` maps each triage-label mailbox id to its category name.
     """
-    by_sender: dict[str, list[tuple[Email, str]]] = {}
+    by_sender: dict[SenderId, list[tuple[Email, str]]] = {}
     without: list[str] = []
     skipped = 0
     for email in emails:
@@ -55,23 +67,23 @@ def plan_scan(emails: Iterable[Email], *, labels: Mapping[str, str], error_id: s
         label_ids = sorted(mid for mid in email.mailbox_ids if mid in labels)
         if not label_ids:
             continue
-        if email.sender is None or not email.sender.email.strip():
+        sender = SenderId.of_email(email)
+        if sender is None:
             without.append(email.id)
             continue
-        key = email.sender.email.strip().lower()
-        by_sender.setdefault(key, []).extend((email, lid) for lid in label_ids)
+        by_sender.setdefault(sender, []).extend((email, lid) for lid in label_ids)
     senders: list[LabelledSender] = []
     conflicts: list[Conflict] = []
-    for address, hits in by_sender.items():
+    for sender, hits in by_sender.items():
         categories = sorted({labels[lid] for _, lid in hits})
         emails_of_sender = _unique(email for email, _ in hits)
         if len(categories) > 1:
             ids = tuple(e.id for e in emails_of_sender)
-            conflicts.append(Conflict(address, tuple(categories), ids))
+            conflicts.append(Conflict(sender.address, tuple(categories), ids))
             continue
         senders.append(
             LabelledSender(
-                email=address,
+                id=sender,
                 display_name=_first_name(emails_of_sender),
                 category=categories[0],
                 label_id=hits[0][1],
@@ -93,11 +105,6 @@ def _first_name(emails: Sequence[Email]) -> str | None:
         if email.sender is not None and email.sender.name and email.sender.name.strip():
             return email.sender.name.strip()
     return None
-
-
-def is_from(email: Email, address: str) -> bool:
-    """Exact (case-insensitive) sender match: the server's `from` search matches substrings."""
-    return email.sender is not None and email.sender.email.strip().lower() == address
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +174,60 @@ def names_differ(card_fn: str | None, display_name: str | None) -> bool:
     if not card_fn or not display_name:
         return False
     return card_fn.strip().casefold() != display_name.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the lookup phase learnt about one sender's contact."""
+
+    existing: ExistingContact | None
+    uid: str  # the existing contact's UID, or the one a new contact gets
+    groups: frozenset[str]  # the managed groups the contact is in now
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything a pass will do for one sender, decided before any write."""
+
+    sender: LabelledSender
+    category: str
+    contact_type: ContactType
+    chain_groups: tuple[str, ...]  # the category's group, then every ancestor's
+    existing: ExistingContact | None
+    uid: str
+    initial: bool  # initial triage (sweep the Screener) or re-triage (all mail)
+    history_line: str
+    warn: bool  # the name on the card differs from the display name
+
+
+def decide(
+    sender: LabelledSender,
+    found: Found,
+    *,
+    chain_groups: tuple[str, ...],
+    contact_type: ContactType,
+    today: str,
+    warnings_enabled: bool,
+) -> Decision:
+    """The decision for one sender, from what the servers said about it."""
+    existing = found.existing
+    history = vcard.note_history(existing.contact.note) if existing else []
+    initial_line = f"Triaged to {sender.category} on {today}"
+    initial = is_initial_triage(
+        managed_groups_of_contact=found.groups,
+        chain_groups=chain_groups,
+        last_history_line=history[-1] if history else None,
+        initial_line=initial_line,
+    )
+    name = vcard.clean_display_name(sender.display_name)
+    return Decision(
+        sender=sender,
+        category=sender.category,
+        contact_type=contact_type,
+        chain_groups=chain_groups,
+        existing=existing,
+        uid=found.uid,
+        initial=initial,
+        history_line=initial_line if initial else f"Re-triaged to {sender.category} on {today}",
+        warn=warnings_enabled and existing is not None and names_differ(existing.contact.fn, name),
+    )

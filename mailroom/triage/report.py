@@ -19,6 +19,12 @@ class PassReport:
     # together they say which state-change events were caused by the pass itself.
     email_state_scanned: str | None = None
     writes: tuple[SetResult, ...] = field(default_factory=tuple)
+    # Labelled emails a sender's search should have found and did not (the search
+    # index misses some senders: quoted local parts, very long addresses).
+    search_misses: int = 0
+    # Senders given the error label this pass after failing pass after pass:
+    # "address: reason", for the log, worker.json and /healthz.
+    parked: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

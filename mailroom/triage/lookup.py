@@ -1,0 +1,69 @@
+"""The lookup phase of a pass: every read about the senders' contacts, and nothing else.
+
+One REPORT (per 50 senders) brings the senders' cards and every group card. When it
+fails, or a card in it cannot be read, the groups are read on their own and each
+sender is looked up on its own, so only the sender a bad card belongs to fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.models import Card
+from mailroom.errors import MailroomError, PassDeadline
+from mailroom.triage import contacts, plan
+from mailroom.triage.ledger import Ledger
+from mailroom.triage.sender import SenderId
+
+Cards = dict[str, list[Card]]
+
+
+def lookup(
+    carddav: CardDavClient,
+    senders: Sequence[plan.LabelledSender],
+    managed: Sequence[str],
+    provenance: str,
+    ledger: Ledger,
+) -> tuple[dict[SenderId, plan.Found], contacts.GroupBook]:
+    """What each sender's contact is now, and the group book; failed senders are left out."""
+    read = _read_cards(carddav, [s.email for s in senders])
+    book = contacts.GroupBook(carddav, (*managed, provenance), read)
+    cards = _by_address(read)
+    found: dict[SenderId, plan.Found] = {}
+    for s in senders:
+        ledger.guard([s], partial(_found, found, carddav, s, cards, book, managed))
+    return found, book
+
+
+def _read_cards(carddav: CardDavClient, addresses: Sequence[str]) -> list[Card] | None:
+    try:
+        return carddav.find_by_emails(addresses, with_groups=True)
+    except PassDeadline:
+        raise
+    except MailroomError:
+        return None
+
+
+def _by_address(read: Sequence[Card] | None) -> Cards | None:
+    try:
+        return None if read is None else contacts.cards_by_address(read)
+    except MailroomError:
+        return None
+
+
+def _found(
+    found: dict[SenderId, plan.Found],
+    carddav: CardDavClient,
+    s: plan.LabelledSender,
+    cards: Cards | None,
+    book: contacts.GroupBook,
+    managed: Sequence[str],
+) -> None:
+    if cards is None:
+        existing = contacts.find_contact(carddav, s.email)
+    else:
+        existing = contacts.pick_contact(cards.get(s.email, []), s.email)
+    uid = existing.uid if existing else contacts.contact_uid(s.email)
+    found[s.id] = plan.Found(existing, uid, book.groups_of(uid, managed))

@@ -1,0 +1,68 @@
+"""Filing decisions without a server: the write order and the search misses."""
+
+from __future__ import annotations
+
+from mailroom.jmap.models import Address, Email
+from mailroom.triage import plan
+from mailroom.triage.filing import last_write, missed, other_mail, whole
+from mailroom.triage.mailboxes import MailboxIds
+from mailroom.triage.sender import SenderId
+
+IDS = MailboxIds(
+    screener="S",
+    inbox="I",
+    trash="T",
+    junk="J",
+    error="E",
+    warning="W",
+    labels={"L": "Feed"},
+    destinations={"Feed": "F"},
+)
+BOB = SenderId("bob@example.com")
+
+
+def mail(id_: str, *boxes: str) -> Email:
+    return Email(id_, Address(BOB.address, None), frozenset(boxes))
+
+
+def decision(*triggers: Email, initial: bool = True, warn: bool = False) -> plan.Decision:
+    sender = plan.LabelledSender(BOB, None, "Feed", "L", triggers)
+    return plan.Decision(sender, "Feed", "company", ("Feed",), None, "u", initial, "line", warn)
+
+
+def test_the_labelled_email_is_filed_and_unlabelled_in_one_patch_written_last() -> None:
+    trigger = mail("t", "S", "L")
+    d = decision(trigger, warn=True)
+    filing = {
+        "t": {"mailboxIds/F": True, "mailboxIds/S": None},
+        "o": {"mailboxIds/F": True, "mailboxIds/S": None},
+    }
+    assert other_mail(filing, [d]) == {"o": {"mailboxIds/F": True, "mailboxIds/S": None}}
+    assert last_write(IDS, d, filing) == {
+        "t": {
+            "mailboxIds/F": True,
+            "mailboxIds/S": None,
+            "mailboxIds/L": None,
+            "mailboxIds/W": True,
+        }
+    }
+
+
+def test_a_labelled_email_already_filed_only_loses_its_label() -> None:
+    d = decision(mail("t", "F", "L"))
+    assert last_write(IDS, d, {}) == {"t": {"mailboxIds/L": None}}
+
+
+def test_misses_count_labelled_mail_the_listing_or_search_should_have_returned() -> None:
+    in_screener, archived, trashed = mail("a", "S", "L"), mail("b", "X", "L"), mail("c", "T", "L")
+    initial = decision(in_screener, archived)
+    assert missed(IDS, initial, []) == 1  # only Screener mail is listed for an initial sweep
+    assert missed(IDS, initial, [in_screener]) == 0
+    retriage = decision(in_screener, archived, trashed, initial=False)
+    assert missed(IDS, retriage, [in_screener]) == 1  # Trash is not searched: not a miss
+
+
+def test_a_whole_mailbox_set_is_the_patch_applied_to_what_was_read() -> None:
+    email = mail("o", "S", "Other", "W")
+    patch: plan.Patch = {"mailboxIds/F": True, "mailboxIds/S": None, "mailboxIds/W": None}
+    assert whole(email, patch) == {"mailboxIds": {"F": True, "Other": True}}
