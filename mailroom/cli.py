@@ -1,8 +1,9 @@
 """The ``mailroom`` command: one ``main(argv)``, every subcommand imported when it runs.
 
-Importing this module is cheap (argparse and the error tree): ``mailroom health`` is
-dispatched before pydantic, httpx or structlog is imported, and a command whose module
-is missing fails with a clear message when it is run, not when the CLI is imported.
+Importing this module is cheap (the error tree; argparse when a command is parsed):
+``mailroom health`` is dispatched before argparse, pydantic, httpx or structlog is
+imported, and a command whose module is missing fails with a clear message when it
+is run, not when the CLI is imported.
 
 Exit codes: what the command returns; 78 (EX_CONFIG) for a configuration problem, one
 ``config error:`` line each on stderr, every command alike; 1 for any other expected
@@ -13,14 +14,16 @@ credential reaches the terminal or a log, whatever printed it.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import ConfigError, MailroomError
+
+if TYPE_CHECKING:
+    import argparse
 
 EX_CONFIG = 78
 EX_INTERRUPTED = 130
@@ -72,22 +75,28 @@ def version() -> str:
             return "unknown"
 
 
-class _VersionAction(argparse.Action):
+def _version_action() -> type[argparse.Action]:
     """--version, computed only when asked for (importlib.metadata is not free)."""
+    import argparse
 
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+    class VersionAction(argparse.Action):
+        def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+            super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        print(f"mailroom {version()}")
-        parser.exit()
+        def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+            print(f"mailroom {version()}")
+            parser.exit()
+
+    return VersionAction
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # here, not at the top: `mailroom health` never parses with it
+
     parser = argparse.ArgumentParser(
         prog="mailroom", description="HEY's Screener for Fastmail (JMAP + CardDAV).", epilog=EPILOG
     )
-    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    parser.add_argument("--version", action=_version_action(), help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, _, text) in COMMANDS.items():
         command = commands.add_parser(name, help=text, description=text, epilog=EPILOG)
@@ -195,6 +204,9 @@ def scrub_output() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``mailroom`` console script; returns the process exit code."""
     scrub_output()
+    if list(sys.argv[1:] if argv is None else argv) == ["health"]:  # before argparse: lean
+        module_name, function, _ = COMMANDS["health"]
+        return guarded("health", lambda: load_entry(module_name, function)())
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

@@ -372,3 +372,53 @@ def test_idle_and_trickling_connections_hold_no_thread_past_the_timeout(tmp_path
         server.shutdown()
         server.server_close()
         serving.join(5)
+
+
+def test_health_imports_no_ssl_no_http_server_no_email() -> None:
+    probe = (
+        "import sys, mailroom.service.health\n"
+        "lean = {'ssl', '_ssl', 'http', 'email', 'argparse', 'asyncio', 'tempfile'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in lean))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+@pytest.mark.timeout(30)
+def test_head_has_no_body_and_other_methods_or_garbage_are_refused(tmp_path: Path) -> None:
+    server = make_server(tmp_path, "127.0.0.1", 0, idle_timeout=5)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    try:
+        port = server.server_address[1]
+        head = exchange(port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 503 Service Unavailable\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        assert length > 0
+        assert head.endswith(b"\r\n\r\n")  # the body is left out
+        post = exchange(port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert post.startswith(b"HTTP/1.0 501 ")
+        assert exchange(port, b"nonsense\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+        get = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"Content-Type: application/json\r\n" in get
+        assert json.loads(get.split(b"\r\n\r\n", 1)[1])["worker"]["status"] == "down"
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)

@@ -8,7 +8,8 @@ interval from worker.json.
 Built for probes in bulk: a listen backlog of ``BACKLOG`` connections (the standard
 library's 5 turned away most of 1,000 concurrent probes), a thread per connection, and
 a connection that sends nothing for ``IDLE_TIMEOUT`` seconds is closed, so idle
-connections do not hold threads.
+connections do not hold threads. HTTP is ``mailroom.service.tinyhttp``, not
+``http.server`` (which imports ``ssl`` and ``email``: 8 MiB of resident memory).
 
 HTTP 200 while the worker's last successful pass is younger than 2 x poll_interval
 (before its first pass: its start time counts); 503 otherwise. Push being down keeps
@@ -25,7 +26,6 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ from mailroom.service.status import (
     parse_iso,
     read_status,
 )
+from mailroom.service.tinyhttp import TinyHTTPServer
 
 DEFAULT_POLL_INTERVAL = 60.0
 EX_CONFIG = 78
@@ -113,49 +114,16 @@ def answer(state_dir: Path, path: str, now: float) -> tuple[int, dict[str, Any]]
     return evaluate(worker, listener, now)
 
 
-class HealthServer(ThreadingHTTPServer):
-    request_queue_size = BACKLOG
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # the client went away or timed out: not worth a traceback each
-        super().handle_error(request, client_address)
-
-
 def make_server(
     state_dir: Path, host: str, port: int, *, idle_timeout: float = IDLE_TIMEOUT
-) -> HealthServer:
+) -> TinyHTTPServer:
     """The /healthz server, bound and listening (OSError when the address is taken)."""
-    return HealthServer((host, port), _handler(state_dir, idle_timeout))
 
+    def reply(method: str, target: str) -> tuple[int, str, bytes]:
+        code, body = answer(state_dir, target, time.time())
+        return code, "application/json", json.dumps(body, indent=2).encode() + b"\n"
 
-def _handler(state_dir: Path, idle_timeout: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "mailroom-health"
-        timeout = idle_timeout  # per socket read and write: a silent client is dropped
-
-        def do_GET(self) -> None:
-            self._reply(send_body=True)
-
-        def do_HEAD(self) -> None:
-            self._reply(send_body=False)
-
-        def _reply(self, *, send_body: bool) -> None:
-            code, body = answer(state_dir, self.path, time.time())
-            data = json.dumps(body, indent=2).encode() + b"\n"
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            if send_body:
-                self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a probe every few seconds would drown the real log
-
-    return Handler
+    return TinyHTTPServer((host, port), reply, backlog=BACKLOG, idle_timeout=idle_timeout)
 
 
 def _say(event: str, level: str = "info", **fields: Any) -> None:

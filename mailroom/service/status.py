@@ -17,7 +17,6 @@ import contextlib
 import copy
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +44,8 @@ def error_summary(exc: BaseException) -> str:
 
 def write_status(path: Path, data: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically."""
+    import tempfile  # here: it imports shutil, bz2 and lzma, and health never writes
+
     text = scrub(json.dumps(dict(data), indent=2, sort_keys=True)) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
