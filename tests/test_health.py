@@ -99,6 +99,16 @@ def test_a_dead_worker_stays_200_until_twice_the_poll_interval_then_503() -> Non
     assert body["worker"]["status"] == "down"
 
 
+def test_the_parked_senders_of_worker_json_are_in_the_body() -> None:
+    entry = {"sender": "a@x.test", "reason": "JmapMethodError: forbidden", "parked_at": iso(NOW)}
+    code, body = evaluate(worker_doc(parked=[entry, {"sender": 7}, "junk"]), listener_doc(), NOW)
+    assert code == 200  # parking is news for the user, not a failing service
+    assert body["status"] == "ok"
+    assert body["parked"] == [entry]
+    assert evaluate(worker_doc(), listener_doc(), NOW)[1]["parked"] == []
+    assert evaluate(None, None, NOW)[1]["parked"] == []
+
+
 def test_a_cleanly_stopped_worker_is_down() -> None:
     _, body = evaluate(worker_doc(status="stopped"), listener_doc(), NOW)
     assert body["worker"]["status"] == "down"

@@ -12,6 +12,8 @@ from realserver import Account, CyrusServer, new_account
 from triagebox import Box
 
 from mailroom.errors import PassDeadline
+from mailroom.service.health import evaluate
+from mailroom.service.worker import parked_entries
 from mailroom.triage.engine import Triager
 from mailroom.triage.parking import PARK_AFTER
 
@@ -220,6 +222,11 @@ def test_a_sender_the_server_refuses_is_parked_with_the_error_label(account: Acc
     assert box.where(huge) == {"Screener", "@ToFeed", box.settings.error_label}
     assert box.account.contacts_with_email("huge@name.example") == []
     assert (after.failures, after.senders_triaged) == (0, 0)  # parked: no longer retried
+    # what the worker writes to worker.json from the report, and /healthz shows
+    _, body = evaluate({"parked": parked_entries([], reports[-1].parked, 0.0)}, None, 0.0)
+    ((entry),) = body["parked"]
+    assert entry["sender"] == "huge@name.example"
+    assert entry["reason"].startswith("ServerError: the CardDAV server answered HTTP 500")
 
 
 @dataclass

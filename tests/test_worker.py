@@ -19,9 +19,16 @@ from structlog.testing import capture_logs
 
 from mailroom.errors import TransportError
 from mailroom.jmap.models import SetResult
-from mailroom.service.status import StatusFile, read_status
+from mailroom.service.status import StatusFile, iso, read_status
 from mailroom.service.wake import Wake, WakeSender
-from mailroom.service.worker import MAX_CONSECUTIVE_FAILURES, Worker, initial_status, serve
+from mailroom.service.worker import (
+    MAX_CONSECUTIVE_FAILURES,
+    PARKED_KEPT,
+    Worker,
+    initial_status,
+    parked_entries,
+    serve,
+)
 from mailroom.triage.report import PassReport
 
 START = 1000.0
@@ -312,6 +319,56 @@ def test_a_new_worker_carries_over_the_last_successful_pass() -> None:
     assert doc["poll_interval"] == 30.0
     assert doc["pid"] == os.getpid()
     assert doc["counters"]["passes"] == 0
+
+
+def test_parked_senders_are_listed_in_the_status_file_newest_last(
+    clock: Clock, status: StatusFile
+) -> None:
+    wakes = ScriptedWakes(clock, START + 30)
+    fake = FakePass(clock)
+    worker = Worker(
+        fake,
+        wakes,
+        status,
+        poll_interval=POLL,
+        debounce_seconds=DEBOUNCE,
+        clock=clock,
+        wall=lambda: 1_700_000_000.0,
+    )
+    wakes.stop = worker.stop
+    wakes.at(START + 5, email("1"))
+    wakes.at(START + 15, email("2"))
+    fake.outcomes = [
+        PassReport(trigger="startup", parked=("a@x.test: JmapMethodError: forbidden",)),
+        PassReport(trigger="push", parked=("b@x.test: CardDavError: 507",)),
+        PassReport(trigger="push"),  # a pass that parks nobody keeps the list
+    ]
+    assert worker.run() == 0
+    assert fake.triggers == ["startup", "push", "push"]
+    doc = read_status(status.path)
+    assert doc is not None
+    at = iso(1_700_000_000.0)
+    assert doc["parked"] == [
+        {"sender": "a@x.test", "reason": "JmapMethodError: forbidden", "parked_at": at},
+        {"sender": "b@x.test", "reason": "CardDavError: 507", "parked_at": at},
+    ]
+
+
+def test_the_parked_list_is_bounded_and_a_sender_parked_again_moves_to_the_end() -> None:
+    lines = [f"s{i}@x.test: failed {i}" for i in range(PARKED_KEPT + 5)]
+    kept = parked_entries([], lines, 10.0)
+    assert [e["sender"] for e in kept] == [f"s{i}@x.test" for i in range(5, PARKED_KEPT + 5)]
+    again = parked_entries(kept, ["s5@x.test: failed again"], 20.0)
+    assert again[-1] == {"sender": "s5@x.test", "reason": "failed again", "parked_at": iso(20.0)}
+    assert [e["sender"] for e in again].count("s5@x.test") == 1
+    assert parked_entries([{"sender": 1}, "junk", *kept[:1]], [], 0.0) == kept[:1]
+
+
+def test_a_new_worker_carries_over_the_parked_senders() -> None:
+    entry = {"sender": "a@x.test", "reason": "boom", "parked_at": iso(5.0)}
+    doc = initial_status({"parked": [entry, {"sender": None}]}, poll_interval=30.0, now=0.0)
+    assert doc["parked"] == [entry]
+    assert initial_status(None, poll_interval=30.0, now=0.0)["parked"] == []
 
 
 # -- serve(): lock, socket, signals (real processes) -----------------------------

@@ -66,6 +66,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
         "last_poll_trigger": None if last is None else (worker_doc or {}).get("last_poll_trigger"),
         "worker": worker,
         "eventsource": eventsource,
+        "parked": _parked(worker_doc),
     }
     return (200 if healthy else 503), body
 
@@ -95,6 +96,17 @@ def _worker(doc: Doc, now: float) -> dict[str, Any]:
     counters = (doc or {}).get("counters")
     out["counters"] = counters if isinstance(counters, dict) else None
     return out
+
+
+def _parked(doc: Doc) -> list[dict[str, str]]:
+    """The senders the worker parked (newest last), as worker.json lists them."""
+    entries = (doc or {}).get("parked")
+    fields = ("sender", "reason", "parked_at")
+    return [
+        {k: e[k] for k in fields}
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, dict) and all(isinstance(e.get(k), str) for k in fields)
+    ]
 
 
 def _eventsource(doc: Doc, now: float) -> dict[str, Any]:

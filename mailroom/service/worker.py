@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -44,6 +44,7 @@ MAX_CONSECUTIVE_FAILURES = 10
 # passes_held: push passes whose news waited for the end of the debounce window
 COUNTERS = ("passes", "failures", "wakes", "echoes_skipped", "seen_skipped", "passes_held")
 PassFn = Callable[[str], PassReport]
+PARKED_KEPT = 20  # worker.json keeps the newest parked senders, a restart included
 log = structlog.get_logger("mailroom.worker")
 
 
@@ -74,6 +75,7 @@ class Worker:
         self._failures_in_a_row = 0
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._stopping = False
+        self._parked = parked_entries(status.snapshot().get("parked"), (), 0.0)
 
     def stop(self) -> None:
         self._stopping = True
@@ -134,12 +136,15 @@ class Worker:
         self._last = report
         self._failures_in_a_row = 0
         self._counters["passes"] += 1
+        now = self._wall()
+        self._parked = parked_entries(self._parked, report.parked, now)
         self._status.update(
-            last_successful_poll=iso(self._wall()),
+            last_successful_poll=iso(now),
             last_poll_trigger=report.trigger,
             consecutive_failures=0,
             last_error=None,
             counters=dict(self._counters),
+            parked=self._parked,
         )
 
     def _failed(self, exc: Exception) -> None:
@@ -159,6 +164,25 @@ class Worker:
         )
 
 
+def parked_entries(previous: object, parked: Sequence[str], now: float) -> list[dict[str, str]]:
+    """worker.json's ``parked``: the newest PARKED_KEPT parked senders, oldest first (pure).
+
+    ``parked`` is a pass report's ``"address: reason"`` lines; a sender parked again
+    moves to the end with its new reason. Malformed entries of ``previous`` are dropped.
+    """
+    fields = ("sender", "reason", "parked_at")
+    kept = [
+        {k: e[k] for k in fields}
+        for e in (previous if isinstance(previous, list) else [])
+        if isinstance(e, dict) and all(isinstance(e.get(k), str) for k in fields)
+    ]
+    for line in parked:
+        sender, _, reason = line.partition(": ")
+        kept = [e for e in kept if e["sender"] != sender]
+        kept.append({"sender": sender, "reason": reason, "parked_at": iso(now)})
+    return kept[-PARKED_KEPT:]
+
+
 def initial_status(
     previous: Mapping[str, Any] | None, *, poll_interval: float, now: float
 ) -> dict[str, Any]:
@@ -174,6 +198,7 @@ def initial_status(
         "consecutive_failures": 0,
         "last_error": None,
         "counters": dict.fromkeys(COUNTERS, 0),
+        "parked": parked_entries(before.get("parked"), (), now),
     }
 
 
