@@ -2,8 +2,15 @@
 
 The supervisord configuration ships inside the package (``mailroom/supervisord.conf``;
 the repo-root ``supervisord.conf`` links to it), so this works from an installed
-package, not only from a checkout. supervisord replaces this process (``exec``): it
-receives the signals, and its exit is ours.
+package, not only from a checkout.
+
+`mailroom run` stays the parent of supervisord and owns its life (``runner``): it holds
+``STATE_DIR/run.lock`` (a second run on the same state dir is refused, naming the
+first one's pid), starts supervisord in its own session (so a terminal's SIGHUP or
+Ctrl-C reaches only us) and tied to us (it gets SIGTERM if we die, even by kill -9),
+and stops it on SIGINT, SIGTERM, SIGHUP or when our output pipe is closed. Its exit
+becomes ours, with one line saying why when a program went down for good (see
+``mailroom.service.fatal``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mailroom.errors import ConfigError
+from mailroom.errors import ConfigError, MailroomError
+from mailroom.service import runner
 from mailroom.service.paths import SUPERVISOR_SOCKET
 from mailroom.service.wake import MAX_SOCKET_PATH
 
@@ -69,7 +77,7 @@ def check_state_dir(state_dir: Path) -> None:
 
 
 def main(settings: Settings) -> int:
-    """`mailroom run`: exec supervisord; returns only when it cannot be started."""
+    """`mailroom run`: supervisord as our child, until it ends or we are told to stop."""
     state_dir = settings.state_dir
     check_state_dir(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -78,12 +86,9 @@ def main(settings: Settings) -> int:
     env = supervisord_env(os.environ, state_dir, bin_dirs)
     if shutil.which("mailroom", path=env["PATH"]) is None:
         log.warning("mailroom_not_on_path", hint="install mailroom so `mailroom` is on PATH")
-    argv = supervisord_argv(conf)
-    log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
-        os.execve(argv[0], argv, env)  # noqa: S606 - argv is ours, no shell
-    except OSError as exc:
-        log.error("supervisord_failed", error=str(exc))
-    return 1
+        with runner.run_lock(state_dir) as lock:
+            log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
+            return runner.supervise(supervisord_argv(conf), env, state_dir, lock.fileno())
+    except runner.AlreadyRunning as exc:
+        raise MailroomError(str(exc)) from None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import structlog
 
 from mailroom.errors import MailroomError
-from mailroom.service import debounce
+from mailroom.service import accountlock, debounce
 from mailroom.service.paths import WAKE_SOCKET, WORKER_LOCK
 from mailroom.service.status import HEARTBEAT_SECONDS, WORKER_FILE, StatusFile, iso, read_status
 from mailroom.service.wake import Wake, WakeReceiver
@@ -164,6 +164,7 @@ def main(settings: Settings) -> int:
     from mailroom.triage.engine import Triager
 
     settings.require_credentials()
+    accountlock.hold(settings)  # one triaging worker per account, whatever its state dir
     with open_clients(settings) as (jmap, carddav):
         triager = Triager(settings, jmap, carddav)  # one per process: it keeps mailbox ids
         return serve(
