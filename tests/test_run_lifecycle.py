@@ -242,3 +242,25 @@ def test_a_worker_that_keeps_crashing_comes_back_each_time(state_dir: Path) -> N
         events = [e for line in run.text().splitlines() for e in json_objects(line)]
         delays = [e["delay"] for e in events if e.get("event") == "restart_backoff"]
         assert delays == [1.0, 2.0, 4.0, 8.0, 16.0]
+
+
+def test_status_shows_each_program_and_the_health_summary(state_dir: Path) -> None:
+    with running(state_dir) as run:
+        wait_for(lambda: worker_up(state_dir), "the worker to be up", 90)
+        last_error = lambda: (read_status(state_dir / "worker.json") or {}).get("last_error")  # noqa: E731
+        wait_for(last_error, "the first pass to fail (the server is unreachable)", 60)
+        done = subprocess.run(
+            [sys.executable, "-m", "mailroom", "status"],
+            env=unreachable_env(state_dir, free_port()),  # no supervisord config passed
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = done.stdout.splitlines()
+        assert lines[0] == f"mailroom on {state_dir}: supervisord pid {run.supervisord_pid()}"
+        assert [line.split()[:3] for line in lines[1:4]] == [
+            [program, "RUNNING", "pid"] for program in PROGRAMS
+        ]
+        assert lines[4].startswith("/healthz: 200 degraded; no pass yet; worker up; push ")
+        assert any(line.startswith("  worker last error: ") for line in lines[5:])
+        assert done.returncode == 0
