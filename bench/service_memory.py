@@ -1,9 +1,9 @@
-"""Resident memory of the idle service: supervisord and its three programs.
+"""Resident memory of the idle service: `mailroom run`, supervisord and its three programs.
 
 `mailroom run` serves a fresh account on the test Cyrus; once it is idle (health 200,
 the EventSource connected, the start-up pass and the connect wake's pass done), the
-script reads ``VmRSS`` from ``/proc/<pid>/status`` of supervisord (the `mailroom run`
-process, which execs it) and of each program (pids from `supervisorctl status`),
+script reads ``VmRSS`` from ``/proc/<pid>/status`` of `mailroom run`, of supervisord
+(its child) and of each program (pids from supervisord's XML-RPC interface),
 --samples times, --every seconds apart. ``Pss`` (``/proc/<pid>/smaps_rollup``: shared
 pages divided among the processes that share them) is printed next to it, since the
 three programs are Python interpreters that share their libraries.
@@ -43,7 +43,7 @@ def sample(pid: int) -> tuple[int, int]:
 
 def pids(svc: ServiceBox) -> dict[str, int]:
     assert svc.proc is not None
-    found = {"supervisord": svc.proc.pid}
+    found = {"mailroom run": svc.proc.pid, "supervisord": svc.supervisord_pid()}
     for program in sorted(PROGRAMS):
         pid = svc.pid_of(program)
         if pid is None:

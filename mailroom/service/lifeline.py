@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import json
 import os
@@ -90,9 +89,9 @@ def die_with_parent(*, use_prctl: bool = True) -> str:
 
 @functools.cache
 def libc() -> ctypes.CDLL | None:
-    """The C library (loaded once: call it before a fork that will use it)."""
+    """The C library, as linked into this interpreter (call it before a fork that uses it)."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return ctypes.CDLL(None, use_errno=True)  # no find_library: it may spawn ldconfig
     except OSError:
         return None
 
