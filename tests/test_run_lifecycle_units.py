@@ -257,3 +257,18 @@ def test_status_without_a_running_supervisord_says_so_and_exits_3(tmp_path: Path
 
 def test_signals_are_the_stop_signals_of_a_terminal_and_a_service_manager() -> None:
     assert set(runner.STOP_SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def test_the_runner_needs_a_state_dir_and_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert runner.main(["/tmp/x"]) == 2
+    assert "usage: python -m mailroom.service.runner STATE_DIR -- " in capsys.readouterr().err
+
+
+def test_the_runner_that_stays_up_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, mailroom.service.runner; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pydantic', 'structlog', 'httpx', 'yaml', 'supervisor', 'mailroom.config'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]"

@@ -1,6 +1,11 @@
 """The parent of supervisord in `mailroom run`: a run lock, signals, the output pipe, the exit.
 
-``run`` is the I/O shell: it takes ``STATE_DIR/run.lock`` (and hands the lock's file to
+`mailroom run` checks the configuration, then replaces itself with
+``python -m mailroom.service.runner STATE_DIR -- SUPERVISORD_ARGV...``: this module
+imports the standard library only, so the process that stays up for the service's
+lifetime holds a few MiB instead of pydantic and structlog.
+
+``supervise`` is the I/O shell: it takes ``STATE_DIR/run.lock`` (and hands the lock's file to
 supervisord, so the lock is held until both are gone), starts supervisord in its own
 session with a parent-death signal, and waits in ``poll()`` for one of: a signal
 (SIGINT, SIGTERM, SIGHUP: stop; SIGCHLD: supervisord ended), or our stdout/stderr pipe
@@ -133,6 +138,21 @@ def supervise(argv: Sequence[str], env: Mapping[str, str], state_dir: Path, lock
     return code
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mailroom.service.runner STATE_DIR -- COMMAND...``: our exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 3 or args[1] != "--":
+        _say("usage: python -m mailroom.service.runner STATE_DIR -- SUPERVISORD_ARGV...")
+        return 2
+    state_dir = Path(args[0])
+    try:
+        with run_lock(state_dir) as lock:
+            return supervise(args[2:], os.environ, state_dir, lock.fileno())
+    except AlreadyRunning as exc:
+        _say(f"mailroom run: {exc}")
+        return 1
+
+
 def _noop(signum: int, frame: FrameType | None) -> None:
     pass  # the wakeup fd carries the signal number to _wait
 
@@ -161,3 +181,7 @@ def _stop(proc: subprocess.Popen[bytes], asked: str | None, why: str) -> str:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM if asked is None else signal.SIGKILL)
     return asked or why
+
+
+if __name__ == "__main__":
+    sys.exit(main())

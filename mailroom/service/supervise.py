@@ -4,8 +4,9 @@ The supervisord configuration ships inside the package (``mailroom/supervisord.c
 the repo-root ``supervisord.conf`` links to it), so this works from an installed
 package, not only from a checkout.
 
-`mailroom run` stays the parent of supervisord and owns its life (``runner``): it holds
-``STATE_DIR/run.lock`` (a second run on the same state dir is refused, naming the
+`mailroom run` checks the configuration, then becomes ``mailroom.service.runner`` (a
+lean process: standard library only), which stays the parent of supervisord and owns
+its life: it holds ``STATE_DIR/run.lock`` (a second run on the same state dir is refused, naming the
 first one's pid), starts supervisord in its own session (so a terminal's SIGHUP or
 Ctrl-C reaches only us) and tied to us (it gets SIGTERM if we die, even by kill -9),
 and stops it on SIGINT, SIGTERM, SIGHUP or when our output pipe is closed. Its exit
@@ -86,9 +87,17 @@ def main(settings: Settings) -> int:
     env = supervisord_env(os.environ, state_dir, bin_dirs)
     if shutil.which("mailroom", path=env["PATH"]) is None:
         log.warning("mailroom_not_on_path", hint="install mailroom so `mailroom` is on PATH")
-    try:
-        with runner.run_lock(state_dir) as lock:
-            log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
-            return runner.supervise(supervisord_argv(conf), env, state_dir, lock.fileno())
+    try:  # a first look, for a clear error before exec; the runner takes the lock for good
+        with runner.run_lock(state_dir):
+            pass
     except runner.AlreadyRunning as exc:
         raise MailroomError(str(exc)) from None
+    argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_argv(conf)]
+    log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(argv[0], argv, env)  # noqa: S606 - argv is ours, no shell
+    except OSError as exc:
+        log.error("supervisord_failed", error=str(exc))
+    return 1
