@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CyrusServer, cyrus, prepared_box, table
 from servicebox import PROGRAMS, ServiceBox
 
+from mailroom.ops.status import rpc
+from mailroom.service.paths import SUPERVISOR_SOCKET
+
 KIB_PER_MIB = 1024
 
 
@@ -49,6 +52,8 @@ def pids(svc: ServiceBox) -> dict[str, int]:
         if pid is None:
             raise RuntimeError(f"{program} is not RUNNING")
         found[program] = pid
+    with rpc(svc.state_dir / SUPERVISOR_SOCKET) as proxy:  # supervisord's event listener
+        found["mailroom-fatal"] = int(proxy.supervisor.getProcessInfo("fatal")["pid"])
     return found
 
 
@@ -78,7 +83,7 @@ def measure(server: CyrusServer, samples: int, every: float) -> None:
     rows = [[name, str(pid), mib(rss[name]), mib(pss[name])] for name, pid in found.items()]
     totals = [sum(col) for col in zip(*rss.values(), strict=True)]
     pss_totals = [sum(col) for col in zip(*pss.values(), strict=True)]
-    rows.append(["all four", "", mib(totals), mib(pss_totals)])
+    rows.append(["all", "", mib(totals), mib(pss_totals)])
     table(
         f"Idle service memory, MiB: median [min-max] of {samples} samples {every:g} s apart "
         f"(healthz {status} at the end)",

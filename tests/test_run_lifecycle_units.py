@@ -3,6 +3,7 @@ and processes (fast: no supervisord)."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -272,3 +273,15 @@ def test_the_runner_that_stays_up_imports_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_listener_speaks_supervisords_protocol() -> None:
+    payload = "processname:worker groupname:worker from_state:RUNNING expected:1 pid:42"
+    header = f"ver:3.0 server:supervisor serial:7 pool:fatal poolserial:7 eventname:PROCESS_STATE_EXITED len:{len(payload)}\n"  # noqa: E501
+    out = io.StringIO()
+    got = fatal.next_event(io.StringIO(header + payload), out)
+    assert out.getvalue() == "READY\n"
+    assert got is not None
+    assert got[0]["eventname"] == "PROCESS_STATE_EXITED"
+    assert got[1] == payload
+    assert fatal.next_event(io.StringIO(""), io.StringIO()) is None  # supervisord is gone

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mailroom.service.paths import state_dir_from_env
 from mailroom.service.status import read_status, write_status
@@ -78,18 +78,30 @@ def read_stopped(state_dir: Path) -> Stopped | None:
 
 
 def main() -> int:
-    """The listener loop: READY, one event, RESULT; forever (supervisord ends it)."""
-    from supervisor import childutils
+    """The listener loop: READY, one event, RESULT OK; until supervisord closes stdin."""
+    from mailroom.service.supervisor_rpc import server_proxy  # not for `mailroom run`'s runner
 
     state_dir = state_dir_from_env(os.environ)
-    rpc: Any = childutils.getRPCInterface(os.environ)
+    rpc = server_proxy(os.environ.get("SUPERVISOR_SERVER_URL", ""))
     done = False  # the first program down for good is the reason; the rest follow it
-    while True:
-        headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
-        event, body = parse_event(headers, payload)
+    while (got := next_event(sys.stdin, sys.stdout)) is not None:
+        event, body = parse_event(*got)
         if not done:
             done = _handle(rpc, state_dir, event, body)
-        childutils.listener.ok(sys.stdout)
+        sys.stdout.write("RESULT 2\nOK")
+        sys.stdout.flush()
+    return 0
+
+
+def next_event(stdin: TextIO, stdout: TextIO) -> tuple[dict[str, str], str] | None:
+    """supervisord's listener protocol, by hand (supervisor.childutils costs ~10 MiB)."""
+    stdout.write("READY\n")
+    stdout.flush()
+    line = stdin.readline()
+    if not line:
+        return None
+    headers = dict(token.split(":", 1) for token in line.split() if ":" in token)
+    return headers, stdin.read(int(headers.get("len", "0")))
 
 
 def _handle(rpc: Any, state_dir: Path, event: str, body: Mapping[str, str]) -> bool:
