@@ -285,3 +285,14 @@ def test_the_listener_speaks_supervisords_protocol() -> None:
     assert got[0]["eventname"] == "PROCESS_STATE_EXITED"
     assert got[1] == payload
     assert fatal.next_event(io.StringIO(""), io.StringIO()) is None  # supervisord is gone
+
+
+def test_the_start_record_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep")
+    record = lifeline.starts_file(tmp_path, "worker")
+    record.with_name(f".{record.name}.{os.getpid()}").symlink_to(target)  # at the temp name
+    lifeline._write_starts(record, lifeline.Starts(1.0, 0.0))
+    assert target.read_text() == "keep"
+    assert lifeline._read_starts(record) == lifeline.Starts(1.0, 0.0)
+    assert not record.is_symlink()

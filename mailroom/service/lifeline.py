@@ -68,9 +68,15 @@ def _read_starts(path: Path) -> Starts | None:
 
 
 def _write_starts(path: Path, starts: Starts) -> None:
+    """Replace ``path`` atomically; never through a symlink planted at the temp name."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    data = json.dumps({"at": starts.at, "delay": starts.delay}).encode()
     with contextlib.suppress(OSError):  # a read-only state dir must not stop the program
-        tmp.write_text(json.dumps({"at": starts.at, "delay": starts.delay}), encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
 
 
