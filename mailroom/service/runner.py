@@ -9,11 +9,11 @@ lifetime holds a few MiB instead of pydantic and structlog.
 supervisord, so the lock is held until both are gone), starts supervisord in its own
 session with a parent-death signal, and waits in ``poll()`` for one of: a signal
 (SIGINT, SIGTERM, SIGHUP: stop; SIGCHLD: supervisord ended), or our stdout/stderr pipe
-losing its reader (POLLERR: `mailroom run | tee log` after the tee was killed). A
+losing its reader (POLLERR: `mailroom run | tee log` after the tee was killed). The
 first stop request sends supervisord SIGTERM (it stops the programs, each within its
-stopwaitsecs); a second one sends SIGKILL (the programs then get SIGTERM from their
-own parent-death tie). ``outcome`` (pure) turns the way it ended into an exit code
-and one line.
+stopwaitsecs, then SIGKILLs what is left); later ones change nothing (Ctrl-C and a
+parent's SIGTERM often come together). ``outcome`` (pure) turns the way it ended
+into an exit code and one line.
 """
 
 from __future__ import annotations
@@ -167,20 +167,20 @@ def _wait(proc: subprocess.Popen[bytes], wake: int) -> str | None:
             if fd == wake:
                 signums = os.read(wake, 64)
                 stops = [s for s in signums if s in STOP_SIGNALS]
-                if stops:
-                    asked = _stop(proc, asked, signal.Signals(stops[0]).name)
+                if stops and asked is None:
+                    asked = _stop(proc, signal.Signals(stops[0]).name)
             elif events & PIPE_GONE:
                 poller.unregister(fd)
                 if asked is None:
-                    asked = _stop(proc, asked, "output closed")
+                    asked = _stop(proc, "output closed")
     return asked
 
 
-def _stop(proc: subprocess.Popen[bytes], asked: str | None, why: str) -> str:
-    """SIGTERM supervisord at the first request, SIGKILL at a second; the first reason stays."""
+def _stop(proc: subprocess.Popen[bytes], why: str) -> str:
+    """SIGTERM to supervisord: it stops the programs, then exits; ``why`` returned."""
     with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM if asked is None else signal.SIGKILL)
-    return asked or why
+        proc.send_signal(signal.SIGTERM)
+    return why
 
 
 if __name__ == "__main__":
