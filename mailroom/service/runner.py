@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from mailroom.errors import MailroomError
 from mailroom.service.fatal import STOPPED_FILE, Stopped, read_stopped
 from mailroom.service.lifeline import STARTS_SUFFIX, libc, set_parent_death_signal
 
@@ -39,7 +40,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PIPE_GONE = select.POLLERR | select.POLLHUP
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(MailroomError):
     """Another `mailroom run` holds the state dir's run lock."""
 
     def __init__(self, pid: str, state_dir: Path) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mailroom.errors import ConfigError, MailroomError
+from mailroom.errors import ConfigError
 from mailroom.service import runner
 from mailroom.service.paths import SUPERVISOR_SOCKET
 from mailroom.service.wake import MAX_SOCKET_PATH
@@ -87,11 +87,8 @@ def main(settings: Settings) -> int:
     env = supervisord_env(os.environ, state_dir, bin_dirs)
     if shutil.which("mailroom", path=env["PATH"]) is None:
         log.warning("mailroom_not_on_path", hint="install mailroom so `mailroom` is on PATH")
-    try:  # a first look, for a clear error before exec; the runner takes the lock for good
-        with runner.run_lock(state_dir):
-            pass
-    except runner.AlreadyRunning as exc:
-        raise MailroomError(str(exc)) from None
+    with runner.run_lock(state_dir):  # AlreadyRunning now, not after exec
+        pass  # a first look; the runner takes the lock for good
     argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_argv(conf)]
     log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
     sys.stdout.flush()
