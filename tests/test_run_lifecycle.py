@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,8 +120,10 @@ def running(state_dir: Path, **extra: str) -> Iterator[Run]:
         print(run.text()[-6000:])
 
 
-def assert_nothing_left(run: Run) -> None:
+def assert_nothing_left(run: Run, since: float, how: str) -> None:
+    """No process of this run is left (a bounded wait); the time taken is printed."""
     wait_for(lambda: not processes_of(run.state_dir), "every mailroom process to end", GONE_TIMEOUT)
+    print(f"nothing left {time.monotonic() - since:.2f} s after {how}")  # a figure, not asserted
     assert processes_of(run.state_dir) == []
 
 
@@ -138,9 +141,10 @@ def test_a_stop_signal_ends_everything_and_a_new_run_starts_cleanly(
 ) -> None:
     with running(state_dir) as run:
         assert len(processes_of(state_dir)) >= 5  # supervisord, 3 programs, the listener
+        since = time.monotonic()
         run.proc.send_signal(sig)
         assert run.proc.wait(timeout=60) == 0
-        assert_nothing_left(run)
+        assert_nothing_left(run, since, sig.name)
     assert_starts_cleanly(state_dir)
 
 
@@ -153,10 +157,11 @@ def test_its_output_pipe_closing_ends_everything(state_dir: Path) -> None:
     os.close(write_end)
     try:
         wait_for(run.all_running, "the three programs to be RUNNING", 90)
+        since = time.monotonic()
         reader.kill()  # the reading end is gone: the next write would get EPIPE
         reader.wait()
         assert run.proc.wait(timeout=60) == 1
-        assert_nothing_left(run)
+        assert_nothing_left(run, since, "the pipe's reader was killed")
         assert "its output was closed; everything was stopped" in run.text()
     finally:
         reader.kill()
@@ -167,9 +172,11 @@ def test_its_output_pipe_closing_ends_everything(state_dir: Path) -> None:
 def test_kill_9_of_supervisord_leaves_no_program_behind(state_dir: Path) -> None:
     with running(state_dir) as run:
         programs = [pid for _, pid in program_states(state_dir).values()]
-        os.kill(run.supervisord_pid(), signal.SIGKILL)
+        supervisord = run.supervisord_pid()
+        since = time.monotonic()
+        os.kill(supervisord, signal.SIGKILL)
         assert run.proc.wait(timeout=60) == 1
-        assert_nothing_left(run)
+        assert_nothing_left(run, since, "kill -9 of supervisord")
         assert "supervisord was killed by SIGKILL; the programs stop with it" in run.text()
         assert all(pid is not None for pid in programs)
     assert_starts_cleanly(state_dir)
@@ -177,9 +184,10 @@ def test_kill_9_of_supervisord_leaves_no_program_behind(state_dir: Path) -> None
 
 def test_kill_9_of_mailroom_run_leaves_no_process_behind(state_dir: Path) -> None:
     with running(state_dir) as run:
+        since = time.monotonic()
         run.proc.kill()
         run.proc.wait()
-        assert_nothing_left(run)  # supervisord got SIGTERM from the kernel and stopped all
+        assert_nothing_left(run, since, "kill -9 of mailroom run")  # supervisord got SIGTERM
     assert_starts_cleanly(state_dir)
 
 
@@ -217,7 +225,7 @@ def test_a_worker_with_a_config_error_ends_mailroom_run_with_the_reason(state_di
         ) in lines
         assert any("config error:" in line and "CARDDAV_PASSWORD" in line for line in lines)
         assert sum("spawned: 'worker'" in line for line in lines) == 1  # never restarted
-        assert_nothing_left(run)
+        assert_nothing_left(run, time.monotonic(), "mailroom run ended")
     finally:
         stop_all(run)
         print(run.text()[-6000:])
