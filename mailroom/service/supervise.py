@@ -85,8 +85,8 @@ def main(settings: Settings) -> int:
     conf = conf_path(state_dir)
     bin_dirs = [Path(sys.argv[0]).absolute().parent, Path(sys.executable).parent]
     env = supervisord_env(os.environ, state_dir, bin_dirs)
-    if shutil.which("mailroom", path=env["PATH"]) is None:
-        log.warning("mailroom_not_on_path", hint="install mailroom so `mailroom` is on PATH")
+    if shutil.which("mailroom-lifeline", path=env["PATH"]) is None:  # supervisord runs it
+        log.warning("mailroom_not_on_path", hint="reinstall mailroom: mailroom-lifeline is missing")
     with runner.run_lock(state_dir):  # AlreadyRunning now, not after exec
         pass  # a first look; the runner takes the lock for good
     argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_argv(conf)]
