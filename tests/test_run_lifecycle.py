@@ -29,6 +29,7 @@ import pytest
 from servicebox import free_port, json_objects, program_states, unreachable_env, wait_for
 
 from mailroom.ops.status import rpc
+from mailroom.service.lifeline import starts_file
 from mailroom.service.paths import SUPERVISOR_SOCKET
 from mailroom.service.status import read_status
 
@@ -68,6 +69,14 @@ class Run:
     def all_running(self) -> bool:
         states = program_states(self.state_dir)
         return sorted(states) == list(PROGRAMS) and all(s == "RUNNING" for s, _ in states.values())
+
+    def all_started(self) -> bool:
+        """All RUNNING, and each past its exec: its start record is written (see
+        mailroom.service.lifeline). A SIGTERM that supervisord sends between its fork and
+        the program's exec is lost (the forked copy of supervisord's handler takes it),
+        and supervisord then waits stopwaitsecs before SIGKILL; the tests stop programs
+        that run."""
+        return self.all_running() and all(starts_file(self.state_dir, p).exists() for p in PROGRAMS)
 
     def supervisord_pid(self) -> int:
         with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:
@@ -113,7 +122,7 @@ def running(state_dir: Path, **extra: str) -> Iterator[Run]:
     env = {**unreachable_env(state_dir, free_port()), **extra}
     run = start(state_dir, env)
     try:
-        wait_for(run.all_running, "the three programs to be RUNNING", 90)
+        wait_for(run.all_started, "the three programs to be started", 90)
         yield run
     finally:
         stop_all(run)
@@ -156,7 +165,7 @@ def test_its_output_pipe_closing_ends_everything(state_dir: Path) -> None:
     run = start(state_dir, env, stdout=write_end)
     os.close(write_end)
     try:
-        wait_for(run.all_running, "the three programs to be RUNNING", 90)
+        wait_for(run.all_started, "the three programs to be started", 90)
         since = time.monotonic()
         reader.kill()  # the reading end is gone: the next write would get EPIPE
         reader.wait()
