@@ -1,9 +1,9 @@
-"""Resident memory of the idle service: supervisord and its three programs.
+"""Resident memory of the idle service: `mailroom run`, supervisord and its three programs.
 
 `mailroom run` serves a fresh account on the test Cyrus; once it is idle (health 200,
 the EventSource connected, the start-up pass and the connect wake's pass done), the
-script reads ``VmRSS`` from ``/proc/<pid>/status`` of supervisord (the `mailroom run`
-process, which execs it) and of each program (pids from `supervisorctl status`),
+script reads ``VmRSS`` from ``/proc/<pid>/status`` of `mailroom run`, of supervisord
+(its child) and of each program (pids from supervisord's XML-RPC interface),
 --samples times, --every seconds apart. ``Pss`` (``/proc/<pid>/smaps_rollup``: shared
 pages divided among the processes that share them) is printed next to it, since the
 three programs are Python interpreters that share their libraries.
@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CyrusServer, cyrus, prepared_box, table
 from servicebox import PROGRAMS, ServiceBox
 
+from mailroom.ops.status import rpc
+from mailroom.paths import SUPERVISOR_SOCKET
+
 KIB_PER_MIB = 1024
 
 
@@ -43,12 +46,14 @@ def sample(pid: int) -> tuple[int, int]:
 
 def pids(svc: ServiceBox) -> dict[str, int]:
     assert svc.proc is not None
-    found = {"supervisord": svc.proc.pid}
+    found = {"mailroom run": svc.proc.pid, "supervisord": svc.supervisord_pid()}
     for program in sorted(PROGRAMS):
         pid = svc.pid_of(program)
         if pid is None:
             raise RuntimeError(f"{program} is not RUNNING")
         found[program] = pid
+    with rpc(svc.state_dir / SUPERVISOR_SOCKET) as proxy:  # supervisord's event listener
+        found["mailroom-fatal"] = int(proxy.supervisor.getProcessInfo("fatal")["pid"])
     return found
 
 
@@ -78,7 +83,7 @@ def measure(server: CyrusServer, samples: int, every: float) -> None:
     rows = [[name, str(pid), mib(rss[name]), mib(pss[name])] for name, pid in found.items()]
     totals = [sum(col) for col in zip(*rss.values(), strict=True)]
     pss_totals = [sum(col) for col in zip(*pss.values(), strict=True)]
-    rows.append(["all four", "", mib(totals), mib(pss_totals)])
+    rows.append(["all", "", mib(totals), mib(pss_totals)])
     table(
         f"Idle service memory, MiB: median [min-max] of {samples} samples {every:g} s apart "
         f"(healthz {status} at the end)",

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "work": ("mailroom.service.worker", "main", "the worker process: triage on push and timer"),
     "health": ("mailroom.service.health", "main", "the health endpoint (GET /healthz)"),
     "run": ("mailroom.service.supervise", "main", "run everything under supervisord (foreground)"),
+    "status": ("mailroom.ops.status", "main", "each program's state and the /healthz summary"),
     "demo": ("mailroom.ops.demo", "main", "a local demo against Cyrus on loopback"),
 }
 EPILOG = (
@@ -64,7 +65,7 @@ def version() -> str:
     from importlib.metadata import version as installed
 
     try:
-        return installed("mailroom")
+        return installed("mailroom-screener")
     except PackageNotFoundError:
         import tomllib
 

@@ -32,6 +32,8 @@ import pytest
 from realserver import REALM, build_message, imap_append
 from triagebox import Box
 
+from mailroom.ops.status import NotRunning, programs, rpc
+from mailroom.paths import SUPERVISOR_SOCKET
 from mailroom.service.status import read_status
 from mailroom.service.supervise import conf_path
 
@@ -74,6 +76,25 @@ def service_env(box: Box, state_dir: Path, port: int, extra: Mapping[str, str]) 
         MAILROOM_LOG_FORMAT="json",
     )
     env.update(extra)
+    return env
+
+
+def unreachable_env(state_dir: Path, port: int) -> dict[str, str]:
+    """Real settings pointing at a closed port: health and listener run, passes fail.
+
+    PATH is the system's only: `mailroom run` must put its own scripts on it.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_") and k != "PORT"}
+    env.update(
+        PATH="/usr/bin:/bin",
+        MAILROOM_STATE_DIR=str(state_dir),
+        MAILROOM_JMAP_TOKEN="test-token",
+        MAILROOM_CARDDAV_USERNAME=f"nobody-{state_dir.name}",  # its own account lock
+        MAILROOM_CARDDAV_PASSWORD="test-password",
+        MAILROOM_JMAP_SESSION_URL="http://127.0.0.1:9/jmap/session",
+        MAILROOM_CARDDAV_URL="http://127.0.0.1:9/dav/",
+        MAILROOM_HEALTH_PORT=str(port),
+    )
     return env
 
 
@@ -164,8 +185,13 @@ class ServiceBox:
         return supervisorctl(self.env, *args, timeout=timeout)
 
     def states(self) -> dict[str, tuple[str, int | None]]:
-        """{program: (STATE, pid or None)} from `supervisorctl status`."""
-        return parse_states(self.supervisorctl("status"))
+        """{program: (STATE, pid or None)} from supervisord's XML-RPC interface."""
+        return program_states(self.state_dir)
+
+    def supervisord_pid(self) -> int:
+        """supervisord's pid (the child of `mailroom run`), over XML-RPC."""
+        with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:
+            return int(proxy.supervisor.getPID())
 
     def pid_of(self, program: str) -> int | None:
         """The pid of a RUNNING program, else None."""
@@ -268,15 +294,14 @@ def supervisorctl(env: Mapping[str, str], *args: str, timeout: float = 90) -> st
     return done.stdout
 
 
-def parse_states(status: str) -> dict[str, tuple[str, int | None]]:
-    """{program: (STATE, pid or None)} from the text of `supervisorctl status`."""
-    out: dict[str, tuple[str, int | None]] = {}
-    for line in status.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] in PROGRAMS:
-            pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
-            out[parts[0]] = (parts[1], pid)
-    return out
+def program_states(state_dir: Path) -> dict[str, tuple[str, int | None]]:
+    """{program: (STATE, pid or None)} over XML-RPC on STATE_DIR's control socket; {} when
+    no supervisord answers there."""
+    try:
+        _, found = programs(state_dir / SUPERVISOR_SOCKET)
+    except NotRunning:
+        return {}
+    return {p.name: (p.state, p.pid) for p in found}
 
 
 def json_objects(line: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""`honcho start` with the repo's Procfile, as a developer runs mailroom."""
+"""`honcho start -f Procfile.dev`, as a developer runs mailroom (the repo's Procfile is the
+one-container `web: mailroom run`)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def state_dir() -> Iterator[Path]:
 
 
 @pytest.mark.timeout(180)
-def test_honcho_runs_the_procfile_and_a_label_is_triaged_by_push(
+def test_honcho_runs_procfile_dev_with_health_on_the_first_port_and_triages_by_push(
     account: Account, state_dir: Path, tmp_path: Path
 ) -> None:
     box = Box.create(account)
@@ -56,10 +57,11 @@ def test_honcho_runs_the_procfile_and_a_label_is_triaged_by_push(
     env = service_env(box, state_dir, 0, {"MAILROOM_POLL_INTERVAL": "600"})
     del env["MAILROOM_HEALTH_PORT"]  # web is health on $PORT, as honcho and platforms set it
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    web_port = base + 200  # honcho: PORT = base + 100 x the entry's place (web is third)
+    web_port = base  # honcho: PORT = base + 100 x the entry's place; web is first
     out = os.open(tmp_path / "honcho.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    honcho_bin = str(Path(sys.executable).parent / "honcho")
     honcho = subprocess.Popen(
-        [str(Path(sys.executable).parent / "honcho"), "start", "-p", str(base)],
+        [honcho_bin, "start", "-f", "Procfile.dev", "-p", str(base)],
         cwd=REPO,
         env=env,
         stdout=out,

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servicebox import parse_states, supervisorctl
+from servicebox import program_states, supervisorctl, unreachable_env
 
 from mailroom.errors import ConfigError
+from mailroom.service.fatal import read_stopped
 from mailroom.service.supervise import (
     check_state_dir,
     conf_path,
@@ -46,10 +47,10 @@ def test_the_conf_runs_the_three_commands_with_restarts_and_a_control_socket() -
     assert conf["supervisorctl"]["serverurl"].startswith("unix://")
     assert "rpcinterface:supervisor" in conf
     commands = {p: conf[f"program:{p}"]["command"] for p in PROGRAMS}
-    assert commands == {
-        "listener": "mailroom listen",
-        "worker": "mailroom work",
-        "health": "mailroom health",
+    assert commands == {  # each tied to supervisord, with a restart back-off (lifeline)
+        "listener": "mailroom-lifeline listen",
+        "worker": "mailroom-lifeline work",
+        "health": "mailroom-lifeline health",
     }
     for p in PROGRAMS:
         section = conf[f"program:{p}"]
@@ -58,11 +59,27 @@ def test_the_conf_runs_the_three_commands_with_restarts_and_a_control_socket() -
         assert section["stopsignal"] == "TERM"
         assert section["stdout_logfile"] == "/dev/stdout"
         assert section["stdout_logfile_maxbytes"] == "0"
+        # every exit is judged by exitcodes alone (no "exited too quickly" path):
+        assert section["startsecs"] == "0"
+        assert (section["stopasgroup"], section["killasgroup"]) == ("true", "true")
 
 
-def test_procfile_names_the_three_processes_with_web_as_health() -> None:
-    lines = (REPO / "Procfile").read_text().splitlines()
-    assert lines == ["listener: mailroom listen", "worker: mailroom work", "web: mailroom health"]
+def test_the_conf_ends_supervisord_when_a_program_is_down_for_good() -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(REPO / "supervisord.conf")
+    listener = conf["eventlistener:fatal"]
+    assert listener["command"] == "mailroom-fatal"
+    assert set(listener["events"].split(",")) == {"PROCESS_STATE_FATAL", "PROCESS_STATE_EXITED"}
+
+
+def test_procfile_is_the_one_container_web_mailroom_run() -> None:
+    assert (REPO / "Procfile").read_text().splitlines() == ["web: mailroom run"]
+
+
+def test_procfile_dev_names_the_three_processes_with_web_first() -> None:
+    lines = (REPO / "Procfile.dev").read_text().splitlines()
+    entries = [line for line in lines if line and not line.startswith("#")]
+    assert entries == ["web: mailroom health", "listener: mailroom listen", "worker: mailroom work"]
 
 
 def test_supervisord_runs_in_the_foreground_from_this_interpreter() -> None:
@@ -111,22 +128,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def unreachable_env(state_dir: Path, port: int) -> dict[str, str]:
-    """Real settings pointing at a closed port: health and listener run, passes fail."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_") and k != "PORT"}
-    env.update(
-        PATH="/usr/bin:/bin",  # `mailroom run` must find its own script
-        MAILROOM_STATE_DIR=str(state_dir),
-        MAILROOM_JMAP_TOKEN="test-token",
-        MAILROOM_CARDDAV_USERNAME="nobody",
-        MAILROOM_CARDDAV_PASSWORD="test-password",
-        MAILROOM_JMAP_SESSION_URL="http://127.0.0.1:9/jmap/session",
-        MAILROOM_CARDDAV_URL="http://127.0.0.1:9/dav/",
-        MAILROOM_HEALTH_PORT=str(port),
-    )
-    return env
-
-
 @dataclass
 class Supervised:
     proc: subprocess.Popen[bytes]
@@ -138,7 +139,7 @@ class Supervised:
         return supervisorctl(self.env, *args)
 
     def states(self) -> dict[str, tuple[str, int | None]]:
-        return parse_states(self.ctl("status"))
+        return program_states(Path(self.env["MAILROOM_STATE_DIR"]))
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
@@ -153,6 +154,17 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 45.0) ->
 def all_running(sup: Supervised) -> bool:
     states = sup.states()
     return len(states) == 3 and all(s == "RUNNING" for s, _ in states.values())
+
+
+def started(sup: Supervised) -> bool:
+    """Past the programs' start: health answers and the worker wrote its status file.
+
+    (RUNNING alone says little: startsecs=0.)"""
+    try:
+        httpx.get(f"http://127.0.0.1:{sup.port}/healthz", timeout=5)
+    except httpx.TransportError:
+        return False
+    return (Path(sup.env["MAILROOM_STATE_DIR"]) / "worker.json").exists()
 
 
 def stop_supervisord(proc: subprocess.Popen[bytes]) -> None:
@@ -184,7 +196,7 @@ def mailroom_run(**extra_env: str) -> Iterator[Supervised]:
             )
         sup = Supervised(proc, env, port, output)
         try:
-            wait_for(lambda: all_running(sup), "the three programs to be RUNNING")
+            wait_for(lambda: all_running(sup) and started(sup), "the three programs to be up")
             yield sup
         except BaseException:
             print(output.read_text(errors="replace")[-5000:])
@@ -252,12 +264,12 @@ def test_a_worker_that_gives_up_after_failed_passes_is_restarted() -> None:
 
 
 @pytest.mark.slow
-def test_a_config_error_ends_in_fatal_not_a_restart_loop(tmp_path: Path) -> None:
+def test_a_config_error_stops_supervisord_at_once_not_a_restart_loop() -> None:
     with tempfile.TemporaryDirectory(prefix="mrs", dir="/tmp") as d:
         env = unreachable_env(Path(d), free_port())
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
         env["MAILROOM_POLL_INTERVAL"] = "-1"  # invalid: listener and worker exit 78 at once
-        with (Path(d) / "out").open("ab") as out:
+        with (Path(d) / "out").open("ab") as out:  # supervisord by hand, no `mailroom run`
             proc = subprocess.Popen(
                 supervisord_argv(conf_path(REPO)),
                 env=env,
@@ -265,18 +277,19 @@ def test_a_config_error_ends_in_fatal_not_a_restart_loop(tmp_path: Path) -> None
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        sup = Supervised(proc, env, 0, Path(d) / "out")
         try:
-
-            def settled() -> bool:
-                states = sup.states()
-                return states.get("listener", ("",))[0] == "FATAL" and (
-                    states.get("worker", ("",))[0] == "FATAL"
-                )
-
-            wait_for(settled, "listener and worker to be FATAL", timeout=60)
-            assert sup.states()["health"][0] == "RUNNING"
-            assert "config error" in sup.output.read_text(errors="replace")
+            assert proc.wait(timeout=60) == 0  # the fatal listener shut it down
+            out_text = (Path(d) / "out").read_text(errors="replace")
+            assert "config error" in out_text
+            stopped = read_stopped(Path(d))
+            assert stopped is not None
+            assert stopped.program in ("listener", "worker")
+            assert (stopped.exit_code, stopped.reason) == (
+                78,
+                "exited with status 78 (a configuration error, its message is above)",
+            )
+            for program in ("listener", "worker"):  # each was started once, never again
+                assert out_text.count(f"spawned: '{program}'") == 1
         finally:
             stop_supervisord(proc)
 

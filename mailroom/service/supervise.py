@@ -2,8 +2,16 @@
 
 The supervisord configuration ships inside the package (``mailroom/supervisord.conf``;
 the repo-root ``supervisord.conf`` links to it), so this works from an installed
-package, not only from a checkout. supervisord replaces this process (``exec``): it
-receives the signals, and its exit is ours.
+package, not only from a checkout.
+
+`mailroom run` checks the configuration, then becomes ``mailroom.service.runner`` (a
+lean process: standard library only), which stays the parent of supervisord and owns
+its life: it holds ``STATE_DIR/run.lock`` (a second run on the same state dir is refused, naming the
+first one's pid), starts supervisord in its own session (so a terminal's SIGHUP or
+Ctrl-C reaches only us) and tied to us (it gets SIGTERM if we die, even by kill -9),
+and stops it on SIGINT, SIGTERM, SIGHUP or when our output pipe is closed. Its exit
+becomes ours, with one line saying why when a program went down for good (see
+``mailroom.service.fatal``).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import structlog
 
 from mailroom.errors import ConfigError
 from mailroom.paths import SUPERVISOR_SOCKET, ensure_state_dir
+from mailroom.service import runner
 from mailroom.service.wake import MAX_SOCKET_PATH
 
 if TYPE_CHECKING:
@@ -69,16 +78,18 @@ def check_state_dir(state_dir: Path) -> None:
 
 
 def main(settings: Settings) -> int:
-    """`mailroom run`: exec supervisord; returns only when it cannot be started."""
+    """`mailroom run`: supervisord as our child, until it ends or we are told to stop."""
     state_dir = settings.state_dir
     check_state_dir(state_dir)
     ensure_state_dir(state_dir)  # 0700, ours: supervisord's socket and pid file live here
     conf = conf_path(state_dir)
     bin_dirs = [Path(sys.argv[0]).absolute().parent, Path(sys.executable).parent]
     env = supervisord_env(os.environ, state_dir, bin_dirs)
-    if shutil.which("mailroom", path=env["PATH"]) is None:
-        log.warning("mailroom_not_on_path", hint="install mailroom so `mailroom` is on PATH")
-    argv = supervisord_argv(conf)
+    if shutil.which("mailroom-lifeline", path=env["PATH"]) is None:  # supervisord runs it
+        log.warning("mailroom_not_on_path", hint="reinstall mailroom: mailroom-lifeline is missing")
+    with runner.run_lock(state_dir):  # AlreadyRunning now, not after exec
+        pass  # a first look; the runner takes the lock for good
+    argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_argv(conf)]
     log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -25,7 +25,7 @@ import structlog
 
 from mailroom.errors import MailroomError
 from mailroom.paths import WAKE_SOCKET, WORKER_LOCK, ensure_state_dir, open_nofollow
-from mailroom.service import debounce
+from mailroom.service import accountlock, debounce
 from mailroom.service.status import (
     HEARTBEAT_SECONDS,
     WORKER_FILE,
@@ -208,6 +208,7 @@ def main(settings: Settings) -> int:
     from mailroom.triage.engine import Triager
 
     settings.require_credentials()
+    accountlock.hold(settings)  # one triaging worker per account, whatever its state dir
     with open_clients(settings) as (jmap, carddav):
         triager = Triager(settings, jmap, carddav)  # one per process: it keeps mailbox ids
         return serve(

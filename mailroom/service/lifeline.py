@@ -1,0 +1,153 @@
+"""`mailroom-lifeline COMMAND`: how supervisord starts each program, tied to its parent.
+
+supervisord runs ``mailroom-lifeline listen`` (``work``, ``health``), which does two
+things within milliseconds of the spawn, before the program's heavy imports, then
+runs ``mailroom COMMAND`` in the same process (same pid):
+
+- **Parent death.** When the parent (supervisord) dies, even by ``kill -9``, the
+  program gets SIGTERM and stops as it would under ``supervisorctl stop``. On Linux
+  the kernel does this (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread polls
+  ``getppid()`` once a second.
+- **Restart back-off.** supervisord restarts a crashed program at once, with no pause
+  (``startsecs=0``; see supervisord.conf for why). So the program waits before
+  starting when its previous start was recent: 1 s, 2 s, 4 s ... up to ``MAX_DELAY``,
+  and none once a run has lasted ``STABLE_AFTER`` seconds. A crash at import time (a
+  broken install) is paced too. ``next_delay`` is pure; only ``started`` sleeps.
+  `mailroom run` clears the records when it starts, so a fixed configuration starts
+  at once. A configuration error exits 78 on the first start: never restarted.
+
+Standard library only, until the command itself is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailroom.paths import state_dir_from_env
+
+PR_SET_PDEATHSIG = 1
+COMMANDS = {"listen": "listener", "work": "worker", "health": "health"}  # command -> program
+STARTS_SUFFIX = ".starts"
+MAX_DELAY = 60.0
+STABLE_AFTER = 60.0
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Starts:
+    """The last start of one program: when, and the delay it waited."""
+
+    at: float
+    delay: float
+
+
+def next_delay(previous: Starts | None, now: float) -> float:
+    """How long a program starting at ``now`` waits, given its previous start."""
+    if previous is None or now - previous.at >= STABLE_AFTER + previous.delay:
+        return 0.0
+    return min(MAX_DELAY, max(1.0, 2 * previous.delay))
+
+
+def _read_starts(path: Path) -> Starts | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return Starts(float(doc["at"]), float(doc["delay"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_starts(path: Path, starts: Starts) -> None:
+    """Replace ``path`` atomically; never through a symlink planted at the temp name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    data = json.dumps({"at": starts.at, "delay": starts.delay}).encode()
+    with contextlib.suppress(OSError):  # a read-only state dir must not stop the program
+        tmp.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+def die_with_parent(*, use_prctl: bool = True) -> str:
+    """SIGTERM to this process when its parent dies; how ("prctl" or "poll")."""
+    parent = os.getppid()
+    if use_prctl and sys.platform.startswith("linux") and set_parent_death_signal(signal.SIGTERM):
+        if os.getppid() != parent:  # it died while prctl was being set
+            os.kill(os.getpid(), signal.SIGTERM)
+        return "prctl"
+    thread = threading.Thread(target=_watch_parent, args=(parent,), daemon=True)
+    thread.name = "lifeline"
+    thread.start()
+    return "poll"
+
+
+@functools.cache
+def libc() -> ctypes.CDLL | None:
+    """The C library, as linked into this interpreter (call it before a fork that uses it)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)  # no find_library: it may spawn ldconfig
+    except OSError:
+        return None
+
+
+def set_parent_death_signal(sig: int) -> bool:
+    """Linux: ask the kernel for ``sig`` when our parent dies; False when it cannot."""
+    c = libc()
+    try:
+        return c is not None and int(c.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    except AttributeError:  # no prctl in this C library
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def starts_file(state_dir: Path, program: str) -> Path:
+    return state_dir / f".{program}{STARTS_SUFFIX}"
+
+
+def started(program: str, state_dir: Path, *, now: float | None = None) -> float:
+    """Tie to the parent, then wait out the restart back-off; the delay waited."""
+    die_with_parent()
+    path = starts_file(state_dir, program)
+    at = time.time() if now is None else now
+    delay = next_delay(_read_starts(path), at)
+    _write_starts(path, Starts(at, delay))
+    if delay > 0:
+        _say(program, delay)
+        time.sleep(delay)
+    return delay
+
+
+def _say(program: str, delay: float) -> None:
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    line: dict[str, object] = {"timestamp": stamp, "level": "warning"}
+    line.update(event="restart_backoff", program=program, delay=delay)
+    print(json.dumps(line), file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mailroom-lifeline COMMAND``: the tie and the back-off, then ``mailroom COMMAND``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in COMMANDS:
+        print(f"usage: mailroom-lifeline {{{','.join(COMMANDS)}}}", file=sys.stderr)
+        return 2
+    started(COMMANDS[args[0]], state_dir_from_env(os.environ))
+    from mailroom.cli import main as mailroom
+
+    return mailroom(args)

@@ -1,0 +1,41 @@
+"""supervisord's XML-RPC interface from the standard library alone.
+
+``supervisor.childutils`` and ``supervisor.xmlrpc`` pull in much of supervisor (about
+10 MiB per process); the event listener, which lives as long as the service, needs
+only ``xmlrpc.client`` over the unix socket named by ``SUPERVISOR_SERVER_URL``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import xmlrpc.client
+from typing import Any
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost")
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._path = path
+
+    def make_connection(self, host: object) -> http.client.HTTPConnection:
+        return _UnixConnection(self._path)
+
+
+def server_proxy(url: str) -> Any:
+    """supervisord's XML-RPC interface at SUPERVISOR_SERVER_URL (``unix://...`` or http)."""
+    if url.startswith("unix://"):
+        path = url.removeprefix("unix://")
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_UnixTransport(path))
+    return xmlrpc.client.ServerProxy(url.rstrip("/") + "/RPC2")

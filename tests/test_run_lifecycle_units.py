@@ -1,0 +1,298 @@
+"""The pure pieces of `mailroom run`'s lifecycle, and the locks and the parent tie on real files
+and processes (fast: no supervisord)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from servicebox import wait_for
+
+from mailroom.errors import ConfigError
+from mailroom.ops import status
+from mailroom.service import accountlock, fatal, lifeline, runner
+
+
+# -- restart back-off (lifeline.next_delay) ------------------------------------------------
+def test_a_first_start_does_not_wait() -> None:
+    assert lifeline.next_delay(None, now=1000.0) == 0.0
+
+
+def test_restarts_in_quick_succession_wait_twice_as_long_each_time_up_to_a_minute() -> None:
+    delays, previous, now = [], None, 1000.0
+    for _ in range(9):
+        delay = lifeline.next_delay(previous, now)
+        delays.append(delay)
+        previous = lifeline.Starts(now, delay)
+        now += delay + 2.0  # it crashed 2 s after its wait
+    assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_a_start_after_a_long_run_does_not_wait() -> None:
+    previous = lifeline.Starts(at=1000.0, delay=32.0)
+    assert lifeline.next_delay(previous, now=1000.0 + 32.0 + lifeline.STABLE_AFTER) == 0.0
+    assert lifeline.next_delay(previous, now=1000.0 + 32.0 + 59.0) == 60.0
+
+
+def test_started_records_each_start_and_waits_the_back_off(tmp_path: Path) -> None:
+    # now= in the past, so the wait is computed from the record and not slept long
+    assert lifeline.started("worker", tmp_path, now=100.0) == 0.0
+    record = lifeline.starts_file(tmp_path, "worker")
+    assert record.name == ".worker.starts"
+    assert lifeline._read_starts(record) == lifeline.Starts(100.0, 0.0)
+
+
+def test_the_lifeline_command_refuses_anything_but_the_three_programs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert lifeline.main(["poll"]) == 2
+    assert "usage: mailroom-lifeline {listen,work,health}" in capsys.readouterr().err
+
+
+# -- parent death -------------------------------------------------------------------------
+CHILD = """
+import sys, time
+from mailroom.service import lifeline
+print(lifeline.die_with_parent(use_prctl={prctl}), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize(("use_prctl", "how"), [(True, "prctl"), (False, "poll")])
+def test_a_program_ends_when_its_parent_is_killed(use_prctl: bool, how: str) -> None:
+    # parent: a shell that starts the child and waits; kill -9 the shell, the child goes
+    code = textwrap.dedent(CHILD.format(prctl=use_prctl))
+    parent = subprocess.Popen(
+        ["/bin/sh", "-c", f'"{sys.executable}" -c "$0" & echo $!; wait', code],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    with parent.stdout:
+        child = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == how
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: not alive(child), "the child to end after its parent", 15)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# -- the FATAL listener's verdict ------------------------------------------------------------
+def test_an_expected_exit_78_is_a_configuration_error_that_stops_everything() -> None:
+    event, body = fatal.parse_event(
+        {"eventname": "PROCESS_STATE_EXITED"},
+        "processname:worker groupname:worker from_state:RUNNING expected:1 pid:42",
+    )
+    stopped = fatal.verdict(event, body, {"exitstatus": 78})
+    assert stopped == fatal.Stopped("worker", fatal.EXITED_78, 78)
+    assert stopped.line() == (
+        "mailroom run: worker exited with status 78 (a configuration error, its message is "
+        "above); everything was stopped"
+    )
+
+
+def test_an_unexpected_exit_is_left_to_supervisord_to_restart() -> None:
+    body = {"processname": "worker", "groupname": "worker", "expected": "0"}
+    assert fatal.verdict("PROCESS_STATE_EXITED", body, {"exitstatus": 1}) is None
+
+
+def test_a_fatal_program_stops_everything_with_supervisords_reason() -> None:
+    body = {"processname": "health", "groupname": "health", "from_state": "BACKOFF"}
+    info = {"spawnerr": "can't find command 'mailroom-lifeline'"}
+    assert fatal.verdict("PROCESS_STATE_FATAL", body, info) == fatal.Stopped(
+        "health", "could not be started (can't find command 'mailroom-lifeline')", 1
+    )
+
+
+def test_the_reason_is_read_back_from_the_state_dir(tmp_path: Path) -> None:
+    assert fatal.read_stopped(tmp_path) is None
+    (tmp_path / fatal.STOPPED_FILE).write_text('{"program": "w", "reason": "r", "exit_code": 78}')
+    assert fatal.read_stopped(tmp_path) == fatal.Stopped("w", "r", 78)
+
+
+# -- how `mailroom run` ends (runner.outcome) ------------------------------------------------
+def test_a_requested_stop_exits_0_without_a_line() -> None:
+    assert runner.outcome(0, "SIGTERM", None) == (0, None)
+
+
+def test_a_program_down_for_good_gives_its_line_and_code() -> None:
+    stopped = fatal.Stopped("worker", fatal.EXITED_78, 78)
+    assert runner.outcome(0, None, stopped) == (78, stopped.line())
+
+
+def test_supervisord_killed_is_a_failure_with_the_signal_named() -> None:
+    assert runner.outcome(-9, None, None) == (
+        1,
+        "mailroom run: supervisord was killed by SIGKILL; the programs stop with it",
+    )
+    assert runner.outcome(2, None, None)[1] == (
+        "mailroom run: supervisord exited with status 2; the programs stop with it"
+    )
+
+
+def test_a_second_run_lock_on_a_state_dir_names_the_first_pid(tmp_path: Path) -> None:
+    with runner.run_lock(tmp_path):
+        with pytest.raises(runner.AlreadyRunning) as caught:
+            runner.run_lock(tmp_path).__enter__()
+        assert f"(pid {os.getpid()})" in str(caught.value)
+    with runner.run_lock(tmp_path):  # free again
+        pass
+
+
+# -- the account lock ------------------------------------------------------------------------
+def test_the_account_lock_is_named_by_url_and_user_never_the_token() -> None:
+    a = accountlock.account_key("https://x.example/jmap/session", "ada")
+    assert a == accountlock.account_key("https://x.example/jmap/session", "ada")
+    assert a != accountlock.account_key("https://x.example/jmap/session", "bob")
+    assert a != accountlock.account_key("https://y.example/jmap/session", "ada")
+    assert "ada" not in a
+    assert "x.example" not in a
+
+
+def test_the_lock_dir_is_the_runtime_dir_else_a_per_user_tmp_dir() -> None:
+    assert accountlock.lock_dir({"XDG_RUNTIME_DIR": "/run/user/7"}, 7) == Path(
+        "/run/user/7/mailroom"
+    )
+    assert accountlock.lock_dir({}, 7) == Path("/tmp/mailroom-7")
+
+
+def test_a_second_worker_on_the_same_account_is_a_config_error_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "account.lock"
+    first = accountlock.acquire(path, Path("/state/one"))
+    try:
+        with pytest.raises(ConfigError) as caught:
+            accountlock.acquire(path, Path("/state/two"))
+        assert caught.value.problems == [
+            f"another mailroom worker (pid {os.getpid()}, state dir /state/one) already "
+            "triages this account; two workers would race: stop that one, or point this one "
+            "at another account"
+        ]
+    finally:
+        first.close()
+    accountlock.acquire(path, Path("/state/two")).close()  # released with its holder
+
+
+def test_a_lock_dir_others_can_write_to_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match="is not a private directory"):
+        accountlock.private_dir(shared, os.getuid())
+    made = accountlock.private_dir(tmp_path / "new", os.getuid())
+    assert made.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_symlink_at_the_account_lock_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep")
+    (tmp_path / "account.lock").symlink_to(target)
+    with pytest.raises(OSError):
+        accountlock.acquire(tmp_path / "account.lock", tmp_path)
+    assert target.read_text() == "keep"
+
+
+# -- mailroom status's rendering ---------------------------------------------------------------
+INFOS = [
+    {"name": "worker", "group": "worker", "statename": "RUNNING", "pid": 12, "description": "d"},
+    {"name": "fatal", "group": "fatal", "statename": "RUNNING", "pid": 10, "description": "x"},
+    {"name": "health", "group": "health", "statename": "EXITED", "pid": 0, "description": "e"},
+]
+
+
+def test_status_lists_the_programs_by_name_without_the_event_listener() -> None:
+    assert status.parse_programs(INFOS) == [
+        status.Program("health", "EXITED", None, "e"),
+        status.Program("worker", "RUNNING", 12, "d"),
+    ]
+    grouped = [{"name": "mailroom-worker", "group": "mailroom", "statename": "RUNNING", "pid": 3}]
+    assert status.parse_programs(grouped)[0].name == "mailroom:mailroom-worker"
+
+
+def test_status_renders_the_programs_and_the_health_summary() -> None:
+    progs = [status.Program("worker", "RUNNING", 12, "pid 12, uptime 0:00:05")]
+    body = {
+        "status": "degraded",
+        "last_poll_age_seconds": 4.2,
+        "last_poll_trigger": "push",
+        "worker": {"status": "up", "last_error": None},
+        "eventsource": {"status": "disconnected", "last_error": "ConnectError: refused"},
+    }
+    assert status.render(Path("/s"), 7, progs, (200, body)) == [
+        "mailroom on /s: supervisord pid 7",
+        "  worker  RUNNING   pid 12, uptime 0:00:05",
+        "/healthz: 200 degraded; last pass 4 s ago (push); worker up; push disconnected",
+        "  eventsource last error: ConnectError: refused",
+    ]
+    assert status.exit_code(progs, 200) == 0
+    assert status.exit_code(progs, 503) == 1
+    assert status.exit_code([status.Program("worker", "FATAL", None, "")], 200) == 1
+
+
+def test_status_without_a_running_supervisord_says_so_and_exits_3(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mailroom", "status"],
+        env={**os.environ, "MAILROOM_STATE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert done.stdout.startswith(f"mailroom is not running on {tmp_path}: ")
+    assert done.stdout.rstrip().endswith("start it with `mailroom run`")
+
+
+def test_signals_are_the_stop_signals_of_a_terminal_and_a_service_manager() -> None:
+    assert set(runner.STOP_SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def test_the_runner_needs_a_state_dir_and_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert runner.main(["/tmp/x"]) == 2
+    assert "usage: python -m mailroom.service.runner STATE_DIR -- " in capsys.readouterr().err
+
+
+def test_the_runner_that_stays_up_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, mailroom.service.runner; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pydantic', 'structlog', 'httpx', 'yaml', 'supervisor', 'mailroom.config'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_listener_speaks_supervisords_protocol() -> None:
+    payload = "processname:worker groupname:worker from_state:RUNNING expected:1 pid:42"
+    header = f"ver:3.0 server:supervisor serial:7 pool:fatal poolserial:7 eventname:PROCESS_STATE_EXITED len:{len(payload)}\n"  # noqa: E501
+    out = io.StringIO()
+    got = fatal.next_event(io.StringIO(header + payload), out)
+    assert out.getvalue() == "READY\n"
+    assert got is not None
+    assert got[0]["eventname"] == "PROCESS_STATE_EXITED"
+    assert got[1] == payload
+    assert fatal.next_event(io.StringIO(""), io.StringIO()) is None  # supervisord is gone
+
+
+def test_the_start_record_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("keep")
+    record = lifeline.starts_file(tmp_path, "worker")
+    record.with_name(f".{record.name}.{os.getpid()}").symlink_to(target)  # at the temp name
+    lifeline._write_starts(record, lifeline.Starts(1.0, 0.0))
+    assert target.read_text() == "keep"
+    assert lifeline._read_starts(record) == lifeline.Starts(1.0, 0.0)
+    assert not record.is_symlink()
