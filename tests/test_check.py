@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from faultserver import Answer, AnswerServer
 
 from mailroom.categories import category
 from mailroom.config import Settings
-from mailroom.errors import AuthError, TransportError
+from mailroom.errors import AuthError, ServerTooSlow, TransportError
+from mailroom.httpbounds import HttpLimits
 from mailroom.jmap.models import Mailbox, Session
 from mailroom.ops.check import (
     Finding,
@@ -23,6 +25,12 @@ from mailroom.ops.check import (
 
 FIX = "run `mailroom setup --apply`"
 ONE = Settings(categories=(category("Feed"),), warnings_enabled=False)
+SIGNED_IN = Settings(
+    categories=(category("Feed"),),
+    jmap_token="tok-push",
+    carddav_username="u",
+    carddav_password="pw",
+)
 INBOX = Mailbox("in", "Inbox", None, "inbox")
 
 
@@ -129,15 +137,29 @@ def test_probe_translates_refusal_and_unreachable() -> None:
 def test_check_push_expands_the_template_to_return_quickly() -> None:
     urls: list[str] = []
 
+    tokens: list[str] = []
+
     def answer(request: httpx.Request) -> httpx.Response:
         urls.append(str(request.url))
+        tokens.append(request.headers["Authorization"])
         return httpx.Response(200)
 
     template = "http://127.0.0.1:1/es/?types={types}&closeafter={closeafter}&ping={ping}"
-    finding = check_push(ONE, session(template), transport=httpx.MockTransport(answer))
+    finding = check_push(SIGNED_IN, session(template), transport=httpx.MockTransport(answer))
     assert finding.level == "ok"
     assert urls == ["http://127.0.0.1:1/es/?types=Email&closeafter=state&ping=0"]
-    assert check_push(ONE, session(None)).level == "warning"
+    assert tokens == ["Bearer tok-push"]
+    assert check_push(SIGNED_IN, session(None)).level == "warning"
+
+
+def test_probe_ends_a_trickling_head_at_its_deadline() -> None:
+    """A server sending its status line a byte a second: ServerTooSlow at the deadline,
+    not one read timeout per byte (the answer would take a minute)."""
+    short = HttpLimits(connect=2.0, read=2.0, deadline=1.5)
+    with AnswerServer({"/es": Answer(size=64, trickle=1.0, trickle_head=True)}) as server:
+        with pytest.raises(ServerTooSlow, match=r"within 1\.5 s"):
+            probe_event_source(server.url("/es"), "t", limits=short)
+        server.wait_idle()
 
 
 def test_report_counts_problems_and_passes_with_warnings(

@@ -18,7 +18,8 @@ import httpx
 from mailroom.carddav.client import CardDavClient
 from mailroom.clients import open_clients
 from mailroom.config import Settings
-from mailroom.errors import ConfigError, MailroomError, TransportError
+from mailroom.errors import ConfigError, MailroomError, ServerTooSlow, TransportError
+from mailroom.httpbounds import DeadlineExceeded, HttpLimits, budget, new_client
 from mailroom.jmap.client import JmapClient, raise_for_status
 from mailroom.jmap.models import Mailbox, Session
 from mailroom.jmap.session import expand_event_source_url
@@ -87,18 +88,33 @@ def push_finding(status: int | None, poll_interval: float) -> Finding:
 # -- the I/O shell ---------------------------------------------------------------------------
 
 
+PROBE_LIMITS = HttpLimits(connect=10.0, read=10.0, deadline=15.0, max_body=64 * 1024)
+
+
 def probe_event_source(
-    url: str, token: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+    url: str,
+    token: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    limits: HttpLimits = PROBE_LIMITS,
 ) -> int:
-    """The HTTP status of a GET on the EventSource; only the head is read, then closed."""
+    """The HTTP status of a GET on the EventSource; only the head is read, then closed.
+
+    Held to ``limits`` like every other request: a server that trickles its head ends
+    in ``ServerTooSlow`` at the deadline, not after a read timeout per byte.
+    """
     headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {token}"}
-    with httpx.Client(transport=transport, timeout=timeout) as http:
+    with new_client(limits, transport) as http, budget(limits) as spent:
         try:
             with http.stream("GET", url, headers=headers) as response:
                 if response.status_code in (401, 403):
                     raise_for_status(response)
                 return response.status_code
+        except DeadlineExceeded as exc:
+            raise ServerTooSlow("EventSource", url, limits.deadline) from exc
         except httpx.TimeoutException as exc:
+            if spent.expired():
+                raise ServerTooSlow("EventSource", url, limits.deadline) from exc
             raise TransportError("EventSource", url, f"timed out: {type(exc).__name__}") from exc
         except httpx.RequestError as exc:
             raise TransportError("EventSource", url, f"{type(exc).__name__}: {exc}") from exc
@@ -129,9 +145,8 @@ def check_push(
     url = expand_event_source_url(session, types="Email", closeafter="state", ping=0)
     if url is None:
         return push_finding(None, settings.poll_interval)
-    token = settings.jmap_token.get_secret_value() if settings.jmap_token else ""
     try:
-        status = probe_event_source(url, token, transport=transport)
+        status = probe_event_source(url, settings.credentials().jmap_token, transport=transport)
     except MailroomError as exc:
         return Finding("warning", f"push unavailable ({exc})")
     return push_finding(status, settings.poll_interval)
