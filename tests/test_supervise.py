@@ -119,6 +119,32 @@ def test_a_state_dir_too_long_for_the_control_socket_is_a_config_error() -> None
     check_state_dir(Path("/tmp/short"))
 
 
+@pytest.mark.parametrize("name", ["supervisord.pid", "supervisor.sock"])
+def test_a_link_at_supervisords_pid_or_socket_ends_run_with_exit_78(
+    name: str, tmp_path: Path
+) -> None:
+    """`mailroom run` refuses before supervisord starts; the link's target is untouched."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    target = tmp_path / "precious"
+    target.write_text("keep me\n")
+    (state_dir / name).symlink_to(target)
+    env = unreachable_env(state_dir, free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "mailroom", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 78, done.stderr
+    assert f"config error: {state_dir / name} is a symbolic link" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert target.read_text() == "keep me\n"
+    assert not (state_dir / "run.lock").exists()  # nothing started
+
+
 # -- a real supervisord -----------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mailroom.config import Settings
 
 CONF_NAME = "supervisord.conf"
+SUPERVISORD_PID = "supervisord.pid"  # as supervisord.conf names it
 log = structlog.get_logger("mailroom.supervise")
 
 
@@ -77,11 +78,31 @@ def check_state_dir(state_dir: Path) -> None:
         )
 
 
+def refuse_links(state_dir: Path) -> None:
+    """ConfigError when a file supervisord writes in STATE_DIR is a symbolic link.
+
+    supervisord opens its pid file without O_NOFOLLOW and binds its socket by path, so a
+    link planted there would make it write through the link. The state dir is ours and
+    0700 (``ensure_state_dir``), so only this user could have put one there; refusing it
+    is the same rule as for mailroom's own files (``paths.open_nofollow``).
+    """
+    for name in (SUPERVISORD_PID, SUPERVISOR_SOCKET, CONF_NAME):
+        path = state_dir / name
+        if path.is_symlink():
+            raise ConfigError(
+                [
+                    f"{path} is a symbolic link; supervisord would write through it. "
+                    "Remove it, then start mailroom again"
+                ]
+            )
+
+
 def main(settings: Settings) -> int:
     """`mailroom run`: supervisord as our child, until it ends or we are told to stop."""
     state_dir = settings.state_dir
     check_state_dir(state_dir)
     ensure_state_dir(state_dir)  # 0700, ours: supervisord's socket and pid file live here
+    refuse_links(state_dir)
     conf = conf_path(state_dir)
     bin_dirs = [Path(sys.argv[0]).absolute().parent, Path(sys.executable).parent]
     env = supervisord_env(os.environ, state_dir, bin_dirs)
