@@ -222,10 +222,20 @@ def test_a_second_run_on_the_same_state_dir_is_refused_with_the_first_pid(
 
 
 def test_a_worker_with_a_config_error_ends_mailroom_run_with_the_reason(state_dir: Path) -> None:
+    """`mailroom run` checks the configuration before it starts anything, so the error
+    must appear later: the password file is removed while the service runs, and the
+    worker, restarted after a crash, finds it gone and exits 78."""
+    secret = state_dir.parent / f"{state_dir.name}.password"
+    secret.write_text("test-password\n")
     env = unreachable_env(state_dir, free_port())
-    del env["MAILROOM_CARDDAV_PASSWORD"]  # `run` starts; the worker exits 78
+    del env["MAILROOM_CARDDAV_PASSWORD"]
+    env["MAILROOM_CARDDAV_PASSWORD_FILE"] = str(secret)
     run = start(state_dir, env)
     try:
+        wait_for(run.all_started, "the three programs to be started", 90)
+        pid = wait_for(lambda: worker_up(state_dir), "the worker to be up", 90)
+        secret.unlink()
+        os.kill(pid, signal.SIGKILL)  # supervisord restarts it: it reads the config again
         assert run.proc.wait(timeout=90) == 78
         lines = run.text().splitlines()
         assert (
@@ -233,10 +243,11 @@ def test_a_worker_with_a_config_error_ends_mailroom_run_with_the_reason(state_di
             "is above); everything was stopped"
         ) in lines
         assert any("config error:" in line and "CARDDAV_PASSWORD" in line for line in lines)
-        assert sum("spawned: 'worker'" in line for line in lines) == 1  # never restarted
+        assert sum("spawned: 'worker'" in line for line in lines) == 2  # not after the 78
         assert_nothing_left(run, time.monotonic(), "mailroom run ended")
     finally:
         stop_all(run)
+        secret.unlink(missing_ok=True)
         print(run.text()[-6000:])
 
 
