@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -40,7 +40,6 @@ PROGRAMS = ("health", "listener", "worker")
 READY_TIMEOUT = 90.0  # first start on a loaded machine: three interpreters, a pass, a connect
 LOG_START = '{"timestamp"'  # every program's JSON line begins so
 _DECODER = json.JSONDecoder()
-T = TypeVar("T")
 
 
 def free_port() -> int:
