@@ -32,15 +32,12 @@ from typing import Any
 import httpx
 import structlog
 
+from mailroom.httpbounds import HttpLimits, new_client
+from mailroom.httpfaults import send
+from mailroom.logs import configure_logging
+from mailroom_dev.probes import request_all
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from test_health import request_all  # noqa: E402
-
-from mailroom.httpbounds import HttpLimits, new_client  # noqa: E402
-from mailroom.httpfaults import send  # noqa: E402
-from mailroom.logs import configure_logging  # noqa: E402
-
 BODIES = {"1 KB": b"x" * 1024, "1 MiB": b"x" * (1 << 20)}
 
 

@@ -24,11 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from mailroom.config import load_settings
+from mailroom.errors import ConfigError
 
-from mailroom.config import load_settings  # noqa: E402
-from mailroom.errors import ConfigError  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 CREDENTIALS = {
     "MAILROOM_JMAP_TOKEN": "bench-token-0123456789",

@@ -31,11 +31,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CyrusServer, cyrus, prepared_box, table
-from servicebox import ServiceBox, wait_for
-from triagebox import Box
+from mailroom_dev.benchkit import cyrus, prepared_box, table
+from mailroom_dev.realserver import CyrusServer
+from mailroom_dev.servicebox import ServiceBox
+from mailroom_dev.triagebox import Box
+from mailroom_dev.wait import wait_until
 
 REQUEST_LINE = re.compile(
     rb"^<\d+<(GET|POST|PUT|DELETE|REPORT|PROPFIND|OPTIONS|HEAD) (\S+) HTTP/", re.MULTILINE
@@ -111,8 +111,8 @@ def first_event(box: Box, svc: ServiceBox) -> None:
     from (Cyrus sends ids on state events only), as it does once any mail has come."""
     mark = svc.mark()
     box.deliver(from_addr="hello@idle.example", subject="before the idle window")
-    wait_for(lambda: svc.listener_status().get("last_event_at"), "the delivery's state event")
-    wait_for(lambda: svc.passes("push", mark), "the delivery's pass")
+    wait_until(lambda: svc.listener_status().get("last_event_at"), "the delivery's state event")
+    wait_until(lambda: svc.passes("push", mark), "the delivery's pass")
     time.sleep(5)  # past the debounce window: nothing pending when the window opens
 
 

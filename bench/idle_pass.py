@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import common
+from mailroom_dev import benchkit
+from mailroom_dev.triagebox import Box, fill_screener
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         "--screener", type=int, default=20, help="unlabelled emails in the Screener (default 20)"
     )
     args = parser.parse_args(argv)
-    with common.cyrus() as server:
-        box = common.prepared_box(server)
-        common.fill_screener(box, "quiet@idle.example", args.screener)
-        bench = common.Bench(box)
+    with benchkit.cyrus() as server:
+        box = benchkit.prepared_box(server)
+        fill_screener(box, "quiet@idle.example", args.screener)
+        bench = benchkit.Bench(box)
         try:
             startup = bench.run()
             idle = [bench.run() for _ in range(args.runs)]
@@ -45,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         _row("idle pass", args.runs, idle),
         _row("idle pass after new Screener mail", 1, [after_mail]),
     ]
-    common.table(
+    benchkit.table(
         f"Idle pass: nothing labelled, {args.screener} emails in the Screener "
-        f"(server: {common.limits(session)})",
+        f"(server: {benchkit.limits(session)})",
         ["scenario", "passes", "JMAP req", "CardDAV req", "wall time median [min-max]"],
         rows,
     )
-    common.table(
+    benchkit.table(
         "Requests per action (one pass each, after start-up)",
         ["action", "JMAP req", "CardDAV req", "total", "wall time"],
         [
@@ -71,31 +72,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if met else 1
 
 
-def _actions(box: common.Box, bench: common.Bench) -> list[tuple[str, common.Measured]]:
+def _actions(box: Box, bench: benchkit.Bench) -> list[tuple[str, benchkit.Measured]]:
     before = bench.carddav.requests_made
     bench.carddav.addressbook_url()  # discovery: once per process, not per action
     print(f"CardDAV discovery: {bench.carddav.requests_made - before} request(s)", file=sys.stderr)
     feed = box.deliver(from_addr="feed@action.example", from_name="Feed Co", subject="f")
     person = box.deliver(from_addr="pat@action.example", from_name="Pat Doe", subject="p")
     box.searchable("feed@action.example", "pat@action.example")
-    common.label(box.account, {feed: "@ToFeed"})
+    benchkit.label(box.account, {feed: "@ToFeed"})
     done = [("Feed (new sender)", bench.run())]
-    common.label(box.account, {person: "@ToPerson"})
+    benchkit.label(box.account, {person: "@ToPerson"})
     done.append(("Person (new sender)", bench.run()))
-    common.label(box.account, {person: "@ToFeed"})
+    benchkit.label(box.account, {person: "@ToFeed"})
     done.append(("re-triage (Person -> Feed)", bench.run()))
     if [m.report.senders_triaged for _, m in done] != [1, 1, 1]:
         raise RuntimeError("an action was not triaged")
     return done
 
 
-def _row(name: str, passes: int, runs: list[common.Measured]) -> list[str]:
+def _row(name: str, passes: int, runs: list[benchkit.Measured]) -> list[str]:
     return [
         name,
         str(passes),
-        common.count([m.jmap for m in runs]),
-        common.count([m.carddav for m in runs]),
-        common.spread([m.seconds * 1000 for m in runs], "ms", 1),
+        benchkit.count([m.jmap for m in runs]),
+        benchkit.count([m.carddav for m in runs]),
+        benchkit.spread([m.seconds * 1000 for m in runs], "ms", 1),
     ]
 
 

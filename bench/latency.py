@@ -36,23 +36,21 @@ from pathlib import Path
 from typing import cast
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import cyrus, prepared_box, table
 from httpx_sse import connect_sse
-from realserver import build_message
-from servicebox import ServiceBox, free_port, wait_for
-from triagebox import Box
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.carddav.groups import group_with_members, parse_group
 from mailroom.carddav.vcard import parse_contact
-from mailroom.config import Settings, load_settings
+from mailroom.config import Credentials, Settings, load_settings
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.service.status import parse_iso
+from mailroom_dev.benchkit import cyrus, prepared_box, table
+from mailroom_dev.realserver import build_message
+from mailroom_dev.servicebox import ServiceBox, free_port
+from mailroom_dev.triagebox import Box
+from mailroom_dev.wait import wait_until
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PUSH_TICK = 1.0  # s; Cyrus's jmap_pushpoll on the test server (Fastmail pushes at once)
@@ -107,8 +105,12 @@ class Probe:
     """This script's own view of the account: it imports, labels and watches only the
     emails it created, and cleans up those emails and their senders' contacts."""
 
-    def __init__(self, settings: Settings, client: JmapClient, token: str, run_id: str) -> None:
-        self.settings, self.client, self.token, self.run_id = settings, client, token, run_id
+    def __init__(
+        self, settings: Settings, client: JmapClient, credentials: Credentials, run_id: str
+    ) -> None:
+        self.settings, self.client, self.run_id = settings, client, run_id
+        self.credentials = credentials
+        self.token = credentials.jmap_token
         category = next((c for c in settings.categories if c.label == DEFAULT_LABEL), None)
         category = category or settings.categories[0]
         names = {b.name: b.id for b in client.get_mailboxes()[0]}
@@ -126,9 +128,9 @@ class Probe:
     @classmethod
     @contextlib.contextmanager
     def open(cls, settings: Settings, run_id: str) -> Iterator[Probe]:
-        token = settings.jmap_token.get_secret_value() if settings.jmap_token else ""
-        with JmapClient(settings.jmap_session_url, token) as client:
-            yield cls(settings, client, token, run_id)
+        credentials = settings.credentials()
+        with JmapClient(settings.jmap_session_url, credentials.jmap_token) as client:
+            yield cls(settings, client, credentials, run_id)
 
     def import_fresh(self, n: int) -> str:
         """A new email from a new sender in the Screener, searchable by its sender."""
@@ -138,11 +140,11 @@ class Probe:
         email_id = self.client.import_email(raw, [self.screener])
         self.imported.append(email_id)
         query = ("Email/query", {"accountId": self.account, "filter": {"from": sender}}, "q")
-        deadline = time.monotonic() + 30
-        while email_id not in self.client.call([query])[0][1].get("ids", []):
-            if time.monotonic() > deadline:
-                raise MailroomError(f"{sender} not searchable 30 s after its import")
-            time.sleep(0.02)
+
+        def searchable() -> bool:
+            return email_id in self.client.call([query])[0][1].get("ids", [])
+
+        wait_until(searchable, f"{sender} to be searchable after its import", 30, every=0.02)
         return email_id
 
     def label(self, email_id: str) -> None:
@@ -165,11 +167,9 @@ class Probe:
         if self.imported:
             destroy = ("Email/set", {"accountId": self.account, "destroy": self.imported}, "d")
             self.client.call([destroy])
-        s = self.settings
-        if not (s.carddav_username and s.carddav_password):
-            return
+        c = self.credentials
         with CardDavClient(
-            s.carddav_url, s.carddav_username, s.carddav_password.get_secret_value()
+            self.settings.carddav_url, c.carddav_username, c.carddav_password
         ) as carddav:
             cards = [card for a in self.senders for card in carddav.find_by_email(a)]
             uids = {u for c in cards if (u := parse_contact(c.text).uid)}
@@ -224,13 +224,12 @@ class StateEvents:
                 time.sleep(0.2)
 
     def first_after(self, t: float, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            later = [a for a in list(self.arrivals) if a > t]
-            if later:
-                return later[0]
-            time.sleep(0.005)
-        raise MailroomError(f"no state event {timeout:.0f} s after an Email/set")
+        """The arrival of the first state event after ``t``."""
+
+        def later() -> float | None:
+            return next((a for a in list(self.arrivals) if a > t), None)
+
+        return wait_until(later, "a state event after an Email/set", timeout, every=0.005)
 
 
 # ---------------------------------------------------------------- the service
@@ -279,26 +278,28 @@ def quiet_spell(svc: ServiceBox, mode: Mode, since: int) -> None:
     if not mode.push:
         time.sleep(0.2)
         return
-    wait_for(lambda: svc.passes("push", since), "the import's pass", mode.debounce + 20)
+    wait_until(lambda: svc.passes("push", since), "the import's pass", mode.debounce + 20)
 
     def quiet() -> bool:
         last = parse_iso(svc.worker_status().get("last_successful_poll"))
         return last is not None and time.time() - last > mode.debounce + 0.5
 
-    wait_for(quiet, "a quiet spell", mode.debounce + 60)
+    wait_until(quiet, "a quiet spell", mode.debounce + 60)
 
 
 def wait_triaged(
     probe: Probe, email_ids: Sequence[str], t0: float, mode: Mode, every: float
 ) -> float:
+    """When every email was seen triaged (polled every ``every`` seconds)."""
     deadline = t0 + (mode.debounce + 30 if mode.push else mode.poll_interval + 30)
     waiting = list(email_ids)
-    while waiting:
-        waiting = [e for e in waiting if not probe.triaged(e)]
-        if waiting and time.monotonic() > deadline:
-            raise RuntimeError(f"emails {waiting} not triaged {deadline - t0:.0f} s after t0")
-        if waiting:
-            time.sleep(every)
+
+    def all_triaged() -> bool:
+        waiting[:] = [e for e in waiting if not probe.triaged(e)]
+        return not waiting
+
+    what = f"emails {waiting} to be triaged {deadline - t0:.0f} s after t0"
+    wait_until(all_triaged, what, deadline - time.monotonic(), every=every)
     return time.monotonic()
 
 

@@ -15,22 +15,24 @@ import argparse
 import statistics
 import sys
 
-import common
+from mailroom_dev import benchkit
+from mailroom_dev.realserver import CyrusServer, wait_searchable_counts
+from mailroom_dev.triagebox import fill_screener
 
 
-def one_run(server: common.CyrusServer, senders: int, per_sender: int) -> common.Measured:
-    box = common.prepared_box(server)
+def one_run(server: CyrusServer, senders: int, per_sender: int) -> benchkit.Measured:
+    box = benchkit.prepared_box(server)
     try:
         addresses = [f"sender{i:03d}@many{i:03d}.example" for i in range(senders)]
-        triggers = {a: common.fill_screener(box, a, per_sender) for a in addresses}
-        common.wait_searchable(
+        triggers = {a: fill_screener(box, a, per_sender) for a in addresses}
+        wait_searchable_counts(
             box.account, dict.fromkeys(addresses, per_sender), timeout=60 + senders
         )
         labels = [c.label for c in box.settings.categories]
-        bench = common.Bench(box)
+        bench = benchkit.Bench(box)
         try:
             bench.run()
-            common.label(
+            benchkit.label(
                 box.account, {triggers[a]: labels[i % len(labels)] for i, a in enumerate(addresses)}
             )
             measured = bench.run()
@@ -44,18 +46,18 @@ def one_run(server: common.CyrusServer, senders: int, per_sender: int) -> common
     return measured
 
 
-def row(senders: int, runs: list[common.Measured]) -> list[str]:
+def row(senders: int, runs: list[benchkit.Measured]) -> list[str]:
     jmap = statistics.median(m.jmap for m in runs)
     carddav = statistics.median(m.carddav for m in runs)
     seconds = [m.seconds for m in runs]
     return [
         str(senders),
-        common.count([m.jmap for m in runs]),
-        common.count([m.carddav for m in runs]),
+        benchkit.count([m.jmap for m in runs]),
+        benchkit.count([m.carddav for m in runs]),
         f"{jmap / senders:.2f}",
         f"{carddav / senders:.2f}",
         f"{(jmap + carddav) / senders:.2f}",
-        common.spread(seconds),
+        benchkit.spread(seconds),
         f"{statistics.median(seconds) / senders * 1000:.1f}",
     ]
 
@@ -67,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per size (default 3)")
     args = parser.parse_args(argv)
     rows = []
-    with common.cyrus() as server:
-        server_limits = common.server_limits(server)
-        for senders in common.sizes(args.senders):
+    with benchkit.cyrus() as server:
+        server_limits = benchkit.server_limits(server)
+        for senders in benchkit.sizes(args.senders):
             runs = [one_run(server, senders, args.per_sender) for _ in range(args.runs)]
             rows.append(row(senders, runs))
-    common.table(
+    benchkit.table(
         f"Many senders: S new senders labelled, {args.per_sender} emails each in the Screener "
         f"({args.runs} runs each; server: {server_limits})",
         [

@@ -1,6 +1,6 @@
 """Bench: `mailroom reset --apply --yes` of N emails spread over the managed mailboxes.
 
-Uses the test Cyrus the way the tests do (bench/common.py over tests/realserver.py): a
+Uses the test Cyrus the way the tests do (mailroom_dev.benchkit over mailroom_dev.realserver): a
 fresh account per run after `mailroom setup --apply`, then N emails appended with IMAP
 MULTIAPPEND over one connection, round-robin over the seven destination mailboxes and
 one triage label (the fill is timed apart). Reset then runs on its own JMAP and
@@ -20,24 +20,20 @@ import io
 import time
 from dataclasses import dataclass
 
-from common import (
-    REALM,
-    Box,
-    CyrusServer,
+from mailroom.ops import reset
+from mailroom_dev.benchkit import (
     SessionLimits,
-    append,
     chunks,
     count,
     cyrus,
-    messages,
     prepared_box,
     server_limits,
     sizes,
     spread,
     table,
 )
-
-from mailroom.ops import reset
+from mailroom_dev.realserver import REALM, CyrusServer, imap_append, messages
+from mailroom_dev.triagebox import Box
 
 MAILBOXES = ("Imbox", "Feed", "Paper Trail", "Jail", "Person", "Billboard", "Truck", "@ToFeed")
 SENDERS = 50
@@ -71,7 +67,7 @@ def fill(box: Box, n: int) -> float:
         raws: list[bytes] = []
         for s in range(SENDERS):
             raws += messages(f"s{s}@bench.example", share(here, SENDERS, s), to=to, start=i * n)
-        append(box.account, f'"{mailbox}"', raws)
+        imap_append(box.account, f'"{mailbox}"', raws)
     return time.perf_counter() - started
 
 

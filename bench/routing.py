@@ -21,25 +21,21 @@ from __future__ import annotations
 import argparse
 import smtplib
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CyrusServer, cyrus, prepared_box, table
-from realserver import (
-    REALM,
-    Account,
-    build_message,
-    new_account,
-    sieve_call,
-)
 
 from mailroom.categories import DEFAULT_CATEGORIES, category
 from mailroom.routing.model import Routing, routing
 from mailroom.routing.sieve import rules_script
+from mailroom_dev.benchkit import cyrus, prepared_box, table
+from mailroom_dev.realserver import (
+    REALM,
+    Account,
+    CyrusServer,
+    build_message,
+    new_account,
+    sieve_call,
+)
 
 
 def deliver_and_time(

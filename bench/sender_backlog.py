@@ -19,32 +19,34 @@ import sys
 import time
 from dataclasses import dataclass
 
-import common
+from mailroom_dev import benchkit
+from mailroom_dev.realserver import CyrusServer, wait_searchable_counts
+from mailroom_dev.triagebox import fill_screener
 
 SENDER = "bulk@backlog.example"
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    pass_: common.Measured
+    pass_: benchkit.Measured
     fill_s: float
     index_s: float
     max_set: int
 
 
-def one_run(server: common.CyrusServer, n: int, forced: int | None) -> Run:
-    box = common.prepared_box(server)
+def one_run(server: CyrusServer, n: int, forced: int | None) -> Run:
+    box = benchkit.prepared_box(server)
     try:
         fill = time.perf_counter()
-        trigger = common.fill_screener(box, SENDER, n)
+        trigger = fill_screener(box, SENDER, n)
         fill_s = time.perf_counter() - fill
-        index_s = common.wait_searchable(box.account, {SENDER: n}, timeout=60 + n / 20)
-        bench = common.Bench(box, common.SessionLimits(forced) if forced else None)
+        index_s = wait_searchable_counts(box.account, {SENDER: n}, timeout=60 + n / 20)
+        bench = benchkit.Bench(box, benchkit.SessionLimits(forced) if forced else None)
         try:
             warm = bench.run()
             if warm.report.senders_triaged:
                 raise RuntimeError("the start-up pass found a labelled sender")
-            common.label(box.account, {trigger: "@ToFeed"})
+            benchkit.label(box.account, {trigger: "@ToFeed"})
             measured = bench.run()
             max_set = bench.session.max_objects_in_set
         finally:
@@ -59,18 +61,18 @@ def one_run(server: common.CyrusServer, n: int, forced: int | None) -> Run:
 
 def row(limit: str, n: int, runs: list[Run]) -> list[str]:
     jmap = [r.pass_.jmap for r in runs]
-    per_chunk = common.chunks(n, runs[0].max_set)
+    per_chunk = benchkit.chunks(n, runs[0].max_set)
     return [
         limit,
         str(n),
-        common.count(jmap),
-        common.count([r.pass_.carddav for r in runs]),
+        benchkit.count(jmap),
+        benchkit.count([r.pass_.carddav for r in runs]),
         str(per_chunk),
         f"{statistics.median(jmap) / per_chunk:.2f}",
-        common.spread([r.pass_.seconds for r in runs]),
+        benchkit.spread([r.pass_.seconds for r in runs]),
         f"{statistics.median(r.pass_.seconds for r in runs) / n * 1000:.2f}",
-        common.spread([r.fill_s for r in runs], digits=1),
-        common.spread([r.index_s for r in runs], digits=1),
+        benchkit.spread([r.fill_s for r in runs], digits=1),
+        benchkit.spread([r.index_s for r in runs], digits=1),
     ]
 
 
@@ -86,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rows = []
-    with common.cyrus() as server:
-        server_limits = common.server_limits(server)
+    with benchkit.cyrus() as server:
+        server_limits = benchkit.server_limits(server)
         for forced in [None, args.forced_limit] if args.forced_limit else [None]:
             name = f"forced {forced}" if forced else "server's"
-            for n in common.sizes(args.sizes):
+            for n in benchkit.sizes(args.sizes):
                 runs = [one_run(server, n, forced) for _ in range(args.runs)]
                 rows.append(row(name, n, runs))
                 print(f"done: {name} limits, N={n}", file=sys.stderr)
-    common.table(
+    benchkit.table(
         f"Sender backlog: one sender, N emails in the Screener, one labelled "
         f"({args.runs} runs each; server: {server_limits})",
         [

@@ -19,13 +19,11 @@ from collections.abc import Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CyrusServer, cyrus, prepared_box, table
-from servicebox import PROGRAMS, ServiceBox
-
 from mailroom.ops.status import rpc
 from mailroom.paths import SUPERVISOR_SOCKET
+from mailroom_dev.benchkit import cyrus, prepared_box, table
+from mailroom_dev.realserver import CyrusServer
+from mailroom_dev.servicebox import PROGRAMS, ServiceBox
 
 KIB_PER_MIB = 1024
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh -- mailroom's one test command (`make test`), from nothing on Debian.
 #
-# Usage:  scripts/test.sh install        .venv + `pip install -e '.[dev]'`
+# Usage:  scripts/test.sh install        .venv + `pip install -e '.[dev]' -e ./dev`
+#                                        (mailroom, its dev tools, and the test/bench
+#                                        harness mailroom_dev from dev/pyproject.toml)
 #         scripts/test.sh lint           install, then ruff check, ruff format --check, mypy
 #         scripts/test.sh test [ARGS..]  install, lint, then pytest ARGS
 #
@@ -44,12 +46,13 @@ make_venv() {
 
 install() {
     [ -x "$PY" ] || make_venv
-    # reinstall only when pyproject.toml changed since the last successful install
+    # reinstall only when a pyproject.toml changed since the last successful install
     local stamp="$VENV/.mailroom-installed" want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    want="$(cat pyproject.toml dev/pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        say "pip install -e '.[dev]'"
-        "$PY" -m pip install -qq -e '.[dev]' >&2 || die "pip install -e '.[dev]' failed"
+        say "pip install -e '.[dev]' -e ./dev"
+        "$PY" -m pip install -qq -e '.[dev]' -e ./dev >&2 \
+            || die "pip install -e '.[dev]' -e ./dev failed"
         echo "$want" > "$stamp"
     fi
 }
@@ -65,8 +68,8 @@ step() {   # name command... : run it, remember a failure, go on
 }
 
 lint() {
-    step "ruff check" "$VENV/bin/ruff" check mailroom tests
-    step "ruff format --check" "$VENV/bin/ruff" format --check mailroom tests
+    step "ruff check" "$VENV/bin/ruff" check mailroom tests bench dev
+    step "ruff format --check" "$VENV/bin/ruff" format --check mailroom tests bench dev
     step "mypy" "$VENV/bin/mypy"
 }
 

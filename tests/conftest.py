@@ -13,7 +13,15 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from realserver import Account, CyrusServer, cyrus_settings, new_account, start_cyrus, stop_cyrus
+
+from mailroom_dev.realserver import (
+    Account,
+    CyrusServer,
+    cyrus_settings,
+    new_account,
+    start_cyrus,
+    stop_cyrus,
+)
 
 _SERVER = pytest.StashKey[CyrusServer | BaseException]()
 

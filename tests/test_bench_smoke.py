@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from realserver import CyrusServer
+
+from mailroom_dev.realserver import CyrusServer
 
 pytestmark = pytest.mark.real
 

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from realserver import Account
 
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
 from mailroom.errors import AuthError, PreconditionFailed
+from mailroom_dev.realserver import Account
 
 pytestmark = pytest.mark.real
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from realserver import Account
 
 from mailroom.config import load_settings
 from mailroom.ops import check, setup
+from mailroom_dev.realserver import Account
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from servicebox import free_port, wait_for
 
 from mailroom.service.status import iso, write_status
+from mailroom_dev.servicebox import free_port
+from mailroom_dev.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -101,7 +102,7 @@ def test_the_healthcheck_passes_on_200_and_fails_on_503(health_process: tuple[in
     def check() -> int:
         return subprocess.run(argv, env=env, capture_output=True, timeout=30).returncode
 
-    wait_for(lambda: answer(port) == 503, "health to answer 503 (no worker yet)", 30)
+    wait_until(lambda: answer(port) == 503, "health to answer 503 (no worker yet)", 30)
     assert check() == 1
     now = time.time()
     worker = {"pid": 1, "status": "running", "started_at": iso(now), "heartbeat": iso(now)}
@@ -208,6 +209,10 @@ def test_the_wheel_is_mailroom_screener_with_the_commands_and_the_conf(tmp_path:
         metadata = z.read(info).decode()
         entry_points = z.read(info.replace("METADATA", "entry_points.txt")).decode()
     assert "mailroom/supervisord.conf" in names
+    # only the product: not the harness (dev/mailroom_dev), the tests or the benches
+    packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert packages == {"mailroom"}, packages
+    assert not [n for n in names if n.endswith(".sh")]
     assert "Name: mailroom-screener" in metadata
     assert "Classifier: License :: OSI Approved :: MIT License" in metadata
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith("/LICENSE") for n in names)

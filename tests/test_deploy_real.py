@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from realserver import Account
-from servicebox import ServiceBox, free_port, json_objects, program_states, service_env, wait_for
-from triagebox import Box
+
+from mailroom_dev.realserver import Account
+from mailroom_dev.servicebox import ServiceBox, free_port, json_objects, program_states, service_env
+from mailroom_dev.triagebox import Box
+from mailroom_dev.wait import wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +95,7 @@ def test_the_snippet_under_a_system_supervisord_triages_a_label(
         start_new_session=True,
     )
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 healthz(port).get("eventsource", {}).get("status") == "connected"
                 and healthz(port).get("last_poll_trigger") is not None
@@ -110,7 +112,7 @@ def test_the_snippet_under_a_system_supervisord_triages_a_label(
         }
         mail = box.deliver(from_addr="sys@supervisor.example", subject="from conf.d")
         box.label(mail, "@ToFeed")
-        wait_for(lambda: box.where(mail) == {"Feed"}, "the label acted on", 120)
+        wait_until(lambda: box.where(mail) == {"Feed"}, "the label acted on", 120)
         assert box.groups_of("sys@supervisor.example") == {"Feed", "Mailroom"}
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -153,6 +155,6 @@ def test_two_state_dirs_on_one_account_give_one_triaging_worker(account: Account
 
         mail = box.deliver(from_addr="one@worker.example", subject="only one")
         box.label(mail, "@ToFeed")
-        wait_for(lambda: box.where(mail) == {"Feed"}, "the first service to act on the label")
+        wait_until(lambda: box.where(mail) == {"Feed"}, "the first service to act on the label")
         assert first.all_running()
         assert first.worker_status()["pid"] == worker_pid  # never disturbed

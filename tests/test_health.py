@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from mailroom.service.health import BACKLOG, IDLE_TIMEOUT, answer, evaluate, make_server
 from mailroom.service.status import iso, write_status
+from mailroom_dev.probes import request_all
 
 NOW = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[1]
@@ -299,31 +299,6 @@ def test_health_reads_state_dir_from_the_environment() -> None:
 
 
 # -- under load ------------------------------------------------------------------------
-
-
-def request_all(port: int, count: int) -> list[bytes]:
-    """Open ``count`` connections at once, then send each a GET /healthz; the answers."""
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)]
-    answers = {sock: b"" for sock in socks}
-    with selectors.DefaultSelector() as selector:
-        for sock in socks:
-            sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
-        open_count = count
-        while open_count:
-            events = selector.select(timeout=60)
-            assert events, f"{open_count} connections still unanswered after 60 s"
-            for key, _ in events:
-                ready = key.fileobj
-                assert isinstance(ready, socket.socket)
-                data = ready.recv(65536)
-                answers[ready] += data
-                if not data:
-                    selector.unregister(ready)
-                    ready.close()
-                    open_count -= 1
-    return list(answers.values())
 
 
 @pytest.mark.timeout(180)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from realserver import Account
 
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
 from mailroom.errors import ResponseTooLarge
 from mailroom.httpbounds import HttpLimits
 from mailroom.jmap.client import JmapClient
+from mailroom_dev.realserver import Account
 
 pytestmark = pytest.mark.real
 

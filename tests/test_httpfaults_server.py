@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from faultserver import TOKEN, Answer, AnswerServer
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.errors import ResponseTooLarge, ServerTooSlow, TransportError
@@ -19,6 +18,7 @@ from mailroom.httpbounds import MIB, HttpLimits, new_client
 from mailroom.httpfaults import send
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Session
+from mailroom_dev.faultserver import TOKEN, Answer, AnswerServer
 
 SHORT = HttpLimits(connect=5, read=10, deadline=1.0, max_body=1 * MIB)
 STALLED = 600.0  # seconds between bytes: far beyond any timeout of these tests

@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faultserver import TOKEN, EndlessPages, FaultServer
-
 from mailroom.config import load_settings
 from mailroom.jmap.query import MAX_PAGES
+from mailroom_dev.faultserver import TOKEN, EndlessPages, FaultServer
 
 
 def mailbox_names(env: dict[str, str]) -> list[str]:

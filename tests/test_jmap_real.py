@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from realserver import Account, build_message
 
 from mailroom.errors import AuthError, JmapMethodError, JmapSetError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Address
 from mailroom.jmap.session import expand_event_source_url
+from mailroom_dev.realserver import Account, build_message
 
 pytestmark = pytest.mark.real
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import structlog
-from faultserver import ACCOUNT, PING, TOKEN, FaultServer, Play, state_event
 
 from mailroom.config import load_settings
 from mailroom.errors import ConfigError
@@ -34,6 +33,7 @@ from mailroom.service.listener import ListenerOptions, main, run, safe_url
 from mailroom.service.sse import MAX_LINE_BYTES
 from mailroom.service.status import read_status, write_status
 from mailroom.service.wake import Wake, WakeReceiver
+from mailroom_dev.faultserver import ACCOUNT, PING, TOKEN, FaultServer, Play, state_event
 
 FAST = Backoff(initial=0.01, cap=0.2)
 DEADLINE = 10.0

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realserver import Account, CyrusServer
 
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
@@ -19,6 +18,7 @@ from mailroom.service.sse import StateChange
 from mailroom.service.status import read_status
 from mailroom.service.stream import EventStream
 from mailroom.service.wake import Wake, WakeReceiver
+from mailroom_dev.realserver import Account, CyrusServer
 
 pytestmark = [pytest.mark.real, pytest.mark.push]
 

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Mapping
 
 import pytest
-from realserver import Account
-from triagebox import Box
+
+from mailroom_dev.realserver import Account
+from mailroom_dev.triagebox import Box
 
 
 def poll(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realserver import Account
-from servicebox import free_port, service_env, wait_for
-from triagebox import Box
+
+from mailroom_dev.realserver import Account
+from mailroom_dev.servicebox import free_port, service_env
+from mailroom_dev.triagebox import Box
+from mailroom_dev.wait import wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -69,13 +71,13 @@ def test_honcho_runs_procfile_dev_with_health_on_the_first_port_and_triages_by_p
         start_new_session=True,
     )
     try:
-        body = wait_for(
+        body = wait_until(
             lambda: (b := healthz(web_port)) and b["eventsource"]["status"] == "connected" and b,
             "health on $PORT with push connected",
         )
         mail = box.deliver(from_addr="dev@honcho.example", subject="a")
         box.label(mail, "@ToFeed")
-        wait_for(lambda: box.where(mail) == {"Feed"}, "the label acted on")
+        wait_until(lambda: box.where(mail) == {"Feed"}, "the label acted on")
         after = healthz(web_port) or {}
         pids = [after["worker"]["pid"], body["worker"]["pid"]]
     finally:
@@ -87,4 +89,4 @@ def test_honcho_runs_procfile_dev_with_health_on_the_first_port_and_triages_by_p
     assert after["last_poll_trigger"] == "push"
     assert box.groups_of("dev@honcho.example") == {"Feed", "Mailroom"}
     assert code in (0, 128 + signal.SIGTERM, -signal.SIGTERM)  # honcho exits 143 on TERM
-    wait_for(lambda: not any(alive(pid) for pid in pids), "honcho's processes to exit", 10)
+    wait_until(lambda: not any(alive(pid) for pid in pids), "honcho's processes to exit", 10)

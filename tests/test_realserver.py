@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from realserver import Account, CyrusServer, new_account, parse_exports, vcard_props
+
+from mailroom_dev.realserver import Account, CyrusServer, new_account, parse_exports, vcard_props
 
 
 @pytest.mark.real

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from realserver import Account, CyrusServer, new_account, vcard_props
-from triagebox import Box
 
 from mailroom.ops import reset
+from mailroom_dev.realserver import Account, CyrusServer, new_account, vcard_props
+from mailroom_dev.triagebox import Box
 
 pytestmark = pytest.mark.real
 

@@ -4,10 +4,10 @@ LMTP is routed by them, and lands exactly where triage filed the sender's Screen
 from __future__ import annotations
 
 import pytest
-from realserver import Account, delivered, lmtp_deliver, sieve_call, sieve_scripts
-from triagebox import Box
 
 from mailroom.categories import DEFAULT_CATEGORIES
+from mailroom_dev.realserver import Account, delivered, lmtp_deliver, sieve_call, sieve_scripts
+from mailroom_dev.triagebox import Box
 
 pytestmark = pytest.mark.real
 

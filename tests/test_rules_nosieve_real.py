@@ -7,13 +7,13 @@ import json
 
 import httpx
 import pytest
-from realserver import Account, sieve_scripts
-from triagebox import Box
 
 from mailroom.jmap.sieve import CYRUS_SIEVE, RFC_SIEVE
 from mailroom.ops import check
 from mailroom.ops.rules import setup_rules
 from mailroom.routing.fastmail import HEADER
+from mailroom_dev.realserver import Account, sieve_scripts
+from mailroom_dev.triagebox import Box
 
 pytestmark = pytest.mark.real
 

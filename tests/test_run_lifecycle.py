@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servicebox import free_port, json_objects, program_states, unreachable_env, wait_for
 
 from mailroom.ops.status import rpc
 from mailroom.paths import SUPERVISOR_SOCKET
 from mailroom.service.lifeline import starts_file
 from mailroom.service.status import read_status
+from mailroom_dev.servicebox import free_port, json_objects, program_states, unreachable_env
+from mailroom_dev.wait import wait_until
 
 pytestmark = pytest.mark.slow
 PROGRAMS = ("health", "listener", "worker")
@@ -122,7 +123,7 @@ def running(state_dir: Path, **extra: str) -> Iterator[Run]:
     env = {**unreachable_env(state_dir, free_port()), **extra}
     run = start(state_dir, env)
     try:
-        wait_for(run.all_started, "the three programs to be started", 90)
+        wait_until(run.all_started, "the three programs to be started", 90)
         yield run
     finally:
         stop_all(run)
@@ -131,7 +132,9 @@ def running(state_dir: Path, **extra: str) -> Iterator[Run]:
 
 def assert_nothing_left(run: Run, since: float, how: str) -> None:
     """No process of this run is left (a bounded wait); the time taken is printed."""
-    wait_for(lambda: not processes_of(run.state_dir), "every mailroom process to end", GONE_TIMEOUT)
+    wait_until(
+        lambda: not processes_of(run.state_dir), "every mailroom process to end", GONE_TIMEOUT
+    )
     print(f"nothing left {time.monotonic() - since:.2f} s after {how}")  # a figure, not asserted
     assert processes_of(run.state_dir) == []
 
@@ -165,7 +168,7 @@ def test_its_output_pipe_closing_ends_everything(state_dir: Path) -> None:
     run = start(state_dir, env, stdout=write_end)
     os.close(write_end)
     try:
-        wait_for(run.all_started, "the three programs to be started", 90)
+        wait_until(run.all_started, "the three programs to be started", 90)
         since = time.monotonic()
         reader.kill()  # the reading end is gone: the next write would get EPIPE
         reader.wait()
@@ -262,9 +265,9 @@ def worker_up(state_dir: Path) -> int | None:
 def test_a_worker_that_keeps_crashing_comes_back_each_time(state_dir: Path) -> None:
     with running(state_dir) as run:
         for _ in range(5):  # each kill lands as soon as the restarted worker is up
-            pid = wait_for(lambda: worker_up(state_dir), "the worker to be up", 90)
+            pid = wait_until(lambda: worker_up(state_dir), "the worker to be up", 90)
             os.kill(pid, signal.SIGKILL)
-            wait_for(lambda old=pid: worker_up(state_dir) not in (None, old), "a restart", 90)
+            wait_until(lambda old=pid: worker_up(state_dir) not in (None, old), "a restart", 90)
         assert program_states(state_dir)["worker"][0] == "RUNNING"
         assert run.proc.poll() is None  # not FATAL, so `mailroom run` is still up
         events = [e for line in run.text().splitlines() for e in json_objects(line)]
@@ -274,9 +277,9 @@ def test_a_worker_that_keeps_crashing_comes_back_each_time(state_dir: Path) -> N
 
 def test_status_shows_each_program_and_the_health_summary(state_dir: Path) -> None:
     with running(state_dir) as run:
-        wait_for(lambda: worker_up(state_dir), "the worker to be up", 90)
+        wait_until(lambda: worker_up(state_dir), "the worker to be up", 90)
         last_error = lambda: (read_status(state_dir / "worker.json") or {}).get("last_error")  # noqa: E731
-        wait_for(last_error, "the first pass to fail (the server is unreachable)", 60)
+        wait_until(last_error, "the first pass to fail (the server is unreachable)", 60)
         done = subprocess.run(
             [sys.executable, "-m", "mailroom", "status"],
             env=unreachable_env(state_dir, free_port()),  # no supervisord config passed

@@ -12,11 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from servicebox import wait_for
 
 from mailroom.errors import ConfigError
 from mailroom.ops import status
 from mailroom.service import accountlock, fatal, lifeline, runner
+from mailroom_dev.wait import wait_until
 
 
 # -- restart back-off (lifeline.next_delay) ------------------------------------------------
@@ -79,7 +79,7 @@ def test_a_program_ends_when_its_parent_is_killed(use_prctl: bool, how: str) -> 
         assert parent.stdout.readline().strip() == how
     parent.kill()
     parent.wait()
-    wait_for(lambda: not alive(child), "the child to end after its parent", 15)
+    wait_until(lambda: not alive(child), "the child to end after its parent", 15)
 
 
 def alive(pid: int) -> bool:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from realserver import Account
-from servicebox import ServiceBox, wait_for
-from triagebox import Box
+
+from mailroom_dev.realserver import Account
+from mailroom_dev.servicebox import ServiceBox
+from mailroom_dev.triagebox import Box
+from mailroom_dev.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = (("check",), ("poll",), ("setup",), ("reset",))
@@ -186,7 +188,7 @@ def test_the_running_service_shows_no_secret_whatever_fails(name: str, account: 
             assert f"config error: {case.config_error} has a space or line break" in said
             assert leaks(said + state_text(service.state_dir), secrets) == []
             return
-        wait_for(lambda: failed_visibly(service), f"the worker to report {name}", 90)
+        wait_until(lambda: failed_visibly(service), f"the worker to report {name}", 90)
         body = httpx.get(f"http://127.0.0.1:{service.port}/healthz", timeout=10).text
         everything = body + service.output_text() + state_text(service.state_dir)
         assert leaks(everything, secrets) == []

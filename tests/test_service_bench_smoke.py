@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from realserver import Account, CyrusServer, vcard_props
-from triagebox import Box
+
+from mailroom_dev.realserver import Account, CyrusServer, vcard_props
+from mailroom_dev.triagebox import Box
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
 

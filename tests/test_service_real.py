@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from realserver import (
+
+from mailroom.service.status import parse_iso
+from mailroom_dev.realserver import (
     STOP,
     Account,
     CyrusServer,
@@ -26,18 +28,11 @@ from realserver import (
     new_account,
     start_cyrus,
     stop_cyrus,
+    wait_searchable_counts,
 )
-from servicebox import (
-    PROGRAMS,
-    ServiceBox,
-    count_searchable,
-    fill_screener,
-    free_port,
-    wait_for,
-)
-from triagebox import Box
-
-from mailroom.service.status import parse_iso
+from mailroom_dev.servicebox import PROGRAMS, ServiceBox, free_port
+from mailroom_dev.triagebox import Box, fill_screener
+from mailroom_dev.wait import wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.push, pytest.mark.slow]
 
@@ -74,7 +69,7 @@ def test_a_label_applied_over_jmap_is_triaged_by_a_push_pass(box: Box, service: 
 
     box.label(first, "@ToFeed")
 
-    done = wait_for(
+    done = wait_until(
         lambda: [p for p in service.passes("push", since) if p["senders_triaged"] == 1],
         "a push pass that triages the sender",
         TRIAGE_DEADLINE,
@@ -99,13 +94,13 @@ def test_a_label_after_a_quiet_spell_gets_its_push_pass_without_waiting_the_wind
     box.searchable("lead@shop.example")
     window = 8.0
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=window) as service:
-        wait_for(lambda: quiet_since_last_pass(service, window), "a quiet spell", 60)
+        wait_until(lambda: quiet_since_last_pass(service, window), "a quiet spell", 60)
         since = service.mark()
         held = service.worker_status()["counters"]["passes_held"]
 
         box.label(email_id, "@ToFeed")
 
-        done = wait_for(
+        done = wait_until(
             lambda: [p for p in service.passes("push", since) if p["senders_triaged"] == 1],
             "the push pass for the label",
             TRIAGE_DEADLINE,
@@ -149,25 +144,25 @@ def test_a_burst_of_labels_gives_at_most_two_push_passes_and_its_own_writes_none
     emails = [box.deliver(from_addr=s, subject=f"from {s}") for s in senders]
     box.searchable(*senders)
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=2) as service:
-        wait_for(lambda: quiet_since_last_pass(service, 2), "a quiet spell", 60)
+        wait_until(lambda: quiet_since_last_pass(service, 2), "a quiet spell", 60)
         since = service.mark()
         started = time.monotonic()
         label_one_by_one(box, emails, "@ToFeed")  # ten Email/set calls, well inside 2 s
         print(f"ten labels applied in {time.monotonic() - started:.2f} s")
 
-        wait_for(
+        wait_until(
             lambda: sum(p["senders_triaged"] for p in service.passes("push", since)) == 10,
             "push passes triaging all ten senders",
             TRIAGE_DEADLINE,
         )
         # The passes' own Email/set calls make Cyrus emit state events: echoes.
-        wait_for(
+        wait_until(
             lambda: service.worker_status()["counters"]["echoes_skipped"] >= 1,
             "the worker to receive and skip the echo of its own writes",
             TRIAGE_DEADLINE,
         )
         quiet_until = time.monotonic() + 2 + 4  # the window + margin: a third pass would show
-        wait_for(lambda: time.monotonic() > quiet_until, "the quiet period", 30)
+        wait_until(lambda: time.monotonic() > quiet_until, "the quiet period", 30)
 
         pushes = service.passes("push", since)
         print(f"passes for the burst: {[(p['senders_triaged'], p['failures']) for p in pushes]}")
@@ -185,25 +180,25 @@ def test_a_burst_of_labels_gives_at_most_two_push_passes_and_its_own_writes_none
 def test_a_4000_email_write_gives_no_extra_pass(box: Box) -> None:
     big = "bulk@big.example"
     first = fill_screener(box, big, BACKLOG)
-    count_searchable(box, big, BACKLOG)
+    wait_searchable_counts(box.account, {big: BACKLOG})
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
-        wait_for(lambda: quiet_since_last_pass(service, 1), "a quiet spell", 60)
+        wait_until(lambda: quiet_since_last_pass(service, 1), "a quiet spell", 60)
         since = service.mark()
         box.label(first, "@ToFeed")
-        wait_for(
+        wait_until(
             lambda: [p for p in service.passes("push", since) if p["senders_triaged"] == 1],
             "the pass over the backlog",
             TRIAGE_DEADLINE * 2,
         )
         # Cyrus reports states inside the long Email/set and the last write's state after
         # it: all echoes. Wait for the last one, then a window and more for any other pass.
-        wait_for(
+        wait_until(
             lambda: service.worker_status()["counters"]["echoes_skipped"] >= 1,
             "the echo of the pass's writes",
             TRIAGE_DEADLINE,
         )
         quiet_until = time.monotonic() + 1 + 5
-        wait_for(lambda: time.monotonic() > quiet_until, "the quiet period", 30)
+        wait_until(lambda: time.monotonic() > quiet_until, "the quiet period", 30)
         passes = service.passes(since=since)
         counters = service.worker_status()["counters"]
         print(f"passes: {[(p['trigger'], p['emails_moved']) for p in passes]}; {counters}")
@@ -217,17 +212,17 @@ def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box:
     big, small = "bulk@big.example", "late@small.example"
     big_first = fill_screener(box, big, BACKLOG)
     small_first = box.deliver(from_addr=small, subject="late")
-    count_searchable(box, big, BACKLOG)
+    wait_searchable_counts(box.account, {big: BACKLOG})
     box.searchable(small)
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
         since = service.mark()
         box.label(big_first, "@ToFeed")
-        wait_for(lambda: in_flight(box, big, big_first), "the pass for the backlog to start", 60)
+        wait_until(lambda: in_flight(box, big, big_first), "the pass for the backlog to start", 60)
         box.label(small_first, "@ToFeed")
         if not labelled_still(box, big_first, "@ToFeed"):
             pytest.fail(f"the pass over {BACKLOG} emails ended before the second label")
 
-        wait_for(
+        wait_until(
             lambda: len(service.passes("push", since)) >= 2,
             "a push pass after the one over the backlog",
             TRIAGE_DEADLINE,
@@ -264,19 +259,19 @@ def test_a_listener_killed_with_sigkill_is_restarted_reconnects_and_push_goes_on
         doc = service.listener_status()
         return doc if doc.get("pid") == new_pid and doc.get("status") == "connected" else None
 
-    after = wait_for(connected_anew, "the new listener to connect", TRIAGE_DEADLINE)
+    after = wait_until(connected_anew, "the new listener to connect", TRIAGE_DEADLINE)
     assert after is not None
     assert after["connected_since"] != before["connected_since"]
     # The new process carries the count over from listener.json: the crash shows.
     assert after["reconnect_count"] == before["reconnect_count"] + 1
-    reconnected = wait_for(  # supervisord forwards the programs' output a moment later
+    reconnected = wait_until(  # supervisord forwards the programs' output a moment later
         lambda: service.log_events("eventsource_reconnected", since),
         "the new listener's eventsource_reconnected line",
         TRIAGE_DEADLINE,
     )
     assert reconnected[0]["reconnect_count"] == after["reconnect_count"]
     assert len(service.log_events("eventsource_listener_started")) == 2
-    wait_for(
+    wait_until(
         lambda: [p for p in service.passes("push", since) if p["senders_triaged"] == 1],
         "the connect wake's push pass to triage the label applied meanwhile",
         TRIAGE_DEADLINE,
@@ -290,20 +285,20 @@ def test_a_worker_killed_with_sigkill_mid_pass_is_restarted_and_its_startup_pass
 ) -> None:
     big = "bulk@big.example"
     first = fill_screener(box, big, BACKLOG)
-    count_searchable(box, big, BACKLOG)
+    wait_searchable_counts(box.account, {big: BACKLOG})
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
         old_pid = service.pid_of("worker")
         assert old_pid is not None
         since = service.mark()
         box.label(first, "@ToFeed")
-        wait_for(lambda: in_flight(box, big, first), "the pass over the backlog to start", 60)
+        wait_until(lambda: in_flight(box, big, first), "the pass over the backlog to start", 60)
 
         os.kill(old_pid, signal.SIGKILL)
         if not labelled_still(box, first, "@ToFeed"):
             pytest.fail(f"the pass over {BACKLOG} emails ended before the kill")
         service.wait_restarted("worker", old_pid)
 
-        done = wait_for(
+        done = wait_until(
             lambda: service.passes("startup", since),
             "the restarted worker's startup pass",
             TRIAGE_DEADLINE,
@@ -344,7 +339,7 @@ def test_healthz_stays_200_and_shows_push_not_connected_when_the_listener_is_sto
         return found if found[1].get("eventsource", {}).get("status") != "connected" else None
 
     # well under the 60 s after which a silent listener's heartbeat counts as stale
-    down = wait_for(push_down, "healthz to show the EventSource not connected", 20)
+    down = wait_until(push_down, "healthz to show the EventSource not connected", 20)
     assert down is not None
     status, body = down
     print(f"healthz with the listener stopped: {status} {body['status']} {body['eventsource']}")
@@ -424,12 +419,12 @@ def test_push_backs_off_while_the_server_is_down_and_triage_resumes_after(
         with ServiceBox.running(box, poll_interval=3, debounce_seconds=1) as service:
             since = service.mark()
             private_cyrus.stop()
-            wait_for(
+            wait_until(
                 lambda: service.log_events("eventsource_disconnected", since),
                 "the listener to see the server go",
                 TRIAGE_DEADLINE,
             )
-            failed = wait_for(
+            failed = wait_until(
                 lambda: [
                     e
                     for e in service.log_events("pass_failed", since)
@@ -443,13 +438,13 @@ def test_push_backs_off_while_the_server_is_down_and_triage_resumes_after(
 
             private_cyrus.start_again(account)
             back = service.mark()
-            wait_for(
+            wait_until(
                 lambda: service.listener_status().get("status") == "connected",
                 "the listener to reconnect",
                 TRIAGE_DEADLINE,
             )
             assert service.listener_status()["reconnect_count"] >= 1
-            wait_for(
+            wait_until(
                 lambda: service.log_events("eventsource_reconnected", since),
                 "the eventsource_reconnected line",
                 TRIAGE_DEADLINE,
@@ -463,13 +458,13 @@ def test_push_backs_off_while_the_server_is_down_and_triage_resumes_after(
             assert delays == [min(2.0**i, 60.0) for i in range(len(delays))], delays
 
             box.label(email_id, "@ToFeed")
-            done = wait_for(
+            done = wait_until(
                 lambda: [p for p in service.passes(since=back) if p["senders_triaged"] == 1],
                 "a pass to triage the label after the restart",
                 TRIAGE_DEADLINE,
             )
             print(f"triaged after the restart by a {done[0]['trigger']} pass")
-            wait_for(
+            wait_until(
                 lambda: service.passes("fallback", back),
                 "a successful fallback pass after the restart",
                 TRIAGE_DEADLINE,

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from realserver import Account
 
 from mailroom.carddav.groups import new_group_card
 from mailroom.config import load_settings
 from mailroom.ops import setup
+from mailroom_dev.realserver import Account
 
 REPO = Path(__file__).resolve().parent.parent
 MAILBOXES = {

@@ -8,15 +8,6 @@ import io
 from pathlib import Path
 
 import pytest
-from realserver import (
-    Account,
-    delivered,
-    lmtp_deliver,
-    put_sieve_script,
-    sieve_call,
-    sieve_scripts,
-)
-from triagebox import Box
 
 from mailroom.config import load_settings
 from mailroom.errors import JmapError
@@ -24,6 +15,15 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.sieve import CYRUS_SIEVE, SieveScripts
 from mailroom.ops import check, reset, setup
 from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME
+from mailroom_dev.realserver import (
+    Account,
+    delivered,
+    lmtp_deliver,
+    put_sieve_script,
+    sieve_call,
+    sieve_scripts,
+)
+from mailroom_dev.triagebox import Box
 
 pytestmark = pytest.mark.real
 

@@ -10,14 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from servicebox import program_states, supervisorctl, unreachable_env
 
 from mailroom.errors import ConfigError
 from mailroom.service.fatal import read_stopped
@@ -27,6 +26,8 @@ from mailroom.service.supervise import (
     supervisord_argv,
     supervisord_env,
 )
+from mailroom_dev.servicebox import program_states, supervisorctl, unreachable_env
+from mailroom_dev.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = ("health", "listener", "worker")
@@ -168,15 +169,6 @@ class Supervised:
         return program_states(Path(self.env["MAILROOM_STATE_DIR"]))
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
-    """Poll real processes (not our logic) until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def all_running(sup: Supervised) -> bool:
     states = sup.states()
     return len(states) == 3 and all(s == "RUNNING" for s, _ in states.values())
@@ -222,7 +214,12 @@ def mailroom_run(**extra_env: str) -> Iterator[Supervised]:
             )
         sup = Supervised(proc, env, port, output)
         try:
-            wait_for(lambda: all_running(sup) and started(sup), "the three programs to be up")
+            wait_until(
+                lambda: all_running(sup) and started(sup),
+                "the three programs to be up",
+                45,
+                every=0.2,
+            )
             yield sup
         except BaseException:
             print(output.read_text(errors="replace")[-5000:])
@@ -270,7 +267,7 @@ def test_a_program_killed_with_sigkill_is_restarted(supervised: Supervised, prog
         state, pid = supervised.states()[program]
         return state == "RUNNING" and pid not in (None, old_pid)
 
-    wait_for(restarted, f"{program} to be restarted")
+    wait_until(restarted, f"{program} to be restarted", 45, every=0.2)
 
 
 @pytest.mark.slow
@@ -283,7 +280,7 @@ def test_a_worker_that_gives_up_after_failed_passes_is_restarted() -> None:
             state, pid = sup.states()["worker"]
             return state == "RUNNING" and pid not in (None, first_pid)
 
-        wait_for(restarted, "the worker to give up and be restarted", timeout=90)
+        wait_until(restarted, "the worker to give up and be restarted", 90, every=0.2)
         out = sup.output.read_text(errors="replace")
         assert "worker_giving_up" in out
         assert "exited: worker (exit status 1; not expected)" in out

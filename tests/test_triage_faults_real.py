@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from realserver import Account, CyrusServer, new_account
-from triagebox import Box
 
 from mailroom.errors import PassDeadline
 from mailroom.service.health import evaluate
 from mailroom.service.worker import parked_entries
 from mailroom.triage.engine import Triager
 from mailroom.triage.parking import PARK_AFTER
+from mailroom_dev.realserver import Account, CyrusServer, new_account
+from mailroom_dev.triagebox import Box
 
 pytestmark = pytest.mark.real
 

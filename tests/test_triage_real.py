@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from realserver import Account
-from triagebox import Box
+
+from mailroom_dev.realserver import Account
+from mailroom_dev.triagebox import Box
 
 pytestmark = pytest.mark.real
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from mailroom.service.worker import (
     serve,
 )
 from mailroom.triage.report import PassReport
+from mailroom_dev.wait import wait_until
 
 START = 1000.0
 POLL = 60.0
@@ -421,15 +421,6 @@ CHILD = textwrap.dedent(
 )
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll an outside process's observable state (not our own logic) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -449,9 +440,9 @@ def test_sigterm_during_a_pass_finishes_it_and_exits_zero(state_dir: Path) -> No
     passes = state_dir / "passes.log"
     sender = WakeSender(state_dir / "wake.sock")
     try:
-        wait_for(lambda: "end startup" in lines(passes), "the startup pass")
+        wait_until(lambda: "end startup" in lines(passes), "the startup pass", 20, every=0.02)
         assert sender.send(email("1"))
-        wait_for(lambda: "start push" in lines(passes), "the push pass to start")
+        wait_until(lambda: "start push" in lines(passes), "the push pass to start", 20, every=0.02)
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=20)
     finally:
@@ -472,7 +463,7 @@ def test_sigterm_while_idle_exits_zero_without_waiting_for_the_timer(state_dir: 
     child = spawn_child(state_dir)
     passes = state_dir / "passes.log"
     try:
-        wait_for(lambda: "end startup" in lines(passes), "the startup pass")
+        wait_until(lambda: "end startup" in lines(passes), "the startup pass", 20, every=0.02)
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=20)  # the fallback timer is 60 s away
     finally:

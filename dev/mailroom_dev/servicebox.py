@@ -6,7 +6,7 @@ private STATE_DIR and a free health port; it is always stopped on the way out. A
 output (supervisord's own lines and the programs' JSON log lines) goes to one file
 opened with O_APPEND, because the programs write to it through /dev/stdout too.
 
-Everything here observes real processes: ``wait_for`` polls with a bounded deadline,
+Everything here observes real processes: ``wait_until`` polls with a bounded deadline,
 it never sleeps to wait for logic.
 """
 
@@ -20,50 +20,32 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
-from realserver import REALM, build_message, imap_append
-from triagebox import Box
 
 from mailroom.ops.status import NotRunning, programs, rpc
 from mailroom.paths import SUPERVISOR_SOCKET
 from mailroom.service.status import read_status
 from mailroom.service.supervise import conf_path
+from mailroom_dev.triagebox import Box
+from mailroom_dev.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout (dev/mailroom_dev/..)
 PROGRAMS = ("health", "listener", "worker")
 READY_TIMEOUT = 90.0  # first start on a loaded machine: three interpreters, a pass, a connect
 LOG_START = '{"timestamp"'  # every program's JSON line begins so
 _DECODER = json.JSONDecoder()
-T = TypeVar("T")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    """Poll real processes until ``predicate`` returns something truthy; return it.
-
-    Fails the test (naming ``what``) after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def service_env(box: Box, state_dir: Path, port: int, extra: Mapping[str, str]) -> dict[str, str]:
@@ -205,7 +187,7 @@ class ServiceBox:
             pid = self.pid_of(program)
             return pid if pid not in (None, old_pid) else None
 
-        pid = wait_for(new_pid, f"{program} to be restarted", timeout)
+        pid = wait_until(new_pid, f"{program} to be restarted", timeout)
         assert pid is not None
         return pid
 
@@ -262,9 +244,9 @@ class ServiceBox:
         done too (when that wake reached the worker): a test's first label meets an
         idle worker."""
         what = "all RUNNING, healthz 200, eventsource connected, the startup pass"
-        wait_for(self._ready, what, timeout)
+        wait_until(self._ready, what, timeout)
         if self.listener_status().get("wakes_dropped") == 0:
-            wait_for(lambda: self.passes("push"), "the pass after the connect wake", timeout)
+            wait_until(lambda: self.passes("push"), "the pass after the connect wake", timeout)
 
     def _ready(self) -> bool:
         status, body = self.healthz()
@@ -324,34 +306,3 @@ def json_objects(line: str) -> list[dict[str, Any]]:
                 found.append(obj)
         start = line.find(LOG_START, end)
     return found
-
-
-# ---------------------------------------------------------------- filling
-
-
-def fill_screener(box: Box, sender: str, count: int) -> str:
-    """``count`` emails from ``sender`` in the Screener; the JMAP id of the first.
-
-    The first comes through JMAP (its id is needed to label it); the rest by IMAP
-    MULTIAPPEND over one connection (about 1 ms a message on loopback).
-    """
-    first = box.deliver(from_addr=sender, subject=f"{sender} #0")
-    to = f"{box.account.username}@{REALM}"
-    raws = [build_message(sender, None, to, f"{sender} #{i}") for i in range(1, count)]
-    append(box, box.settings.screener_mailbox, raws)
-    return first
-
-
-def append(box: Box, mailbox: str, raws: Sequence[bytes]) -> None:
-    """IMAP MULTIAPPEND of ``raws`` into ``mailbox``."""
-    imap_append(box.account, mailbox, raws)
-
-
-def count_searchable(box: Box, sender: str, count: int, timeout: float = 60) -> None:
-    """Wait until Email/query {from: sender} finds ``count`` emails (Cyrus indexes late)."""
-
-    def found() -> bool:
-        args = {"filter": {"from": sender}, "limit": 1, "calculateTotal": True}
-        return int(box.account.call("Email/query", args).get("total", 0)) >= count
-
-    wait_for(found, f"{count} emails from {sender} to be searchable", timeout)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from realserver import Account, vcard_props
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.config import Settings, load_settings
@@ -16,6 +15,7 @@ from mailroom.jmap.client import JmapClient
 from mailroom.ops import setup
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
+from mailroom_dev.realserver import REALM, Account, imap_append, messages, vcard_props
 
 
 @dataclass
@@ -47,16 +47,10 @@ class Box:
     def clients(
         self, transport: httpx.BaseTransport | None = None
     ) -> tuple[JmapClient, CardDavClient]:
-        s = self.settings
-        assert s.jmap_token is not None
-        assert s.carddav_password is not None
-        assert s.carddav_username is not None
-        jmap = JmapClient(s.jmap_session_url, s.jmap_token.get_secret_value(), transport=transport)
+        s, c = self.settings, self.settings.credentials()
+        jmap = JmapClient(s.jmap_session_url, c.jmap_token, transport=transport)
         carddav = CardDavClient(
-            s.carddav_url,
-            s.carddav_username,
-            s.carddav_password.get_secret_value(),
-            transport=transport,
+            s.carddav_url, c.carddav_username, c.carddav_password, transport=transport
         )
         return jmap, carddav
 
@@ -98,3 +92,17 @@ class Box:
             emails = sorted(e.lower() for e in props.get("EMAIL", []))
             people.append((emails, props.get("FN"), props.get("NOTE"), member_of))
         return {"mail": mail, "contacts": sorted(people, key=repr)}
+
+
+def fill_screener(box: Box, sender: str, count: int) -> str:
+    """``count`` emails from ``sender`` in the Screener; the JMAP id of the first.
+
+    The first comes through JMAP (its id is needed to label it); the rest by IMAP
+    MULTIAPPEND over one connection (about 1 ms a message on loopback).
+    """
+    first = box.deliver(from_addr=sender, subject=f"{sender} #0")
+    to = f"{box.account.username}@{REALM}"
+    imap_append(
+        box.account, box.settings.screener_mailbox, messages(sender, count - 1, to=to, start=1)
+    )
+    return first

@@ -1,9 +1,12 @@
-"""What the triage benchmarks share: a real Cyrus, a prepared account, a fast filler,
-request counting, forced session limits, medians and tables.
+"""What the bench scripts share: a Cyrus for the run, a prepared account, request
+counting, forced session limits, medians and tables.
 
-The server is the test Cyrus (tests/realserver.py): reused when it runs, started
-(and stopped again at the end) when it does not. Each scenario gets a brand-new
-account prepared by `mailroom setup --apply`, so runs never see each other's mail.
+The server is the test Cyrus (``mailroom_dev.realserver``): reused when it runs,
+started (and stopped again at the end) when it does not. Each scenario gets a
+brand-new account prepared by `mailroom setup --apply`, so runs never see each other's
+mail. Filling and waiting for the search index are ``realserver.messages``,
+``realserver.imap_append``, ``triagebox.fill_screener`` and
+``realserver.wait_searchable_counts``, shared with the tests.
 """
 
 from __future__ import annotations
@@ -18,26 +21,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from realserver import (
-    REALM,
-    Account,
-    build_message,
-    cyrus_settings,
-    imap_append,
-    new_account,
-    start_cyrus,
-    stop_cyrus,
-)
-from realserver import (
-    CyrusServer as CyrusServer,  # re-exported for the scripts' signatures
-)
-from triagebox import Box as Box  # re-exported for the scripts
 
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Session
@@ -45,6 +30,15 @@ from mailroom.jmap.session import CORE
 from mailroom.logs import configure_logging
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
+from mailroom_dev.realserver import (
+    Account,
+    CyrusServer,
+    cyrus_settings,
+    new_account,
+    start_cyrus,
+    stop_cyrus,
+)
+from mailroom_dev.triagebox import Box
 
 
 @contextlib.contextmanager
@@ -65,57 +59,7 @@ def prepared_box(server: CyrusServer) -> Box:
         return Box.create(new_account(server))
 
 
-# ---------------------------------------------------------------- filling
-
-
-def messages(sender: str, count: int, *, to: str, start: int = 0) -> list[bytes]:
-    """``count`` distinct messages from ``sender`` (own subject and Message-ID each)."""
-    return [build_message(sender, None, to, f"{sender} #{i}") for i in range(start, start + count)]
-
-
-def append(account: Account, mailbox: str, raws: Sequence[bytes]) -> None:
-    """IMAP MULTIAPPEND of ``raws`` into ``mailbox`` (tests/realserver.py)."""
-    imap_append(account, mailbox, raws)
-
-
-def fill_screener(box: Box, sender: str, count: int) -> str:
-    """``count`` emails from ``sender`` in the Screener; the id of the first (via JMAP)."""
-    trigger = box.deliver(from_addr=sender, subject=f"{sender} #0")
-    if count > 1:
-        to = f"{box.account.username}@{REALM}"
-        append(
-            box.account, box.settings.screener_mailbox, messages(sender, count - 1, to=to, start=1)
-        )
-    return trigger
-
-
-def wait_searchable(account: Account, expected: Mapping[str, int], *, timeout: float) -> float:
-    """Poll Email/query {from} until each sender's count is found (Cyrus indexes late);
-    the seconds it took."""
-    started = time.perf_counter()
-    pending = dict(expected)
-    while pending:
-        calls = [
-            (
-                "Email/query",
-                {
-                    "accountId": account.account_id,
-                    "filter": {"from": s},
-                    "limit": 1,
-                    "calculateTotal": True,
-                },
-                s,
-            )
-            for s in list(pending)[:50]
-        ]
-        for _, args, sender in account.jmap(calls):
-            if args.get("total", 0) >= pending[sender]:
-                del pending[sender]
-        if pending and time.perf_counter() - started > timeout:
-            raise RuntimeError(f"{len(pending)} senders not searchable after {timeout}s")
-        if pending:
-            time.sleep(0.1)
-    return time.perf_counter() - started
+# ---------------------------------------------------------------- acting as the user
 
 
 def label(account: Account, labels: Mapping[str, str]) -> None:

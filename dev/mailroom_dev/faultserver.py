@@ -414,6 +414,7 @@ class EndlessPages:
         answers: list[list[Any]] = []
         pages: dict[str, list[str]] = {}
         for name, args, call_id in calls:
+            listed: list[dict[str, Any]]
             if name == "Mailbox/get":
                 listed = [
                     {

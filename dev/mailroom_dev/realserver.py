@@ -31,9 +31,11 @@ from urllib.parse import urljoin
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-START = REPO / "dev" / "cyrus" / "start.sh"
-STOP = REPO / "dev" / "cyrus" / "stop.sh"
+from mailroom_dev.wait import wait_until
+
+CYRUS_SCRIPTS = Path(__file__).resolve().parents[1] / "cyrus"  # dev/cyrus of the checkout
+START = CYRUS_SCRIPTS / "start.sh"
+STOP = CYRUS_SCRIPTS / "stop.sh"
 REALM = "localhost"
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 Invocation = tuple[str, dict[str, Any], str]
@@ -83,6 +85,11 @@ def parse_exports(text: str) -> dict[str, str]:
 
 def start_cyrus(settings: Mapping[str, str], *, timeout: float = 1800) -> CyrusServer:
     """Start (or reuse) the test server; the first run may build Cyrus (~1-2 min)."""
+    if not START.is_file():
+        raise RuntimeError(
+            f"{START} not found: mailroom_dev runs from a checkout, installed editable "
+            "(scripts/test.sh install)"
+        )
     env = {**os.environ, **settings}
     proc = subprocess.run(
         [str(START), settings["CYRUS_PEER_DIR"]],
@@ -349,14 +356,13 @@ class Account:
         Cyrus's search index lags delivery by up to ~0.2 s.
         """
         want = set(self._delivered.get(from_addr.lower(), []))
-        deadline = time.monotonic() + timeout
-        while True:
-            ids = self.call("Email/query", {"filter": {"from": from_addr}, "limit": 4096})["ids"]
-            if want <= set(ids) and (want or ids):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"mail from {from_addr} not searchable after {timeout}s")
-            time.sleep(0.02)
+
+        def found() -> bool:
+            args = {"filter": {"from": from_addr}, "limit": 4096}
+            ids = set(self.call("Email/query", args)["ids"])
+            return want <= ids and bool(want or ids)
+
+        wait_until(found, f"mail from {from_addr} to be searchable", timeout, every=0.02)
 
     # -- CardDAV
     def cards(self) -> list[str]:
@@ -438,6 +444,38 @@ def imap_append(account: Account, mailbox: str, raws: Sequence[bytes]) -> None:
         imap.logout()
 
 
+def wait_searchable_counts(
+    account: Account, expected: Mapping[str, int], *, timeout: float = 60
+) -> float:
+    """Poll Email/query {from} until each sender's count is found (Cyrus indexes late,
+    more so after a MULTIAPPEND); the seconds it took. Up to 50 senders a request."""
+    started = time.perf_counter()
+    pending = dict(expected)
+
+    def all_found() -> bool:
+        calls: list[Invocation] = [
+            (
+                "Email/query",
+                {
+                    "accountId": account.account_id,
+                    "filter": {"from": s},
+                    "limit": 1,
+                    "calculateTotal": True,
+                },
+                s,
+            )
+            for s in list(pending)[:50]
+        ]
+        for _, args, sender in account.jmap(calls):
+            if args.get("total", 0) >= pending[sender]:
+                del pending[sender]
+        return not pending
+
+    if pending:
+        wait_until(all_found, f"mail from {len(pending)} senders to be searchable", timeout)
+    return time.perf_counter() - started
+
+
 # ---------------------------------------------------------------- pure helpers
 
 
@@ -450,6 +488,11 @@ def build_message(from_addr: str, from_name: str | None, to: str, subject: str) 
     msg["Date"] = "Sat, 22 Nov 2025 00:00:00 +0000"
     msg.set_content(f"{subject}\n")
     return msg.as_bytes(policy=SMTP)
+
+
+def messages(sender: str, count: int, *, to: str, start: int = 0) -> list[bytes]:
+    """``count`` distinct messages from ``sender`` (own subject and Message-ID each)."""
+    return [build_message(sender, None, to, f"{sender} #{i}") for i in range(start, start + count)]
 
 
 def email_record(data: Mapping[str, Any], names: Mapping[str, str]) -> EmailRecord:
@@ -517,14 +560,15 @@ def lmtp_deliver(
 
 def delivered(account: Account, subject: str, *, timeout: float = 5.0) -> EmailRecord:
     """The one email with ``subject``, polled for until it is visible over JMAP."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in account.emails() if e.subject == subject]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1 or time.monotonic() > deadline:
-            raise AssertionError(f"{len(found)} emails with subject {subject!r} after delivery")
-        time.sleep(0.02)
+
+    def found() -> list[EmailRecord]:
+        matching = [e for e in account.emails() if e.subject == subject]
+        if len(matching) > 1:
+            raise AssertionError(f"{len(matching)} emails with subject {subject!r}")
+        return matching
+
+    (email,) = wait_until(found, f"the email with subject {subject!r}", timeout, every=0.02)
+    return email
 
 
 def sieve_call(account: Account, name: str, args: Mapping[str, Any]) -> dict[str, Any]:
