@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from faultserver import Answer, AnswerServer
 
 from mailroom.categories import category
 from mailroom.config import Settings
@@ -22,6 +21,7 @@ from mailroom.ops.check import (
     push_finding,
     report,
 )
+from mailroom_dev.faultserver import Answer, AnswerServer
 
 FIX = "run `mailroom setup --apply`"
 ONE = Settings(categories=(category("Feed"),), warnings_enabled=False)

@@ -235,8 +235,8 @@ def test_a_worker_with_a_config_error_ends_mailroom_run_with_the_reason(state_di
     env["MAILROOM_CARDDAV_PASSWORD_FILE"] = str(secret)
     run = start(state_dir, env)
     try:
-        wait_for(run.all_started, "the three programs to be started", 90)
-        pid = wait_for(lambda: worker_up(state_dir), "the worker to be up", 90)
+        wait_until(run.all_started, "the three programs to be started", 90)
+        pid = wait_until(lambda: worker_up(state_dir), "the worker to be up", 90)
         secret.unlink()
         os.kill(pid, signal.SIGKILL)  # supervisord restarts it: it reads the config again
         assert run.proc.wait(timeout=90) == 78
