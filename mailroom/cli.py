@@ -20,12 +20,13 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import ConfigError, MailroomError
 
+TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 EX_CONFIG = 78
 EX_INTERRUPTED = 130

@@ -24,10 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from mailroom.errors import ConfigError
@@ -38,8 +35,16 @@ from mailroom.service.status import (
     WORKER_FILE,
     parse_iso,
     read_status,
+    utc_stamp,
 )
 from mailroom.service.tinyhttp import TinyHTTPServer
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    Doc = Mapping[str, Any] | None
 
 DEFAULT_POLL_INTERVAL = 60.0
 EX_CONFIG = 78
@@ -47,8 +52,6 @@ BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 IDLE_TIMEOUT = 5.0  # seconds a connection may stay silent before it is closed
 _WORKER_FIELDS = ("pid", "started_at", "poll_interval", "consecutive_failures", "last_error")
 _EVENTSOURCE_FIELDS = ("connected_since", "last_event_at", "reconnect_count", "last_error")
-
-Doc = Mapping[str, Any] | None
 
 
 def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[str, Any]]:
@@ -140,8 +143,7 @@ def make_server(
 
 def _say(event: str, level: str = "info", **fields: Any) -> None:
     """One JSON log line on stdout, shaped like the other processes' lines."""
-    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    line = {"timestamp": stamp, "level": level, "event": event, **fields}
+    line = {"timestamp": utc_stamp(time.time()), "level": level, "event": event, **fields}
     sys.stdout.write(json.dumps(line) + "\n")  # one write: supervisord interleaves output
     sys.stdout.flush()
 
