@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from mailroom.errors import ConfigError, MailroomError
 
@@ -71,6 +70,7 @@ def version() -> str:
         return installed("mailroom-screener")
     except PackageNotFoundError:
         import tomllib
+        from pathlib import Path
 
         pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
         try:
@@ -179,6 +179,8 @@ def _run_lean(command: str) -> int:
     module_name, function, _ = COMMANDS[command]
     if command == "health":  # reads its own few variables
         return load_entry(module_name, function)()
+    from pathlib import Path
+
     from mailroom.config_lean import load_listener_settings
     from mailroom.logs import configure_logging
 
@@ -196,6 +198,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":  # needs no settings
         configure_logging("info")
         return load_entry(module_name, function)(**_demo_options(args))
+    from pathlib import Path
+
     from mailroom.config import load_settings
 
     settings = load_settings(cwd=Path.cwd(), require=REQUIRES.get(args.command, ()))

@@ -31,7 +31,7 @@ sys.exit(main(["{command}"]))
 """
 
 
-def run(command: str, heavy: tuple[str, ...], tmp_path: Path, **extra: str) -> str:
+def run(command: str, heavy: tuple[str, ...], tmp_path: Path, *flags: str, **extra: str) -> str:
     module, entry = {"listen": ("listener", "serve"), "health": ("health", "make_server")}[command]
     base = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_") and k != "PORT"}
     environ = {
@@ -45,7 +45,7 @@ def run(command: str, heavy: tuple[str, ...], tmp_path: Path, **extra: str) -> s
     }
     code = PROBE.format(module=module, entry=entry, command=command)
     done = subprocess.run(
-        [sys.executable, "-c", code, ",".join(heavy)],
+        [sys.executable, *flags, "-c", code, ",".join(heavy)],
         env=environ,
         cwd=tmp_path,
         capture_output=True,
@@ -86,3 +86,9 @@ def test_health_and_the_lifeline_skip_typing_datetime_and_dataclasses(tmp_path: 
     """Each costs 0.5-1.6 MiB of resident memory; health needs none of them."""
     costly = ("typing", "datetime", "dataclasses", "inspect", "base64", "copy", "tempfile")
     assert run("health", costly, tmp_path) == "-"
+
+
+def test_health_and_the_lifeline_skip_pathlib_and_urllib(tmp_path: Path) -> None:
+    """1.9 MiB together. -S: no site-packages, so no editable-install finder, which
+    imports pathlib itself (a regular install has none); health needs nothing there."""
+    assert run("health", ("pathlib", "urllib", "ipaddress"), tmp_path, "-S") == "-"

@@ -21,13 +21,15 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from mailroom.redaction import clip, scrub
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
+
+    from mailroom.paths import StrPath
 
 LISTENER_FILE = "listener.json"
 WORKER_FILE = "worker.json"
@@ -61,7 +63,7 @@ def write_status(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
-def read_status(path: Path) -> dict[str, Any] | None:
+def read_status(path: StrPath) -> dict[str, Any] | None:
     """The document at ``path``, or None when it is missing, unreadable or not a JSON object."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
