@@ -181,10 +181,8 @@ def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {k.removeprefix("mailroom_"): v for k, v in found.items() if k.startswith("mailroom_")}
 
 
-def _log_settings(
-    from_env: Mapping[str, str], config: str
-) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """log_level and log_format: the environment over the config file; their sources."""
+def _log_settings(from_env: Mapping[str, str], config: str) -> tuple[dict[str, str], list[str]]:
+    """log_level and log_format: the environment over the config file; the problems."""
     from_file: dict[str, Any] = {}
     problems: list[str] = []
     if config:
@@ -194,7 +192,7 @@ def _log_settings(
             from_file = read_yaml(config)
         except ConfigError as exc:
             problems += exc.problems
-    values, sources = {}, {}
+    values = {}
     for name, choices in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
         if name in from_env:
             value, where = from_env[name], f"MAILROOM_{name.upper()}"
@@ -204,11 +202,11 @@ def _log_settings(
             continue
         text = value.strip().lower() if isinstance(value, str) else value
         if text in choices:
-            values[name], sources[name] = text, where
+            values[name] = text
         else:
             shown = f" (got {value!r})" if isinstance(value, str) and len(value) <= 60 else ""
             problems.append(f"{where}: should be one of {', '.join(choices)}{shown}")
-    return values, sources, problems
+    return values, problems
 
 
 def load_listener_settings(
@@ -231,15 +229,15 @@ def load_listener_settings(
     }
     sources = {k: f"MAILROOM_{k.upper()}" for k in values} | sources
     remember_secrets(values)
-    logs, _, log_problems = _log_settings(from_env, environ.get("MAILROOM_CONFIG", ""))
+    logs, log_problems = _log_settings(from_env, environ.get("MAILROOM_CONFIG", ""))
     problems += log_problems + missing_credentials(values, ("jmap_token",))
     problems += raw_problems(values, sources)
     if problems:
         raise ConfigError(problems)
-    state = values.get("state_dir")
+    state = Path(values["state_dir"]) if "state_dir" in values else default_state_dir(environ)
     return ListenerSettings(
         jmap_session_url=values.get("jmap_session_url", DEFAULT_JMAP_SESSION_URL).strip(),
         jmap_token=values["jmap_token"],
-        state_dir=Path(state).expanduser().absolute() if state else default_state_dir(environ),
+        state_dir=state.expanduser().absolute(),  # as Settings.state_dir's validator does
         **logs,
     )

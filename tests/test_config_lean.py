@@ -99,6 +99,7 @@ CASES: dict[str, Case] = {
     "url_not_http": env(MAILROOM_JMAP_TOKEN=TOKEN, MAILROOM_JMAP_SESSION_URL="ftp://h/s"),
     "state_dir": env(MAILROOM_JMAP_TOKEN=TOKEN, MAILROOM_STATE_DIR="~/somewhere/state"),
     "state_dir_xdg": env(MAILROOM_JMAP_TOKEN=TOKEN, XDG_STATE_HOME="/var/xdg"),
+    "state_dir_relative_home": env(MAILROOM_JMAP_TOKEN=TOKEN, HOME="relative/home"),
     "state_dir_is_a_file": with_files(
         {"f": "x"}, MAILROOM_JMAP_TOKEN=TOKEN, MAILROOM_STATE_DIR="{dir}/f"
     ),
