@@ -1,9 +1,11 @@
 """The ``mailroom`` command: one ``main(argv)``, every subcommand imported when it runs.
 
-Importing this module is cheap (the error tree; argparse when a command is parsed):
-``mailroom health`` is dispatched before argparse, pydantic, httpx or structlog is
-imported, and a command whose module is missing fails with a clear message when it
-is run, not when the CLI is imported.
+Importing this module is cheap (the error tree; argparse when a command is parsed).
+The two long-running programs that need little are dispatched before argparse
+(``LEAN``): ``mailroom health`` imports no pydantic, httpx or structlog, and
+``mailroom listen`` reads its settings through ``config_lean`` without pydantic. A
+command whose module is missing fails with a clear message when it is run, not when
+the CLI is imported.
 
 Exit codes: what the command returns; 78 (EX_CONFIG) for a configuration problem, one
 ``config error:`` line each on stderr, every command alike; 1 for any other expected
@@ -17,13 +19,13 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import ConfigError, MailroomError
 
+TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 EX_CONFIG = 78
 EX_INTERRUPTED = 130
@@ -36,8 +38,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "reset": ALL_CREDENTIALS,
     "work": ALL_CREDENTIALS,
     "run": ALL_CREDENTIALS,  # refused before supervisord starts, not FATAL programs after
-    "listen": ("jmap_token",),
 }
+LEAN = ("health", "listen")  # run without argparse and without pydantic
 
 # command -> (module, function, help); the modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -68,6 +70,7 @@ def version() -> str:
         return installed("mailroom-screener")
     except PackageNotFoundError:
         import tomllib
+        from pathlib import Path
 
         pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
         try:
@@ -171,15 +174,32 @@ def guarded(command: str, call: Callable[[], int | None]) -> int:
     return 0 if code is None else int(code)
 
 
+def _run_lean(command: str) -> int:
+    """`mailroom health` or `mailroom listen`, importing only what that program uses."""
+    module_name, function, _ = COMMANDS[command]
+    if command == "health":  # reads its own few variables
+        return load_entry(module_name, function)()
+    from pathlib import Path
+
+    from mailroom.config_lean import load_listener_settings
+    from mailroom.logs import configure_logging
+
+    settings = load_listener_settings(cwd=Path.cwd())
+    configure_logging(settings.log_level, settings.log_format)
+    return load_entry(module_name, function)(settings)
+
+
 def _run(args: argparse.Namespace) -> int:
     module_name, function, _ = COMMANDS[args.command]
-    if args.command == "health":  # first: health must not import anything heavy
-        return load_entry(module_name, function)()
+    if args.command in LEAN:
+        return _run_lean(args.command)
     from mailroom.logs import configure_logging
 
     if args.command == "demo":  # needs no settings
         configure_logging("info")
         return load_entry(module_name, function)(**_demo_options(args))
+    from pathlib import Path
+
     from mailroom.config import load_settings
 
     settings = load_settings(cwd=Path.cwd(), require=REQUIRES.get(args.command, ()))
@@ -205,9 +225,9 @@ def scrub_output() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``mailroom`` console script; returns the process exit code."""
     scrub_output()
-    if list(sys.argv[1:] if argv is None else argv) == ["health"]:  # before argparse: lean
-        module_name, function, _ = COMMANDS["health"]
-        return guarded("health", lambda: load_entry(module_name, function)())
+    words = list(sys.argv[1:] if argv is None else argv)
+    if len(words) == 1 and words[0] in LEAN:  # before argparse
+        return guarded(words[0], lambda: _run_lean(words[0]))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

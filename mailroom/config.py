@@ -36,16 +36,18 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings import PydanticBaseSettingsSource as Source
 
-from mailroom import redaction
 from mailroom.categories import DEFAULT_CATEGORIES, Category, category_problems, chain
 from mailroom.categories import expand_category as _expand
-from mailroom.config_input import (
-    credential_problem,
-    json_problem,
+from mailroom.config_input import json_problem, read_yaml, unknown_variable_warnings
+from mailroom.config_lean import (
+    CREDENTIAL_VARIABLES,
+    DEFAULT_CARDDAV_URL,
+    DEFAULT_JMAP_SESSION_URL,
+    SECRETS,
+    missing_credentials,
+    raw_problems,
     read_secret_files,
-    read_yaml,
-    unknown_variable_warnings,
-    url_problem,
+    remember_secrets,
 )
 from mailroom.errors import ConfigError
 from mailroom.paths import (
@@ -59,24 +61,13 @@ from mailroom.paths import (
 __all__ = ["ENV_ONLY", "Credentials", "Settings", "load_settings"]
 
 ENV_ONLY = {
-    "jmap_token": "MAILROOM_JMAP_TOKEN",
+    **CREDENTIAL_VARIABLES,
     "jmap_session_url": "MAILROOM_JMAP_SESSION_URL",
     "carddav_url": "MAILROOM_CARDDAV_URL",
-    "carddav_username": "MAILROOM_CARDDAV_USERNAME",
-    "carddav_password": "MAILROOM_CARDDAV_PASSWORD",
     "state_dir": "MAILROOM_STATE_DIR",
     "health_host": "MAILROOM_HEALTH_HOST",
     "health_port": "MAILROOM_HEALTH_PORT",
 }
-_SECRETS = frozenset({"jmap_token", "carddav_password"})
-_CREDENTIALS = {
-    "jmap_token": "an API token with read-write Email access "
-    "(Fastmail: Settings > Privacy & Security > API tokens)",
-    "carddav_username": "the account's login name (e.g. you@fastmail.com)",
-    "carddav_password": "an app password with Contacts (CardDAV) access "
-    "(Fastmail: Settings > Privacy & Security > App passwords)",
-}
-_URLS = ("jmap_session_url", "carddav_url")
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Categories = tuple[Annotated[Category, BeforeValidator(_expand)], ...]
@@ -103,8 +94,8 @@ class Settings(BaseSettings):
     )
 
     jmap_token: SecretStr | None = None
-    jmap_session_url: Name = "https://api.fastmail.com/jmap/session"
-    carddav_url: Name = "https://carddav.fastmail.com/"
+    jmap_session_url: Name = DEFAULT_JMAP_SESSION_URL
+    carddav_url: Name = DEFAULT_CARDDAV_URL
     carddav_username: str | None = None
     carddav_password: SecretStr | None = None
     screener_mailbox: Name = "Screener"
@@ -151,9 +142,8 @@ class Settings(BaseSettings):
 
     def require_credentials(self) -> None:
         """Raise ConfigError naming every missing credential variable and what goes in it."""
-        problems = missing_credentials(
-            {f: getattr(self, f) for f in _CREDENTIALS}, tuple(_CREDENTIALS)
-        )
+        values = {name: _reveal(getattr(self, name)) for name in CREDENTIAL_VARIABLES}
+        problems = missing_credentials(values, tuple(CREDENTIAL_VARIABLES))
         if problems:
             raise ConfigError(problems)
 
@@ -170,18 +160,8 @@ class Settings(BaseSettings):
         )
 
 
-def missing_credentials(values: Mapping[str, Any], wanted: Collection[str]) -> list[str]:
-    """One line per credential in ``wanted`` that ``values`` lacks."""
-    return [
-        f"{ENV_ONLY[name]} is not set; set it (or {ENV_ONLY[name]}_FILE) to {what}"
-        for name, what in _CREDENTIALS.items()
-        if name in wanted and not _filled(values.get(name))
-    ]
-
-
-def _filled(value: SecretStr | str | None) -> bool:
-    text = value.get_secret_value() if isinstance(value, SecretStr) else value
-    return bool(text and text.strip())
+def _reveal(value: SecretStr | str | None) -> str | None:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 # -- the environment: .env, *_FILE, unknown names ----------------------------------------
@@ -189,7 +169,7 @@ def _filled(value: SecretStr | str | None) -> bool:
 
 def known_variables() -> list[str]:
     names = [f"MAILROOM_{name.upper()}" for name in Settings.model_fields]
-    return [*names, *(f"{ENV_ONLY[c]}_FILE" for c in _CREDENTIALS)]
+    return [*names, *(f"{var}_FILE" for var in CREDENTIAL_VARIABLES.values())]
 
 
 class _EnvironSource(EnvSettingsSource):
@@ -237,39 +217,6 @@ def _file_values(from_file: Mapping[Any, Any], config: str) -> tuple[dict[str, A
     return {k: v for k, v in from_file.items() if k in _FILE_KEYS}, problems
 
 
-# -- checks pydantic does not make ---------------------------------------------------------
-
-
-def _raw_problems(values: dict[str, Any], sources: Mapping[str, str]) -> list[str]:
-    """Check credentials, URLs and the state dir as given; drop each bad value."""
-    problems: dict[str, str | None] = {}
-    for name in ("jmap_token", "carddav_username", "carddav_password"):
-        if isinstance(values.get(name), str):
-            problems[name] = credential_problem(sources.get(name, name), values[name])
-    for name in _URLS:
-        if isinstance(values.get(name), str):
-            problems[name] = url_problem(sources.get(name, name), values[name])
-    state = values.get("state_dir")
-    if isinstance(state, str | Path) and os.path.exists(state) and not os.path.isdir(state):
-        problems["state_dir"] = f"MAILROOM_STATE_DIR: {state} is not a directory; name one"
-    for name in [n for n, p in problems.items() if p]:
-        del values[name]
-    return [p for p in problems.values() if p]
-
-
-def _remember_secrets(values: Mapping[str, Any]) -> None:
-    """Hand every credential (and URL userinfo) to redaction before anything can print it."""
-    redaction.remember(*(values.get(n) for n in _SECRETS if isinstance(values.get(n), str)))
-    for name in _URLS:
-        text = values.get(name)
-        if isinstance(text, str) and "@" in text:
-            userinfo = text.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[0]
-            redaction.remember(userinfo, *userinfo.split(":", 1))
-    user, password = values.get("carddav_username"), values.get("carddav_password")
-    if isinstance(user, str) and isinstance(password, str):
-        redaction.remember_basic(user, password)
-
-
 # -- validation errors as lines ----------------------------------------------------------
 
 
@@ -288,7 +235,7 @@ def _what(err: ErrorDetails) -> str:
     if kind == "missing":
         return "required"
     shown = isinstance(value, str | int | float | bool) and len(repr(value)) <= 60
-    secret = bool(loc) and loc[0] in _SECRETS
+    secret = bool(loc) and loc[0] in SECRETS
     return err["msg"] + (f" (got {value!r})" if shown and not secret else "")
 
 
@@ -351,9 +298,7 @@ def load_settings(
         problems += exc.problems
     for line in unknown_variable_warnings(environ, known_variables()):
         warn(line)
-    environ, file_sources, file_problems = read_secret_files(
-        environ, {n: ENV_ONLY[n] for n in _CREDENTIALS}
-    )
+    environ, file_sources, file_problems = read_secret_files(environ, CREDENTIAL_VARIABLES)
     problems += file_problems
     config = environ.get("MAILROOM_CONFIG", "")
     try:
@@ -363,9 +308,9 @@ def load_settings(
     from_env, sources, env_problems = _env_values(environ)
     sources |= file_sources
     values = from_file | from_env
-    _remember_secrets(values)
+    remember_secrets(values)
     problems += key_problems + env_problems + missing_credentials(values, require)
-    problems += _raw_problems(values, sources)
+    problems += raw_problems(values, sources)
     values.setdefault("state_dir", default_state_dir(environ))
     try:
         settings = Settings.model_validate(values)

@@ -1,10 +1,11 @@
 """Configuration input, read and first checked before pydantic sees it.
 
-The config file and secret files are read through ``paths.read_small_file`` (a
-regular file under a size cap); YAML nesting and aliases are capped from the event
-stream before any object is built; JSON in a variable is size-capped and parsed once
-to catch depth bombs; credentials and URLs get the checks pydantic does not make.
-Each function returns problem lines (or raises ``ConfigError``); none prints.
+The config file is read through ``paths.read_small_file`` (a regular file under a
+size cap); YAML nesting and aliases are capped from the event stream before any
+object is built; JSON in a variable is size-capped and parsed once to catch depth
+bombs. Each function returns problem lines (or raises ``ConfigError``); none prints.
+The checks of credentials, URLs and secret files, shared with the listener's
+pydantic-free loader, are in ``mailroom.config_lean``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from mailroom.errors import ConfigError
 from mailroom.paths import read_small_file
 
 CONFIG_FILE_LIMIT = 256 * 1024  # bytes; 2,000 categories written out take about 100 KB
-SECRET_FILE_LIMIT = 16 * 1024
 VARIABLE_LIMIT = 256 * 1024
 NESTING_LIMIT = 16  # the config's deepest real nesting is 3 (categories, a category, a key)
 ALIAS_LIMIT = 100
@@ -41,33 +40,6 @@ def unknown_variable_warnings(environ: Mapping[str, str], known: Sequence[str]) 
         hint = f"; did you mean {short[close[0]]}?" if close else "; it is ignored"
         lines.append(f"{name} is not a mailroom setting{hint}")
     return lines
-
-
-def read_secret_files(
-    environ: Mapping[str, str], variables: Mapping[str, str]
-) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """``environ`` with each ``<VARIABLE>_FILE`` read in (``variables``: field -> variable),
-    the variable each field came from, and the problems. A file's one final newline is
-    the file's, not the secret's."""
-    env, sources, problems = dict(environ), {}, []
-    for name, var in variables.items():
-        path = environ.get(f"{var}_FILE", "")
-        if not path:
-            continue
-        if environ.get(var):
-            problems.append(f"{var} and {var}_FILE are both set; keep one")
-            continue
-        try:
-            text = read_small_file(Path(path), SECRET_FILE_LIMIT, what=f"{var}_FILE")
-        except FileNotFoundError:
-            problems.append(f"{var}_FILE names {path}, which does not exist; fix the path")
-            continue
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        env[var] = text.removesuffix("\n").removesuffix("\r")
-        sources[name] = f"{var}_FILE"
-    return env, sources, problems
 
 
 def json_problem(var: str, text: str) -> str | None:
@@ -139,35 +111,3 @@ def read_yaml(path_text: str) -> dict[str, Any]:
             ]
         )
     return data
-
-
-# -- credentials and URLs -------------------------------------------------------
-
-
-def credential_problem(var: str, text: str) -> str | None:
-    """Whitespace around a credential is refused, not stripped: it is a paste accident."""
-    if text != text.strip():
-        return (
-            f"{var} has a space or line break at its start or end (a common paste or "
-            "`echo >` accident); remove it"
-        )
-    if not all(" " < ch < "\x7f" for ch in text):
-        return f"{var} holds a character that is not printable ASCII; paste it again"
-    return None
-
-
-def url_problem(var: str, text: str) -> str | None:
-    try:
-        url = httpx.URL(text)
-        if url.port is not None and not 0 < url.port < 65536:
-            raise ValueError(url.port)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return f"{var} is not a URL; write it like https://host/path"
-    if url.userinfo:
-        return (
-            f"{var} holds a user name or password before the host (user:pass@); remove it, "
-            "credentials go in MAILROOM_JMAP_TOKEN and MAILROOM_CARDDAV_USERNAME/PASSWORD"
-        )
-    if url.scheme not in ("http", "https") or not url.host:
-        return f"{var} must be an http(s) URL with a host, like https://host/path"
-    return None

@@ -28,9 +28,12 @@ do, and never contains a secret.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from mailroom.redaction import clip, scrub
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing (health imports this)
+if TYPE_CHECKING:
+    from typing import Any
 
 SERVER_TEXT_LIMIT = 200  # characters of any text a server sent that go into a message
 

@@ -2,8 +2,10 @@
 it, the health address and the ``.env`` file.
 
 Standard library only, so that ``mailroom health`` (which must not import pydantic)
-reads the same variables as ``mailroom.config``: this module is the one source of the
-state dir's default, of the health host and port, and of the checks that keep the
+reads the same variables as ``mailroom.config``; and pathlib only on demand (it costs
+health 1.9 MiB with ``urllib.parse``): health and the lifeline take the ``*_text``
+forms, the rest the ``Path`` ones built from them. This module is the one source of
+the state dir's default, of the health host and port, and of the checks that keep the
 state dir private (``ensure_state_dir``) and its files from being redirected
 (``open_nofollow``).
 """
@@ -13,9 +15,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from pathlib import Path
 
 from mailroom.errors import ConfigError
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    StrPath = str | os.PathLike[str]
 
 # The status files are named in mailroom.service.status (LISTENER_FILE, WORKER_FILE).
 WAKE_SOCKET = "wake.sock"
@@ -26,21 +33,34 @@ DEFAULT_HEALTH_PORT = 8080
 DOTENV_LIMIT = 64 * 1024  # bytes: a .env is a few lines
 
 
-def default_state_dir(environ: Mapping[str, str]) -> Path:
+def default_state_dir_text(environ: Mapping[str, str]) -> str:
     """``$XDG_STATE_HOME/mailroom``, else ``~/.local/state/mailroom`` (never the cwd)."""
     xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "mailroom"
-    home = environ.get("HOME") or str(Path.home())
-    return Path(home) / ".local" / "state" / "mailroom"
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "mailroom")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".local", "state", "mailroom")
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    from pathlib import Path
+
+    return Path(default_state_dir_text(environ))
+
+
+def state_dir_text(environ: Mapping[str, str]) -> str:
+    """``MAILROOM_STATE_DIR`` (``~`` expanded, made absolute) when set and not empty,
+    else the default."""
+    value = os.path.expanduser(environ.get("MAILROOM_STATE_DIR", ""))
+    if not value:
+        return default_state_dir_text(environ)
+    return value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
 
 
 def state_dir_from_env(environ: Mapping[str, str]) -> Path:
-    """``MAILROOM_STATE_DIR`` (made absolute) when set and not empty, else the default."""
-    value = environ.get("MAILROOM_STATE_DIR", "")
-    if value:
-        return Path(value).expanduser().absolute()
-    return default_state_dir(environ)
+    from pathlib import Path
+
+    return Path(state_dir_text(environ))
 
 
 def health_address(environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -81,9 +101,9 @@ def parse_dotenv(text: str) -> dict[str, str]:
     return found
 
 
-def with_dotenv(environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
+def with_dotenv(environ: Mapping[str, str], cwd: StrPath) -> dict[str, str]:
     """``environ`` over the MAILROOM_* (and PORT) lines of ``cwd/.env``, when there is one."""
-    path = cwd / ".env"
+    path = os.path.join(cwd, ".env")
     try:
         data = read_small_file(path, DOTENV_LIMIT, what=".env file")
     except FileNotFoundError:
@@ -94,7 +114,7 @@ def with_dotenv(environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
     return {**wanted, **environ}
 
 
-def read_small_file(path: Path, limit: int, *, what: str) -> str:
+def read_small_file(path: StrPath, limit: int, *, what: str) -> str:
     """A regular UTF-8 file of at most ``limit`` bytes; ConfigError for anything else
     (a FIFO or device is refused before it is read, so nothing blocks or fills memory).
     FileNotFoundError is left to the caller."""

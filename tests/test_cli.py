@@ -97,7 +97,6 @@ def test_missing_credentials_exit_78_naming_each_variable(tmp_path: Path) -> Non
         ["setup", "--apply"],
         ["check"],
         ["reset", "--apply", "--yes"],
-        ["listen"],
         ["work"],
         ["run"],
     ],
@@ -115,6 +114,20 @@ def test_every_command_with_settings_refuses_a_bad_config(
     captured = capsys.readouterr()
     assert len(captured.err.splitlines()) == BAD_CONFIG_LINES
     assert captured.out == ""
+
+
+def test_listen_refuses_the_bad_setting_it_reads_and_leaves_the_rest_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MAILROOM_CONFIG", str(bad_config(tmp_path)))
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    assert main(["listen"]) == EX_CONFIG
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"config error: {tmp_path / 'config.yaml'}: log_format: should be one of "
+        "auto, json, console (got 'xml')"
+    ]
 
 
 def test_version_is_printed(tmp_path: Path) -> None:

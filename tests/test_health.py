@@ -289,6 +289,50 @@ def test_health_and_config_agree_on_the_default_state_dir(environ: dict[str, str
     assert load_settings(environ).state_dir == state_dir_from_env(environ)
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["/srv/m", "/srv//m/./x/", "relative/dir", ".", "~", "~/state", "~//a/../b", "//net/x", ""],
+)
+@pytest.mark.parametrize("home", ["/home/ann", "/home/ann/", "relative-home"])
+def test_the_state_dir_text_is_what_pathlib_makes_of_the_variables(value: str, home: str) -> None:
+    from mailroom.paths import default_state_dir, state_dir_text
+
+    environ = {"MAILROOM_STATE_DIR": value, "HOME": home}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", home)  # what Path.expanduser reads
+        if value:
+            expected = Path(value).expanduser().absolute()
+        else:
+            expected = Path(home) / ".local" / "state" / "mailroom"
+        assert Path(state_dir_text(environ)) == expected
+    assert default_state_dir({"HOME": home}) == Path(home) / ".local" / "state" / "mailroom"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/healthz",
+        "/healthz?x=1",
+        "/healthz#f",
+        "/healthz/",
+        "/x?/healthz",
+        "//healthz",
+        "http://h/healthz",
+        "healthz",
+        "*",
+        "/healthz;p",
+        "/health\tz",
+        "/%68ealthz",
+    ],
+)
+def test_the_request_path_is_read_as_urlsplit_reads_it(target: str) -> None:
+    from urllib.parse import urlsplit
+
+    from mailroom.service.health import _path_of
+
+    assert _path_of(target) == urlsplit(target).path
+
+
 def test_health_reads_state_dir_from_the_environment() -> None:
     from mailroom.paths import state_dir_from_env
 

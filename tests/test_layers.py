@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailroom.errors",),
     ("mailroom.paths", "mailroom.categories", "mailroom.logthrottle", "mailroom.httpbounds"),
     ("mailroom.config_input", "mailroom.httpfaults", "mailroom.logs"),
+    ("mailroom.config_lean",),
     ("mailroom.config",),
     ("mailroom.jmap", "mailroom.carddav"),
     ("mailroom.clients",),
@@ -41,12 +42,13 @@ def module_name(path: Path) -> str:
 
 
 def unit(name: str) -> tuple[int, str]:
-    """(layer, the listed prefix) of a module: its longest listed prefix wins."""
+    """(layer, the listed prefix) of a module: its longest listed prefix wins (the
+    package itself, ``mailroom``, is only its ``__init__``)."""
     found = [
         (len(prefix), index, prefix)
         for index, layer in enumerate(LAYERS)
         for prefix in layer
-        if name == prefix or name.startswith(prefix + ".")
+        if name == prefix or (prefix != "mailroom" and name.startswith(prefix + "."))
     ]
     assert found, f"{name} is in no layer: add it to LAYERS in {Path(__file__).name}"
     _, index, prefix = max(found)

@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 import structlog
 
-from mailroom.config import load_settings
+from mailroom.config_lean import load_listener_settings
 from mailroom.errors import ConfigError
 from mailroom.service.backoff import Backoff
-from mailroom.service.listener import ListenerOptions, main, run, safe_url
+from mailroom.service.listener import ListenerOptions, run, safe_url
 from mailroom.service.sse import MAX_LINE_BYTES
 from mailroom.service.status import read_status, write_status
 from mailroom.service.wake import Wake, WakeReceiver
@@ -429,9 +429,9 @@ def test_wakes_without_a_worker_are_dropped_and_counted(state_dir: Path) -> None
 def test_sigterm_exits_zero_at_once_while_a_stream_is_open(state_dir: Path) -> None:
     script = (
         "import sys\n"
-        "from mailroom.config import load_settings\n"
+        "from mailroom.config_lean import load_listener_settings\n"
         "from mailroom.service.listener import main\n"
-        "sys.exit(main(load_settings()))\n"
+        "sys.exit(main(load_listener_settings()))\n"
     )
     with FaultServer([Play(then="stall")]) as server:
         env = {
@@ -457,10 +457,9 @@ def test_sigterm_exits_zero_at_once_while_a_stream_is_open(state_dir: Path) -> N
             proc.wait()
 
 
-def test_main_without_a_token_is_a_config_error(state_dir: Path) -> None:
-    settings = load_settings({"MAILROOM_STATE_DIR": str(state_dir)})
-    with pytest.raises(ConfigError, match="MAILROOM_JMAP_TOKEN"):
-        main(settings)
+def test_the_listener_without_a_token_is_a_config_error(state_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="MAILROOM_JMAP_TOKEN is not set"):
+        load_listener_settings({"MAILROOM_STATE_DIR": str(state_dir)})
 
 
 def test_safe_url_drops_credentials() -> None:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from mailroom.service.status import StatusFile, iso, parse_iso, read_status, write_status
+from mailroom.service.status import (
+    StatusFile,
+    iso,
+    parse_iso,
+    read_status,
+    utc_stamp,
+    write_status,
+)
 
 
 def test_written_status_reads_back(tmp_path: Path) -> None:
@@ -76,6 +85,46 @@ def test_timestamps_round_trip_as_iso_utc() -> None:
 @pytest.mark.parametrize("value", [None, 12, "yesterday", ""])
 def test_non_timestamps_parse_as_none(value: object) -> None:
     assert parse_iso(value) is None
+
+
+def sample_timestamps() -> list[float]:
+    rng = random.Random(8601)
+    fixed = [0.0, 0.5, 951782400.0, 1709251199.999999, 1_800_000_000.0000005, 4102444800.25]
+    return (
+        fixed
+        + [rng.uniform(0, 4e10) for _ in range(2000)]
+        + [rng.randint(0, 2**33) + rng.randint(0, 999_999) / 1e6 for _ in range(2000)]
+    )
+
+
+def test_what_iso_writes_parses_as_datetime_parses_it_without_datetime() -> None:
+    for ts in sample_timestamps():
+        text = iso(ts)
+        assert parse_iso(text) == datetime.fromisoformat(text).timestamp(), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-02-30T00:00:00+00:00", "2023-02-29T12:00:00+00:00", "2024-13-01T00:00:00+00:00"],
+)
+def test_an_impossible_date_in_iso_form_still_parses_as_none(text: str) -> None:
+    assert parse_iso(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-05-01T12:00:00Z", "2024-05-01T14:00:00.5+02:00", "2024-05-01", "2024-05-01 12:00"],
+)
+def test_other_iso_forms_parse_as_datetime_parses_them(text: str) -> None:
+    expected = datetime.fromisoformat(text)
+    expected = expected if expected.tzinfo else expected.replace(tzinfo=UTC)
+    assert parse_iso(text) == expected.timestamp()
+
+
+def test_log_stamps_match_datetimes_rounding() -> None:
+    for ts in sample_timestamps():
+        expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert utc_stamp(ts) == expected, ts
 
 
 def test_a_naive_timestamp_is_taken_as_utc() -> None:

@@ -30,11 +30,15 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from collections import namedtuple
 
-from mailroom.paths import state_dir_from_env
+from mailroom.paths import state_dir_text
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mailroom.paths import StrPath
 
 PR_SET_PDEATHSIG = 1
 COMMANDS = {"listen": "listener", "work": "worker", "health": "health"}  # command -> program
@@ -44,9 +48,11 @@ STABLE_AFTER = 60.0
 POLL_SECONDS = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Starts:
-    """The last start of one program: when, and the delay it waited."""
+class Starts(namedtuple("Starts", ("at", "delay"))):
+    """The last start of one program: when, and the delay it waited. (Not a dataclass
+    nor a typing.NamedTuple: those import inspect and typing, 2.4 MiB in every program.)"""
+
+    __slots__ = ()
 
     at: float
     delay: float
@@ -59,20 +65,23 @@ def next_delay(previous: Starts | None, now: float) -> float:
     return min(MAX_DELAY, max(1.0, 2 * previous.delay))
 
 
-def _read_starts(path: Path) -> Starts | None:
+def _read_starts(path: StrPath) -> Starts | None:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            doc = json.loads(f.read())
         return Starts(float(doc["at"]), float(doc["delay"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _write_starts(path: Path, starts: Starts) -> None:
+def _write_starts(path: StrPath, starts: Starts) -> None:
     """Replace ``path`` atomically; never through a symlink planted at the temp name."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}")
     data = json.dumps({"at": starts.at, "delay": starts.delay}).encode()
     with contextlib.suppress(OSError):  # a read-only state dir must not stop the program
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -117,14 +126,20 @@ def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def starts_file(state_dir: Path, program: str) -> Path:
-    return state_dir / f".{program}{STARTS_SUFFIX}"
+def starts_file(state_dir: StrPath, program: str) -> Path:
+    from pathlib import Path
+
+    return Path(_starts_path(state_dir, program))
 
 
-def started(program: str, state_dir: Path, *, now: float | None = None) -> float:
+def _starts_path(state_dir: StrPath, program: str) -> str:
+    return os.path.join(state_dir, f".{program}{STARTS_SUFFIX}")
+
+
+def started(program: str, state_dir: StrPath, *, now: float | None = None) -> float:
     """Tie to the parent, then wait out the restart back-off; the delay waited."""
     die_with_parent()
-    path = starts_file(state_dir, program)
+    path = _starts_path(state_dir, program)
     at = time.time() if now is None else now
     delay = next_delay(_read_starts(path), at)
     _write_starts(path, Starts(at, delay))
@@ -135,8 +150,9 @@ def started(program: str, state_dir: Path, *, now: float | None = None) -> float
 
 
 def _say(program: str, delay: float) -> None:
-    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    line: dict[str, object] = {"timestamp": stamp, "level": "warning"}
+    from mailroom.service.status import utc_stamp
+
+    line: dict[str, object] = {"timestamp": utc_stamp(time.time()), "level": "warning"}
     line.update(event="restart_backoff", program=program, delay=delay)
     print(json.dumps(line), file=sys.stderr, flush=True)
 
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in COMMANDS:
         print(f"usage: mailroom-lifeline {{{','.join(COMMANDS)}}}", file=sys.stderr)
         return 2
-    started(COMMANDS[args[0]], state_dir_from_env(os.environ))
+    started(COMMANDS[args[0]], state_dir_text(os.environ))
     from mailroom.cli import main as mailroom
 
     return mailroom(args)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from mailroom.errors import ConfigError, MailroomError
+from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.paths import WAKE_SOCKET, ensure_state_dir
@@ -34,7 +34,7 @@ from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
 
 if TYPE_CHECKING:
-    from mailroom.config import Settings
+    from mailroom.config_lean import ListenerSettings
 
 __all__ = [
     "ListenerOptions",
@@ -102,13 +102,11 @@ def previous_reconnects(doc: Mapping[str, Any] | None) -> int | None:
     return count if isinstance(count, int) and count >= 0 else 0
 
 
-def main(settings: Settings) -> int:
-    """`mailroom listen`: run until SIGTERM or SIGINT, then exit 0."""
-    token = settings.jmap_token.get_secret_value().strip() if settings.jmap_token else ""
-    if not token:
-        raise ConfigError(["MAILROOM_JMAP_TOKEN is not set; the listener needs it for push"])
+def main(settings: ListenerSettings) -> int:
+    """`mailroom listen`: run until SIGTERM or SIGINT, then exit 0. ``settings`` come
+    from ``config_lean.load_listener_settings`` (checked there: the token is set)."""
     ensure_state_dir(settings.state_dir)
-    options = ListenerOptions(settings.jmap_session_url, token, settings.state_dir)
+    options = ListenerOptions(settings.jmap_session_url, settings.jmap_token, settings.state_dir)
     stop = threading.Event()
     install_stop_handlers(stop)
     return serve(options, stop)

@@ -14,17 +14,22 @@ Standard library only: the health process imports this module.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from mailroom.redaction import clip, scrub
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from mailroom.paths import StrPath
 
 LISTENER_FILE = "listener.json"
 WORKER_FILE = "worker.json"
@@ -58,7 +63,7 @@ def write_status(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
-def read_status(path: Path) -> dict[str, Any] | None:
+def read_status(path: StrPath) -> dict[str, Any] | None:
     """The document at ``path``, or None when it is missing, unreadable or not a JSON object."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -71,13 +76,50 @@ def read_status(path: Path) -> dict[str, Any] | None:
 
 def iso(ts: float) -> str:
     """A POSIX timestamp as ISO 8601 UTC (``2024-05-01T12:00:00.123456+00:00``)."""
+    from datetime import UTC, datetime  # here: health, which only reads, never needs it
+
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def utc_stamp(ts: float) -> str:
+    """A log line's timestamp (``2024-05-01T12:00:00.123456Z``), without datetime."""
+    fraction, whole = math.modf(ts)  # rounded as datetime.fromtimestamp rounds
+    whole, micro = divmod(int(whole) * 1_000_000 + round(fraction * 1e6), 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micro:06d}Z"
+
+
+# what iso() writes; anything else goes to datetime.fromisoformat
+_ISO_UTC = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{6}))?\+00:00")
+
+
 def parse_iso(value: object) -> float | None:
-    """The POSIX timestamp of an ISO 8601 string, or None when it is not one."""
+    """The POSIX timestamp of an ISO 8601 string, or None when it is not one. What
+    ``iso`` writes is parsed without datetime (health reads it at every request)."""
     if not isinstance(value, str):
         return None
+    found = _ISO_UTC.fullmatch(value)
+    if found:
+        fields = tuple(int(n) for n in found.groups("0"))
+        seconds = _days_since_epoch(*fields[:3]) * 86400 + fields[3] * 3600 + fields[4] * 60
+        seconds += fields[5]
+        if time.gmtime(seconds)[:6] == fields[:6]:  # a real date and time
+            return (seconds * 10**6 + fields[6]) / 10**6  # as datetime.timestamp() computes it
+    return _parse_iso_any(value)
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (Hinnant's days_from_civil)."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+def _parse_iso_any(value: str) -> float | None:
+    from datetime import UTC, datetime
+
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -118,4 +160,6 @@ class StatusFile:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            import copy  # here: health only reads
+
             return copy.deepcopy(self._doc)

@@ -17,7 +17,10 @@ import socketserver
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
