@@ -18,6 +18,7 @@ failures (``DeadlineExceeded``, ``BodyTooLarge``) into errors.py. Time is an inp
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -201,14 +202,24 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certificates verified), made once per process.
+
+    Each context loads the CA bundle again (about 0.4-0.9 MiB resident each); an
+    SSLContext may be shared by any number of connections and threads.
+    """
+    return httpx.create_ssl_context()
+
+
 class BoundedTransport(httpx.HTTPTransport):
     """httpx's default transport, its connection pool on a ``DeadlineBackend``."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(verify=shared_ssl_context())
         pool = httpx.Limits()  # httpx's defaults, as HTTPTransport() sets them
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=shared_ssl_context(),
             max_connections=pool.max_connections,
             max_keepalive_connections=pool.max_keepalive_connections,
             keepalive_expiry=pool.keepalive_expiry,

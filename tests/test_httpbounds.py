@@ -4,6 +4,8 @@ httpx.MockTransport (the socket side is tested against tests/faultserver.py)."""
 from __future__ import annotations
 
 import gzip
+import ssl
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -13,13 +15,16 @@ from mailroom.errors import ResponseTooLarge, ServerTooSlow
 from mailroom.httpbounds import (
     MIB,
     BodyTooLarge,
+    BoundedTransport,
     Budget,
     DeadlineExceeded,
     HttpLimits,
     budget,
     new_client,
+    shared_ssl_context,
 )
 from mailroom.httpfaults import send
+from mailroom.service.stream import EventStream
 
 
 class FakeClock:
@@ -158,3 +163,20 @@ def test_an_answer_within_the_bounds_comes_back_whole_and_readable() -> None:
     assert "Content-Encoding" not in response.headers
     assert str(response.url) == "https://jmap.example/session"
     assert [r.status_code for r in response.history] == [302]
+
+
+def test_every_bounded_transport_and_the_event_stream_share_one_verifying_tls_context() -> None:
+    """One CA bundle loaded per process, and certificates still verified."""
+    context = shared_ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    first, second = BoundedTransport(), BoundedTransport()
+    pools = [first._pool, second._pool]  # httpx keeps its pool there
+    assert all(pool._ssl_context is context for pool in pools)
+    stream = EventStream("token", connect_timeout=1.0, read_timeout=1.0, stop=threading.Event())
+    try:
+        transport = stream.client._transport
+        assert isinstance(transport, httpx.HTTPTransport)
+        assert transport._pool._ssl_context is context
+    finally:
+        stream.client.close()

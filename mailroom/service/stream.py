@@ -25,6 +25,7 @@ import structlog
 
 from mailroom import httpfaults
 from mailroom.errors import MailroomError, PushError, TransportError
+from mailroom.httpbounds import shared_ssl_context
 from mailroom.service.backoff import StreamEnd
 from mailroom.service.sse import Event, EventDecoder, Malformed, StateChange, decode_event, hints
 
@@ -79,6 +80,7 @@ class EventStream:
         self._connected = False
         self._pinged = False
         self.client = httpx.Client(
+            verify=shared_ssl_context(),
             timeout=httpx.Timeout(connect_timeout, read=read_timeout),
             headers={"Authorization": f"Bearer {token}", "Cache-Control": "no-cache"},
         )
