@@ -117,6 +117,48 @@ def test_a_fatal_program_stops_everything_with_supervisords_reason() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ("PROCESS_STATE_EXITED", "0"),
+        ("PROCESS_STATE_EXITED", "1"),
+        ("PROCESS_STATE_FATAL", ""),
+        ("PROCESS_STATE_RUNNING", ""),
+    ],
+)
+def test_only_an_event_that_can_end_the_run_asks_supervisord(event: str, expected: str) -> None:
+    """``may_end_the_run`` (which connects to supervisord) agrees with ``verdict``."""
+    body = {"processname": "worker", "groupname": "worker", "expected": expected}
+    infos = [{}, {"exitstatus": 78}, {"exitstatus": 1}, {"spawnerr": "no such file"}]
+    could = any(fatal.verdict(event, body, info) is not None for info in infos)
+    assert fatal.may_end_the_run(event, body) == could
+
+
+def test_the_event_listener_answers_crashes_without_importing_xmlrpc() -> None:
+    """Idle and through restarts, mailroom-fatal holds no XML-RPC client (about 7 MiB)."""
+    crash = "processname:worker groupname:worker from_state:RUNNING expected:0 pid:42"
+    code = textwrap.dedent(
+        f"""
+        import io, sys
+        from mailroom.service import fatal
+        header = "ver:3.0 server:supervisor serial:1 pool:fatal poolserial:1 "
+        event = header + "eventname:PROCESS_STATE_EXITED len:{len(crash)}\\n{crash}"
+        sys.stdin, out = io.StringIO(event * 3), io.StringIO()
+        real, sys.stdout = sys.stdout, out
+        fatal.main()
+        sys.stdout = real
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("xmlrpc", "http", "ssl"))
+        print(out.getvalue().count("RESULT 2"), " ".join(loaded) or "-")
+        """
+    )
+    environ = {**os.environ, "MAILROOM_STATE_DIR": "/nonexistent-mailroom-state"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=environ
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "-"]
+
+
 def test_the_reason_is_read_back_from_the_state_dir(tmp_path: Path) -> None:
     assert fatal.read_stopped(tmp_path) is None
     (tmp_path / fatal.STOPPED_FILE).write_text('{"program": "w", "reason": "r", "exit_code": 78}')

@@ -79,18 +79,31 @@ def read_stopped(state_dir: Path) -> Stopped | None:
 
 def main() -> int:
     """The listener loop: READY, one event, RESULT OK; until supervisord closes stdin."""
-    from mailroom.service.supervisor_rpc import server_proxy  # not for `mailroom run`'s runner
-
     state_dir = state_dir_from_env(os.environ)
-    rpc = server_proxy(os.environ.get("SUPERVISOR_SERVER_URL", ""))
+    url = os.environ.get("SUPERVISOR_SERVER_URL", "")
     done = False  # the first program down for good is the reason; the rest follow it
     while (got := next_event(sys.stdin, sys.stdout)) is not None:
         event, body = parse_event(*got)
-        if not done:
-            done = _handle(rpc, state_dir, event, body)
+        if not done and may_end_the_run(event, body):
+            done = _handle(_connect(url), state_dir, event, body)
         sys.stdout.write("RESULT 2\nOK")
         sys.stdout.flush()
     return 0
+
+
+def may_end_the_run(event: str, body: Mapping[str, str]) -> bool:
+    """Whether ``event`` can leave a program down for good (``verdict`` decides, with
+    supervisord's details): a crash that supervisord restarts cannot."""
+    expected_exit = event == "PROCESS_STATE_EXITED" and body.get("expected") == "1"
+    return expected_exit or event == "PROCESS_STATE_FATAL"
+
+
+def _connect(url: str) -> Any:
+    """supervisord's XML-RPC proxy, imported only now: xmlrpc.client (and the http.client
+    and ssl under it) would cost the idle listener about 7 MiB."""
+    from mailroom.service.supervisor_rpc import server_proxy
+
+    return server_proxy(url)
 
 
 def next_event(stdin: TextIO, stdout: TextIO) -> tuple[dict[str, str], str] | None:
