@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from mailroom.service.sse import MAX_LINE_BYTES
 from mailroom.service.status import read_status, write_status
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom_dev.faultserver import ACCOUNT, PING, TOKEN, FaultServer, Play, state_event
+from mailroom_dev.wait import wait_until
 
 FAST = Backoff(initial=0.01, cap=0.2)
 DEADLINE = 10.0
@@ -49,14 +49,8 @@ def state_dir() -> Iterator[Path]:
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    """The harness's one poll loop, at the short interval these in-process effects need."""
+    return wait_until(check, what, timeout, every=0.01)
 
 
 class Running:

@@ -19,6 +19,7 @@ from mailroom.service.status import read_status
 from mailroom.service.stream import EventStream
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom_dev.realserver import Account, CyrusServer
+from mailroom_dev.wait import wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.push]
 
@@ -132,9 +133,8 @@ def test_a_stream_resumed_with_last_event_id_replays_the_change_made_in_the_gap(
         first = Recorder()
         reader = threading.Thread(target=stream.read, args=(url, session.account_id, first))
         reader.start()
-        deadline = time.monotonic() + DEADLINE
-        while not first.opened_resumed and time.monotonic() < deadline:
-            time.sleep(0.02)  # the stream's 200 is an outside effect: poll for it
+        # the stream's 200 is an outside effect: poll for it
+        wait_until(lambda: first.opened_resumed, "the stream to open", DEADLINE, every=0.02)
         email_id = account.deliver("Screener", subject="before the gap")
         reader.join(DEADLINE)  # closeafter=state: the server ends the stream after one event
         assert not reader.is_alive(), "no state event for the delivery"
