@@ -103,13 +103,19 @@ def test_the_snippet_under_a_system_supervisord_triages_a_label(
             "the snippet's programs up: push connected, the startup pass done",
             120,
         )
-        states = program_states(system_dir)
-        assert {name: state for name, (state, _) in states.items()} == {
+        expected = {
             "other": "RUNNING",
             "mailroom:mailroom-health": "RUNNING",
             "mailroom:mailroom-listener": "RUNNING",
             "mailroom:mailroom-worker": "RUNNING",
         }
+
+        def states() -> dict[str, str]:
+            return {name: state for name, (state, _) in program_states(system_dir).items()}
+
+        # `other` (supervisord's default startsecs=1) may still be STARTING: wait, then check
+        wait_until(lambda: states() == expected, "every program RUNNING", 30)
+        assert states() == expected
         mail = box.deliver(from_addr="sys@supervisor.example", subject="from conf.d")
         box.label(mail, "@ToFeed")
         wait_until(lambda: box.where(mail) == {"Feed"}, "the label acted on", 120)
