@@ -256,24 +256,6 @@ def test_health_falls_back_to_port_then_refuses_a_bad_one(tmp_path: Path) -> Non
     assert "'not-a-port' is not a port number" in done.stderr
 
 
-def test_health_imports_nothing_heavy() -> None:
-    probe = (
-        "import sys, mailroom.service.health\n"
-        "heavy = {'pydantic', 'httpx', 'structlog', 'yaml', 'vobject'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
-        " or m == 'mailroom.config'))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
-
-
 @pytest.mark.parametrize(
     "environ",
     [
@@ -401,23 +383,6 @@ def test_idle_and_trickling_connections_hold_no_thread_past_the_timeout(tmp_path
         server.shutdown()
         server.server_close()
         serving.join(5)
-
-
-def test_health_imports_no_ssl_no_http_server_no_email() -> None:
-    probe = (
-        "import sys, mailroom.service.health\n"
-        "lean = {'ssl', '_ssl', 'http', 'email', 'argparse', 'asyncio', 'tempfile'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in lean))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
 
 
 def exchange(port: int, request: bytes) -> bytes:

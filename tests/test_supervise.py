@@ -26,7 +26,7 @@ from mailroom.service.supervise import (
     supervisord_argv,
     supervisord_env,
 )
-from mailroom_dev.servicebox import program_states, supervisorctl, unreachable_env
+from mailroom_dev.servicebox import program_states, stop_session, supervisorctl, unreachable_env
 from mailroom_dev.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,16 +185,6 @@ def started(sup: Supervised) -> bool:
     return (Path(sup.env["MAILROOM_STATE_DIR"]) / "worker.json").exists()
 
 
-def stop_supervisord(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own session only
-            proc.wait()
-
-
 @contextmanager
 def mailroom_run(**extra_env: str) -> Iterator[Supervised]:
     """`mailroom run` in its own session, with every program RUNNING; stopped after."""
@@ -225,7 +215,7 @@ def mailroom_run(**extra_env: str) -> Iterator[Supervised]:
             print(output.read_text(errors="replace")[-5000:])
             raise
         finally:
-            stop_supervisord(proc)
+            stop_session(proc)
 
 
 @pytest.fixture
@@ -314,7 +304,7 @@ def test_a_config_error_stops_supervisord_at_once_not_a_restart_loop() -> None:
             for program in ("listener", "worker"):  # each was started once, never again
                 assert out_text.count(f"spawned: '{program}'") == 1
         finally:
-            stop_supervisord(proc)
+            stop_session(proc)
 
 
 def test_mailroom_run_with_a_config_error_exits_78_before_supervisord(tmp_path: Path) -> None:

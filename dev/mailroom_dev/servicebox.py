@@ -80,6 +80,19 @@ def unreachable_env(state_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
+def stop_session(proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    """SIGTERM a process started in its own session (`mailroom run`, supervisord) and
+    wait; SIGKILL that session's group if it is still there after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # our own session only
+        proc.wait()
+
+
 @dataclass
 class ServiceBox:
     """A ``Box`` with `mailroom run` serving it; see ``running``."""
@@ -152,15 +165,8 @@ class ServiceBox:
 
     def stop(self) -> None:
         """SIGTERM supervisord and wait (it stops the programs); SIGKILL its group if stuck."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own session only
-            proc.wait()
+        if self.proc is not None:
+            stop_session(self.proc)
 
     def supervisorctl(self, *args: str, timeout: float = 90) -> str:
         """Run supervisorctl against this supervisord; its stdout."""
