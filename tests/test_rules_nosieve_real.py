@@ -1,5 +1,6 @@
 """A server without JMAP Sieve (as Fastmail, as far as is known): setup prints the Fastmail
-steps and says they are the user's to make; check gives a note, not a failure."""
+steps, says they are the user's to make and offers `routing: enforce` instead, with its
+cost; check gives a note, not a failure."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def test_without_sieve_setup_prints_the_fastmail_steps_and_installs_nothing(
         carddav.close()
     assert not outcome.failed
     assert outcome.lines[0] == HEADER
-    assert outcome.lines[-1].startswith("These rules are yours to make")
+    assert outcome.lines[-2].startswith("These rules are yours to make")
+    assert outcome.lines[-1].startswith("Or, instead of these rules: MAILROOM_ROUTING=enforce")
+    assert "lands in the Inbox for about a second first" in outcome.lines[-1]
     assert sieve_scripts(account) == before
     assert finding.level == "note"
     assert "the rules are yours to create" in finding.text

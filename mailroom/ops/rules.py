@@ -17,7 +17,7 @@ from mailroom.errors import MailroomError, SetupNeededError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.sieve import SieveScripts
 from mailroom.routing import server
-from mailroom.routing.fastmail import fastmail_steps
+from mailroom.routing.fastmail import enforce_alternative, fastmail_steps
 from mailroom.routing.install import InstallPlan, RestorePlan, plan_install, plan_restore, verdict
 from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME
 
@@ -36,6 +36,11 @@ def _wraps(wraps: str | None) -> str:
     if wraps is None:
         return "no script of yours was active"
     return f"runs your script {wraps!r} first, unchanged"
+
+
+def routing_mode(settings: Settings) -> str:
+    """``routing``: audit, enforce or off (MAILROOM_ROUTING)."""
+    return str(getattr(settings, "routing", "audit"))  # TODO: settings.routing once merged
 
 
 def plan_lines(plan: InstallPlan, *, apply: bool) -> list[str]:
@@ -61,7 +66,8 @@ def setup_rules(
     try:
         api = server.find_sieve(jmap)
         if api is None:
-            return RulesOutcome(tuple(fastmail_steps(model)))
+            steps = [*fastmail_steps(model), *enforce_alternative(routing_mode(settings))]
+            return RulesOutcome(tuple(steps))
         mailboxes, _state = jmap.get_mailboxes()
         text = server.rules_for(model, mailboxes, server.group_uids(carddav))
         installed = server.read_installed(api)
@@ -94,7 +100,8 @@ def check_rules(
             return (
                 "note",
                 "routing rules: this server offers no Sieve API, so the rules are yours to "
-                "create; `mailroom setup` prints the steps",
+                "create (`mailroom setup` prints the steps) or `routing: enforce` routes new "
+                "mail instead; the routing line judges them by where new mail lands",
             )
         mailboxes, _state = jmap.get_mailboxes()
         text = server.rules_for(model, mailboxes, server.group_uids(carddav))
