@@ -15,9 +15,11 @@ from mailroom.jmap.models import Address, Email, Mailbox, QueryPage, SetResult
 Invocation = tuple[str, dict[str, Any], str]
 
 EMAIL_PROPERTIES = ("from", "mailboxIds")
+ARRIVAL_PROPERTIES = (*EMAIL_PROPERTIES, "receivedAt")  # where new mail landed, and when
 MAILBOX_PROPERTIES = ("id", "name", "parentId", "role")
 # Oldest first: a stable order, so positions mean the same thing from page to page.
 EMAIL_SORT = ({"property": "receivedAt", "isAscending": True},)
+NEWEST_FIRST = ({"property": "receivedAt", "isAscending": False},)
 
 
 def email_query(
@@ -27,11 +29,12 @@ def email_query(
     position: int = 0,
     limit: int,
     call_id: str = "q",
+    sort: Sequence[Mapping[str, Any]] = EMAIL_SORT,
 ) -> Invocation:
     args = {
         "accountId": account_id,
         "filter": dict(filter),
-        "sort": [dict(s) for s in EMAIL_SORT],
+        "sort": [dict(s) for s in sort],
         "position": position,
         "limit": limit,
     }
@@ -86,6 +89,7 @@ def _email(item: Mapping[str, Any]) -> Email:
         id=item["id"],
         sender=sender,
         mailbox_ids=frozenset(box for box, present in boxes.items() if present),
+        received_at=item.get("receivedAt"),
     )
 
 

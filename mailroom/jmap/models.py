@@ -42,6 +42,7 @@ class Email:
     id: str
     sender: Address | None  # the first `from` address, None when there is none
     mailbox_ids: frozenset[str]
+    received_at: str | None = None  # a UTCDate, when the read asked for it
 
 
 @dataclass(frozen=True, slots=True)
