@@ -76,7 +76,7 @@ def test_without_rules_a_strangers_mail_in_the_inbox_is_the_missing_catch_all(
     email = arrive(bare, STRANGER, "who is this")
     assert bare.where(email) == {"Inbox"}
     found = findings(bare, fastmail)
-    ((level, text),) = [line for line in routing_lines(found) if line[0] == "problem"]
+    ((_, text),) = [line for line in routing_lines(found) if line[0] == "problem"]
     assert text.startswith(f"routing: the newest email from a stranger ({STRANGER}, ")
     assert "is in Inbox, not Screener: the Screener catch-all seems missing;" in text
     assert [f.level for f in found].count("problem") == 1  # the rules themselves: a note
@@ -172,7 +172,7 @@ def test_with_the_rules_installed_the_observed_routing_agrees(box: Box) -> None:
         )
     ]
     assert check.report(found) == 0
-    assert cost == (1, 1)  # one JMAP request, one CardDAV REPORT
+    assert cost == (2, 1)  # the arrivals and the identities; one CardDAV REPORT
 
 
 def test_check_exits_1_naming_the_missing_catch_all_from_the_command_line(bare: Box) -> None:

@@ -15,6 +15,7 @@ from mailroom.routing.judge import (
     judge,
     move_patch,
     placement,
+    unscreened_by_mail,
 )
 from mailroom.routing.model import routing
 from mailroom.triage.sender import SenderId
@@ -198,3 +199,11 @@ def test_an_account_without_the_special_roles_judges_the_same() -> None:
     assert view.special == frozenset()
     assert view.labels == frozenset()
     assert judge(arrival("Inbox"), STRANGER, view).verdict == "misrouted"
+
+
+def test_only_arrivals_screened_by_mail_need_their_sender_looked_up() -> None:
+    assert unscreened_by_mail(arrival("Inbox"), VIEW) is None
+    assert unscreened_by_mail(arrival("Feed", "Paper Trail"), VIEW) is None
+    assert unscreened_by_mail(arrival("Junk"), VIEW) == "special_mailbox"
+    assert unscreened_by_mail(arrival("Archive"), VIEW) == "filed_by_user_rule"
+    assert unscreened_by_mail(arrival("Inbox", sender=None), VIEW) == "no_from"

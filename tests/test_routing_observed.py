@@ -70,6 +70,12 @@ def test_the_newest_arrival_of_a_group_decides() -> None:
     assert [level for level, _ in lines(older_routed, newer_misrouted)] == ["problem"]
 
 
+def test_within_one_second_a_misrouted_arrival_decides() -> None:
+    routed, misrouted = judged("feed@x.example", 2, "Feed"), judged("feed@x.example", 2, "Inbox")
+    assert [level for level, _ in lines(routed, misrouted)] == ["problem"]
+    assert [level for level, _ in lines(misrouted, routed)] == ["problem"]
+
+
 def test_mail_that_is_not_screened_decides_nothing() -> None:
     misrouted = judged("feed@x.example", 1, "Inbox")
     newer_unscreened = [

@@ -38,11 +38,6 @@ def _wraps(wraps: str | None) -> str:
     return f"runs your script {wraps!r} first, unchanged"
 
 
-def routing_mode(settings: Settings) -> str:
-    """``routing``: audit, enforce or off (MAILROOM_ROUTING)."""
-    return str(getattr(settings, "routing", "audit"))  # TODO: settings.routing once merged
-
-
 def plan_lines(plan: InstallPlan, *, apply: bool) -> list[str]:
     def status(change: str) -> str:
         if change == "current":
@@ -66,7 +61,7 @@ def setup_rules(
     try:
         api = server.find_sieve(jmap)
         if api is None:
-            steps = [*fastmail_steps(model), *enforce_alternative(routing_mode(settings))]
+            steps = [*fastmail_steps(model), *enforce_alternative(settings.routing)]
             return RulesOutcome(tuple(steps))
         mailboxes, _state = jmap.get_mailboxes()
         text = server.rules_for(model, mailboxes, server.group_uids(carddav))

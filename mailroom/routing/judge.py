@@ -169,6 +169,17 @@ def judge(arrival: Arrival, sender_groups: frozenset[str] | None, view: Placemen
 def _unscreened(
     arrival: Arrival, sender_groups: frozenset[str] | None, view: Placement
 ) -> Reason | None:
+    reason = unscreened_by_mail(arrival, view)
+    if reason is not None:
+        return reason
+    if sender_groups is not None and not sender_groups & set(view.groups):
+        return "contact_outside_groups"
+    return None
+
+
+def unscreened_by_mail(arrival: Arrival, view: Placement) -> Reason | None:
+    """Why the arrival is not screened whoever its sender's contact is; None: its
+    sender must be looked up to judge it."""
     boxes = arrival.mailbox_ids
     if arrival.sender is None:
         return "no_from"
@@ -180,8 +191,6 @@ def _unscreened(
         return "triage_label"
     if not boxes or not boxes <= view.managed:
         return "filed_by_user_rule"
-    if sender_groups is not None and not sender_groups & set(view.groups):
-        return "contact_outside_groups"
     return None
 
 

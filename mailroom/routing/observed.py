@@ -67,8 +67,12 @@ def settled(arrivals: Iterable[Arrival], *, now: datetime, mode: str) -> list[Ar
 
 
 def newest_first(judged: Iterable[tuple[Arrival, Judgment]]) -> list[tuple[Arrival, Judgment]]:
-    """By ``receivedAt``, newest first; ties keep the order given (the server's)."""
-    return sorted(judged, key=lambda pair: pair[0].received_at, reverse=True)
+    """By ``receivedAt``, newest first. ``receivedAt`` counts whole seconds: among
+    arrivals of the same second a misrouted one comes first, so a rule missing now is
+    not hidden behind an email routed (or moved) in the same second."""
+    return sorted(
+        judged, key=lambda pair: (pair[0].received_at, pair[1].verdict == "misrouted"), reverse=True
+    )
 
 
 def observe(judged: Sequence[tuple[Arrival, Judgment]], view: Placement) -> Observed:
