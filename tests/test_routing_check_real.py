@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ import pytest
 from mailroom.carddav.client import CardDavClient
 from mailroom.jmap.client import JmapClient
 from mailroom.ops import check, routing_check
+from mailroom.routing.arrivals import ArrivalRouter
+from mailroom.triage.engine import Triager
 from mailroom_dev.realserver import Account, delivered, lmtp_deliver
 from mailroom_dev.triagebox import Box, NoSieve, rules_off
 
@@ -112,6 +114,38 @@ def test_a_misroute_since_moved_where_the_model_puts_it_is_no_problem(
             "(1 of 1 emails of the last 7 days screened)",
         )
     ]
+    assert check.report(found) == 0
+
+
+def test_under_enforce_the_mail_mailroom_moved_is_routed_and_no_problem(
+    bare: Box, fastmail: tuple[JmapClient, CardDavClient]
+) -> None:
+    settings = bare.settings.model_copy(update={"routing": "enforce"})
+    jmap, carddav = fastmail
+    router = ArrivalRouter(settings, jmap, carddav, Triager(settings, jmap, carddav))
+    router.run_pass("startup")
+    email = arrive(bare, STRANGER, "moved by mailroom")
+    router.run_pass("push")
+    assert bare.where(email) == {"Screener"}
+    later = datetime.now(UTC) + timedelta(minutes=2)  # past the minute check leaves enforce
+    found = check.run_checks(settings, jmap, carddav, now=later)
+    assert routing_lines(found) == [
+        (
+            "ok",
+            "routing: the newest email from strangers is where the rules put it "
+            "(1 of 1 emails of the last 7 days screened); routing: enforce moves what they miss",
+        )
+    ]
+    assert check.report(found) == 0
+
+
+def test_under_off_the_routing_is_not_judged(
+    bare: Box, fastmail: tuple[JmapClient, CardDavClient]
+) -> None:
+    assert bare.where(arrive(bare, STRANGER, "who is this")) == {"Inbox"}
+    settings = bare.settings.model_copy(update={"routing": "off"})
+    found = check.run_checks(settings, *fastmail)
+    assert routing_lines(found) == [("note", "routing: not judged (routing: off)")]
     assert check.report(found) == 0
 
 
