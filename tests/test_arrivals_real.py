@@ -14,19 +14,10 @@ import pytest
 from mailroom.carddav import vcard
 from mailroom.routing.arrivals import ArrivalRouter
 from mailroom.triage.engine import Triager
-from mailroom_dev.realserver import Account, delivered, lmtp_deliver, sieve_call, sieve_scripts
-from mailroom_dev.triagebox import Box
+from mailroom_dev.realserver import Account, delivered, lmtp_deliver
+from mailroom_dev.triagebox import Box, without_rules
 
 pytestmark = pytest.mark.real
-
-
-def without_rules(box: Box) -> Box:
-    """Take mailroom's Sieve rules out: new mail lands in the Inbox, as on Fastmail."""
-    listed = sieve_call(box.account, "SieveScript/get", {"ids": None})["list"]
-    sieve_call(box.account, "SieveScript/set", {"onSuccessActivateScript": None})
-    sieve_call(box.account, "SieveScript/set", {"destroy": [s["id"] for s in listed]})
-    assert sieve_scripts(box.account) == {}
-    return box
 
 
 @pytest.fixture

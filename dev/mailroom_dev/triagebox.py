@@ -15,7 +15,15 @@ from mailroom.jmap.client import JmapClient
 from mailroom.ops import setup
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
-from mailroom_dev.realserver import REALM, Account, imap_append, messages, vcard_props
+from mailroom_dev.realserver import (
+    REALM,
+    Account,
+    imap_append,
+    messages,
+    sieve_call,
+    sieve_scripts,
+    vcard_props,
+)
 
 
 @dataclass
@@ -106,3 +114,14 @@ def fill_screener(box: Box, sender: str, count: int) -> str:
         box.account, box.settings.screener_mailbox, messages(sender, count - 1, to=to, start=1)
     )
     return first
+
+
+def without_rules(box: Box) -> Box:
+    """Take mailroom's Sieve rules out of the account: new mail delivered over LMTP lands
+    in the Inbox, as on Fastmail when the user made no rules."""
+    listed = sieve_call(box.account, "SieveScript/get", {"ids": None})["list"]
+    sieve_call(box.account, "SieveScript/set", {"onSuccessActivateScript": None})
+    sieve_call(box.account, "SieveScript/set", {"destroy": [s["id"] for s in listed]})
+    if sieve_scripts(box.account):
+        raise AssertionError(f"Sieve scripts left: {sieve_scripts(box.account)}")
+    return box
