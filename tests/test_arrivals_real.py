@@ -10,23 +10,23 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from mailroom.carddav import vcard
+from mailroom.jmap.client import MAX_CHANGES
 from mailroom.routing.arrivals import ArrivalRouter
 from mailroom.triage.engine import Triager
-from mailroom_dev.realserver import Account, delivered, lmtp_deliver, sieve_call, sieve_scripts
-from mailroom_dev.triagebox import Box
+from mailroom_dev.realserver import (
+    REALM,
+    Account,
+    delivered,
+    imap_append,
+    lmtp_deliver,
+    messages,
+)
+from mailroom_dev.triagebox import Box, without_rules
 
 pytestmark = pytest.mark.real
-
-
-def without_rules(box: Box) -> Box:
-    """Take mailroom's Sieve rules out: new mail lands in the Inbox, as on Fastmail."""
-    listed = sieve_call(box.account, "SieveScript/get", {"ids": None})["list"]
-    sieve_call(box.account, "SieveScript/set", {"onSuccessActivateScript": None})
-    sieve_call(box.account, "SieveScript/set", {"destroy": [s["id"] for s in listed]})
-    assert sieve_scripts(box.account) == {}
-    return box
 
 
 @pytest.fixture
@@ -186,3 +186,18 @@ def test_the_moves_are_the_passes_own_writes_and_the_next_pass_moves_nothing(box
         again = router.run_pass("push")
         assert again.writes == ()
         assert router.doc["moved"] == 1
+
+
+def test_a_flood_is_judged_in_capped_batches_in_one_pass(box: Box) -> None:
+    flood = 2 * MAX_CHANGES + 200
+    to = f"{box.account.username}@{REALM}"
+    with worker(box) as router:
+        imap_append(box.account, "INBOX", messages("flood@bulk.example", flood, to=to))
+        with capture_logs() as logs:
+            report = router.run_pass("push")
+        batches = [e for e in logs if e["event"] == "arrivals_judged"]
+        assert [b["arrivals"] for b in batches] == [MAX_CHANGES, MAX_CHANGES, 200]
+        assert len(report.writes) == 3  # one Email/set per batch
+        assert len(box.account.emails("Screener")) == flood
+        assert not box.account.emails("Inbox")
+        assert router.doc["moved"] == flood

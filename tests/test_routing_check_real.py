@@ -20,7 +20,7 @@ from mailroom.ops import check, routing_check
 from mailroom.routing.arrivals import ArrivalRouter
 from mailroom.triage.engine import Triager
 from mailroom_dev.realserver import Account, delivered, lmtp_deliver
-from mailroom_dev.triagebox import Box, NoSieve, rules_off
+from mailroom_dev.triagebox import Box, NoSieve, without_rules
 
 pytestmark = pytest.mark.real
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ def box(account: Account) -> Box:
 @pytest.fixture
 def bare(box: Box) -> Box:
     """The account after setup, with no rule: as Fastmail before the user makes them."""
-    rules_off(box)
+    without_rules(box)
     return box
 
 

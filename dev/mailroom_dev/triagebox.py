@@ -23,6 +23,7 @@ from mailroom_dev.realserver import (
     imap_append,
     messages,
     sieve_call,
+    sieve_scripts,
     vcard_props,
 )
 
@@ -140,7 +141,12 @@ class NoSieve(httpx.BaseTransport):
         self._inner.close()
 
 
-def rules_off(box: Box) -> None:
-    """Leave no Sieve script active: mail delivered over LMTP lands in the Inbox, as on a
-    server where nobody made the rules (Cyrus's draft deactivates with null)."""
+def without_rules(box: Box) -> Box:
+    """Take mailroom's Sieve rules out of the account: new mail delivered over LMTP lands
+    in the Inbox, as on Fastmail when the user made no rules."""
+    listed = sieve_call(box.account, "SieveScript/get", {"ids": None})["list"]
     sieve_call(box.account, "SieveScript/set", {"onSuccessActivateScript": None})
+    sieve_call(box.account, "SieveScript/set", {"destroy": [s["id"] for s in listed]})
+    if sieve_scripts(box.account):
+        raise AssertionError(f"Sieve scripts left: {sieve_scripts(box.account)}")
+    return box
