@@ -70,6 +70,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
         "worker": worker,
         "eventsource": eventsource,
         "parked": _parked(worker_doc),
+        "routing": _routing(worker_doc),
     }
     return (200 if healthy else 503), body
 
@@ -110,6 +111,12 @@ def _parked(doc: Doc) -> list[dict[str, str]]:
         for e in (entries if isinstance(entries, list) else [])
         if isinstance(e, dict) and all(isinstance(e.get(k), str) for k in fields)
     ]
+
+
+def _routing(doc: Doc) -> dict[str, Any] | None:
+    """What the worker made of new mail since it started, as worker.json holds it."""
+    section = (doc or {}).get("routing")
+    return section if isinstance(section, dict) else None
 
 
 def _eventsource(doc: Doc, now: float) -> dict[str, Any]:

@@ -145,6 +145,7 @@ class Worker:
             last_error=None,
             counters=dict(self._counters),
             parked=self._parked,
+            **({} if report.routing is None else {"routing": dict(report.routing)}),
         )
 
     def _failed(self, exc: Exception) -> None:
@@ -199,20 +200,24 @@ def initial_status(
         "last_error": None,
         "counters": dict.fromkeys(COUNTERS, 0),
         "parked": parked_entries(before.get("parked"), (), now),
+        "routing": before.get("routing"),  # where judging new mail resumes (routing/arrivals)
     }
 
 
 def main(settings: Settings) -> int:
     """`mailroom work`: the real pass function, wired to the loop."""
     from mailroom.clients import open_clients
+    from mailroom.routing.arrivals import ArrivalRouter
     from mailroom.triage.engine import Triager
 
     settings.require_credentials()
     accountlock.hold(settings)  # one triaging worker per account, whatever its state dir
     with open_clients(settings) as (jmap, carddav):
         triager = Triager(settings, jmap, carddav)  # one per process: it keeps mailbox ids
+        previous = read_status(settings.state_dir / WORKER_FILE)
+        router = ArrivalRouter(settings, jmap, carddav, triager, previous=previous)
         return serve(
-            triager.run_pass,
+            router.run_pass,
             settings.state_dir,
             poll_interval=settings.poll_interval,
             debounce_seconds=settings.debounce_seconds,
