@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mailroom.errors import ConfigError, MailroomError
+from mailroom.version import version
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
 if TYPE_CHECKING:
@@ -59,24 +60,6 @@ EPILOG = (
     "credentials come from MAILROOM_JMAP_TOKEN, MAILROOM_CARDDAV_USERNAME and "
     "MAILROOM_CARDDAV_PASSWORD."
 )
-
-
-def version() -> str:
-    """The installed version, else the checkout's pyproject.toml version."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("mailroom-screener")
-    except PackageNotFoundError:
-        import tomllib
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        try:
-            return str(tomllib.loads(pyproject.read_text("utf-8"))["project"]["version"])
-        except (OSError, KeyError, tomllib.TOMLDecodeError):
-            return "unknown"
 
 
 def _version_action() -> type[argparse.Action]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from functools import partial
@@ -113,6 +114,7 @@ class Triager:
             writes=tuple(writes),
             search_misses=misses,
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
+            triaged=tuple(sorted(Counter(d.category for d in done).items())),
         )
         log.info(
             "poll_completed",

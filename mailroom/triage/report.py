@@ -25,6 +25,8 @@ class PassReport:
     # Senders given the error label this pass after failing pass after pass:
     # "address: reason", for the log, worker.json and /healthz.
     parked: tuple[str, ...] = ()
+    # (category, senders triaged into it) this pass, by category name: /metrics
+    triaged: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:
