@@ -52,7 +52,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "work": ("mailroom.service.worker", "main", "the worker process: triage on push and timer"),
     "health": ("mailroom.service.health", "main", "the health endpoint (GET /healthz)"),
     "run": ("mailroom.service.supervise", "main", "run everything under supervisord (foreground)"),
-    "status": ("mailroom.ops.status", "main", "each program's state and the /healthz summary"),
+    "status": (
+        "mailroom.ops.status",
+        "main",
+        "what runs (mailroom run, the demo, a system supervisord): programs and /healthz",
+    ),
     "demo": ("mailroom.ops.demo", "main", "a local demo against Cyrus on loopback"),
 }
 EPILOG = (
@@ -99,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "demo":
             _demo_arguments(command)
+        if name == "status":
+            command.add_argument(
+                "--supervisor-socket",
+                metavar="PATH",
+                help="ask the supervisord on this control socket (a system one running the "
+                "deploy snippet's mailroom group) instead of looking in the usual places",
+            )
     return parser
 
 
@@ -192,6 +203,8 @@ def _run(args: argparse.Namespace) -> int:
         return entry(settings, apply=args.apply)
     if args.command == "reset":
         return entry(settings, apply=args.apply, yes=args.yes)
+    if args.command == "status" and args.supervisor_socket:
+        return entry(settings, supervisor_socket=Path(args.supervisor_socket))
     return entry(settings)
 
 
