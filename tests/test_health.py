@@ -163,8 +163,13 @@ def test_a_listener_refused_while_not_connected_is_503_at_once() -> None:
 
 
 def test_other_errors_are_not_taken_for_authentication() -> None:
-    doc = worker_doc(consecutive_failures=1, last_error="ServerError: HTTP 503 AuthError: x")
-    assert evaluate(doc, listener_doc(), NOW)[0] == 200
+    doc = worker_doc(consecutive_failures=2, last_error="ServerError: HTTP 503 AuthError: x")
+    code, body = evaluate(doc, listener_doc(), NOW)
+    assert code == 200  # retried on the next push or the timer; 503 once it is too old
+    assert body["status"] == "degraded"
+    assert (
+        body["reason"] == "the last 2 pass(es) failed (retried): ServerError: HTTP 503 AuthError: x"
+    )
 
 
 def test_no_successful_pass_since_start_is_503_once_the_grace_is_past() -> None:

@@ -67,8 +67,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
     eventsource = _eventsource(listener_doc, now)
     last = parse_iso((worker_doc or {}).get("last_successful_poll"))
     failing = _failing(worker_doc, listener_doc, worker, eventsource, now)
-    fine = worker["status"] == "up" and eventsource["status"] == "connected"
-    degraded = None if fine else _degraded(worker, eventsource, _poll_interval(worker_doc))
+    degraded = _degraded(worker, eventsource, _poll_interval(worker_doc))
     body = {
         "status": "failing" if failing else "degraded" if degraded else "ok",
         "reason": failing or degraded,
@@ -127,14 +126,20 @@ def _auth_error(error: object) -> str | None:
     return None
 
 
-def _degraded(worker: dict[str, Any], eventsource: dict[str, Any], interval: float) -> str:
-    """Why a passing service is degraded: the worker's process or push is down."""
+def _degraded(worker: dict[str, Any], eventsource: dict[str, Any], interval: float) -> str | None:
+    """Why a passing service is degraded (the worker's process or push is down, its
+    last pass failed), or None: all is well."""
     if worker["status"] != "up":
         return "the worker is down (its heartbeat is stale or it stopped)"
-    return (
-        f"push is {eventsource['status']}: mail is triaged on the fallback timer "
-        f"(every {interval:.0f} s) until it reconnects"
-    )
+    failures = worker["consecutive_failures"]
+    if isinstance(failures, int) and not isinstance(failures, bool) and failures > 0:
+        return f"the last {failures} pass(es) failed (retried): {worker['last_error']}"
+    if eventsource["status"] != "connected":
+        return (
+            f"push is {eventsource['status']}: mail is triaged on the fallback timer "
+            f"(every {interval:.0f} s) until it reconnects"
+        )
+    return None
 
 
 def _poll_interval(doc: Doc) -> float:
