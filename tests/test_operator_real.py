@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mailroom.ops import status
 from mailroom.ops.status import NotRunning, programs
 from mailroom.version import version
 from mailroom_dev.realserver import Account, CyrusServer
@@ -190,7 +191,9 @@ redirect_stderr=true
 
 
 @pytest.mark.timeout(300)
-def test_status_finds_the_group_under_a_system_supervisord(box: Box) -> None:
+def test_status_finds_the_group_under_a_system_supervisord(
+    box: Box, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     system_dir = Path(tempfile.mkdtemp(prefix="mrsys", dir="/tmp"))  # short: sockets live here
     (system_dir / "log").mkdir()
     state_dir = system_dir / "state"
@@ -228,6 +231,9 @@ def test_status_finds_the_group_under_a_system_supervisord(box: Box) -> None:
         wait_until(ready, "the group RUNNING, /healthz ok after the startup pass", READY_TIMEOUT)
         supervisord = programs(socket)[0]
         done = status_of(env, "--supervisor-socket", str(socket))
+        # without the option: found on a well-known socket (here, the test's own)
+        monkeypatch.setattr(status, "WELL_KNOWN_SOCKETS", (tmp_path / "none.sock", socket))
+        found, _ = status.look(status.places(state_dir, tmp_path / "demo", None))
     finally:
         stop_session(proc)
         shutil.rmtree(system_dir, ignore_errors=True)
@@ -242,3 +248,7 @@ def test_status_finds_the_group_under_a_system_supervisord(box: Box) -> None:
     ]
     assert lines[4].startswith("/healthz: 200 ok; last pass ")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert [(f.place.kind, f.place.socket, f.state_dir) for f in found] == [
+        ("system", socket, state_dir)
+    ]
+    assert [p.name for p in found[0].programs] == [f"mailroom:mailroom-{p}" for p in PROGRAMS]
