@@ -66,7 +66,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
     worker = _worker(worker_doc, now)
     eventsource = _eventsource(listener_doc, now)
     last = parse_iso((worker_doc or {}).get("last_successful_poll"))
-    failing = _failing(worker_doc, listener_doc, worker, eventsource, now)
+    failing = _failing(worker_doc, worker, eventsource, now)
     degraded = _degraded(worker, eventsource, _poll_interval(worker_doc))
     body = {
         "status": "failing" if failing else "degraded" if degraded else "ok",
@@ -81,11 +81,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
 
 
 def _failing(
-    worker_doc: Doc,
-    listener_doc: Doc,
-    worker: dict[str, Any],
-    eventsource: dict[str, Any],
-    now: float,
+    worker_doc: Doc, worker: dict[str, Any], eventsource: dict[str, Any], now: float
 ) -> str | None:
     """Why the service is failing (503), or None. In this order: the server refused the
     credentials (the worker's last pass, or the listener while not connected: at once);
