@@ -257,6 +257,7 @@ def instructions(env: Mapping[str, str]) -> None:
     print("  .venv/bin/mailroom demo label billing@power.example @ToPaperTrail")
     print("  .venv/bin/mailroom demo send news@paperboy.example 'Friday digest'")
     print(f"  curl http://127.0.0.1:{env['MAILROOM_HEALTH_PORT']}/healthz")
+    print("  .venv/bin/mailroom status    # finds the demo's service: its programs and /healthz")
     imap, user = env["MAILROOM_DEMO_IMAP"], env["MAILROOM_CARDDAV_USERNAME"]
     password = env["MAILROOM_CARDDAV_PASSWORD"]  # the throwaway demo user's, not yours
     print(f"Or point any IMAP client at {imap} (user {user}, password {password}) and")
