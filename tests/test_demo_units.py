@@ -41,6 +41,11 @@ def test_a_json_line_is_shown_in_the_console_layout() -> None:
         ),
         ("2026-12-03 13:27:59,343 CRIT another critical line", False),
         ("2026-12-03 13:27:59,343 WARN exited: worker (terminated by SIGKILL)", False),
+        ("2026-12-03 13:44:46,227 WARN received SIGTERM indicating exit request", True),
+        ("2026-12-03 13:44:46,384 WARN stopped: worker (exit status 0)", True),
+        ("2026-12-03 13:44:48,617 WARN stopped: fatal (terminated by SIGTERM)", True),
+        ("2026-12-03 13:44:48,617 WARN stopped: worker (terminated by SIGKILL)", False),
+        ("2026-12-03 13:44:48,617 WARN killing 'worker' (123) with SIGKILL", False),
         ("2026-12-03T13:37:42Z [info     ] worker_started", False),
     ],
 )

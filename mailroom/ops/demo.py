@@ -308,12 +308,15 @@ def run_demo(*, once: bool) -> int:
     return 0
 
 
-# supervisord's own chatter, in its own format: INFO (spawned, success, stopped) and two
-# CRIT lines that say nothing wrong here (root in a sandbox; its socket is 0700 in a
-# 0700 dir). Its warnings and errors, and every line of the programs, are shown.
+# supervisord's own chatter, in its own format: INFO (spawned, success), two CRIT lines
+# that say nothing wrong here (root in a sandbox; its socket is 0700 in a 0700 dir), and
+# the WARN lines of an orderly stop. Its other warnings and errors (a crash, a program
+# that would not stop), and every line of the programs, are shown.
 SUPERVISORD_CHATTER = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
-    r"(INFO |CRIT (Supervisor is running as root|Server 'unix_http_server' running without))"
+    r"(INFO |CRIT (Supervisor is running as root|Server 'unix_http_server' running without)"
+    r"|WARN (received SIG[A-Z]+ indicating exit request"
+    r"|stopped: \S+ \((exit status 0|terminated by SIGTERM)\)$))"
 )
 
 
