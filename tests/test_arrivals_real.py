@@ -250,3 +250,18 @@ def test_when_the_server_cannot_calculate_changes_arrivals_are_read_by_received_
         assert [e["reason"] for e in logs if e["event"] == "routing_fallback"] == ["changes"]
         assert router.doc["moved"] == 2  # the first, judged again, is routed now
         assert router.doc["routed"] >= 1
+
+
+def test_a_triage_label_on_the_new_email_wins_routing_moves_nothing(box: Box) -> None:
+    address = "labelled@fast.example"
+    with worker(box) as router:
+        email = arrive(box, address, "labelled at once")
+        box.label(email, "@ToFeed")  # the user labels it before the worker's pass
+        box.searchable(address)
+        report = router.run_pass("push")
+        assert report.senders_triaged == 1
+        # triage's filing stands: it files into Feed and never takes the Inbox away;
+        # routing, which would have (Feed does not keep the Inbox), leaves it alone
+        assert box.where(email) == {"Feed", "Inbox"}
+        assert (router.doc["moved"], router.doc["misrouted"]) == (0, 0)
+        assert router.doc["not_screened"] == 1
