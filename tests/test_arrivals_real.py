@@ -265,3 +265,22 @@ def test_a_triage_label_on_the_new_email_wins_routing_moves_nothing(box: Box) ->
         assert box.where(email) == {"Feed", "Inbox"}
         assert (router.doc["moved"], router.doc["misrouted"]) == (0, 0)
         assert router.doc["not_screened"] == 1
+
+
+def test_off_reads_no_arrivals_and_the_quiet_scan_is_one_request(box: Box) -> None:
+    settings = box.settings.model_copy(update={"routing": "off"})
+    jmap, carddav = box.clients()
+    try:
+        router = ArrivalRouter(settings, jmap, carddav, Triager(settings, jmap, carddav))
+        router.run_pass("startup")
+        email = arrive(box, "stranger@nowhere.example", "routing off")
+        report = router.run_pass("push")
+        assert report.arrivals is None
+        assert report.routing == {"mode": "off"}
+        assert box.where(email) == {"Inbox"}
+        before = jmap.requests_made
+        router.run_pass("push")
+        assert jmap.requests_made - before == 1
+    finally:
+        jmap.close()
+        carddav.close()
