@@ -3,6 +3,7 @@ user (deliver, label) and to read the end state (mailboxes, contacts, groups).""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 from mailroom.carddav.client import CardDavClient
 from mailroom.config import Settings, load_settings
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.sieve import CYRUS_SIEVE, RFC_SIEVE
 from mailroom.ops import setup
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
@@ -114,6 +116,29 @@ def fill_screener(box: Box, sender: str, count: int) -> str:
         box.account, box.settings.screener_mailbox, messages(sender, count - 1, to=to, start=1)
     )
     return first
+
+
+# -- a server without rules: Fastmail where the user made none
+
+
+class NoSieve(httpx.BaseTransport):
+    """The real server, with the Sieve capabilities taken out of its session: mailroom
+    sees a server it cannot install rules on, as Fastmail."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if request.method != "GET" or not request.url.path.rstrip("/").endswith("/jmap"):
+            return response
+        data = json.loads(response.read())
+        for key in (RFC_SIEVE, CYRUS_SIEVE):
+            data.get("capabilities", {}).pop(key, None)
+        return httpx.Response(response.status_code, json=data)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def without_rules(box: Box) -> Box:

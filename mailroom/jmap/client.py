@@ -214,6 +214,22 @@ class JmapClient:
                     paging.took(i, q.parse_query_get(answers, str(i)), self._read_size)
         return ScanAnswer(paging.results(), boxes, changed)
 
+    def newest_emails(self, after: str, *, limit: int) -> tuple[list[Email], list[Mailbox]]:
+        """At most ``limit`` of the newest emails received after ``after`` (a UTCDate), in
+        every mailbox, newest first, with ``received_at``; and the account's mailboxes.
+
+        ONE request (Mailbox/get, Email/query, Email/get), one page: a bounded look, not
+        a listing. A server that uses a smaller limit than asked gives fewer.
+        """
+        account = self.session.account_id
+        calls = [
+            m.mailbox_get(account),
+            *q.newest_get(account, after, limit=min(limit, self._read_size), tag="0"),
+        ]
+        answers = q.by_call_id(self.call(calls))
+        boxes = m.parse_mailbox_get(q.answer_to(answers, "m", "Mailbox/get"))[0]
+        return list(q.parse_query_get(answers, "0").emails), boxes
+
     def changed_emails(
         self, since_state: str, *, max_changes: int = MAX_CHANGES
     ) -> q.ChangedEmails:

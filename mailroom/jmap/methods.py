@@ -20,6 +20,7 @@ SUBMISSION = "urn:ietf:params:jmap:submission"  # Identity/get's capability (RFC
 MAILBOX_PROPERTIES = ("id", "name", "parentId", "role")
 # Oldest first: a stable order, so positions mean the same thing from page to page.
 EMAIL_SORT = ({"property": "receivedAt", "isAscending": True},)
+NEWEST_FIRST = ({"property": "receivedAt", "isAscending": False},)
 
 
 def email_query(
@@ -29,11 +30,12 @@ def email_query(
     position: int = 0,
     limit: int,
     call_id: str = "q",
+    sort: Sequence[Mapping[str, Any]] = EMAIL_SORT,
 ) -> Invocation:
     args = {
         "accountId": account_id,
         "filter": dict(filter),
-        "sort": [dict(s) for s in EMAIL_SORT],
+        "sort": [dict(s) for s in sort],
         "position": position,
         "limit": limit,
     }

@@ -46,12 +46,29 @@ def query_get(
     position: int,
     limit: int,
     tag: str,
+    sort: Sequence[Mapping[str, Any]] = m.EMAIL_SORT,
     properties: Sequence[str] = m.EMAIL_PROPERTIES,
 ) -> list[m.Invocation]:
     """The two calls for one page: call ids ``q<tag>`` and ``g<tag>``."""
-    query = m.email_query(account_id, filter, position=position, limit=limit, call_id=f"q{tag}")
+    query = m.email_query(
+        account_id, filter, position=position, limit=limit, call_id=f"q{tag}", sort=sort
+    )
     ref = m.result_ref(f"q{tag}", "Email/query", "/ids")
     return [query, m.email_get(account_id, ref, properties=properties, call_id=f"g{tag}")]
+
+
+def newest_get(account_id: str, after: str, *, limit: int, tag: str) -> list[m.Invocation]:
+    """One page of the newest emails received after ``after`` (a UTCDate), in every
+    mailbox, newest first, with when each arrived: a bounded look at recent arrivals."""
+    return query_get(
+        account_id,
+        {"after": after},
+        position=0,
+        limit=limit,
+        tag=tag,
+        sort=m.NEWEST_FIRST,
+        properties=m.ARRIVAL_PROPERTIES,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from functools import partial
@@ -117,6 +118,7 @@ class Triager:
             search_misses=misses,
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
             arrivals=scan.changed,
+            triaged=tuple(sorted(Counter(d.category for d in done).items())),
         )
         log.info(
             "poll_completed",

@@ -32,6 +32,8 @@ class PassReport:
     # of the arrivals for worker.json (its "routing" section); None when not asked.
     arrivals: ChangedEmails | None = None
     routing: Mapping[str, Any] | None = None
+    # (category, senders triaged into it) this pass, by category name: /metrics
+    triaged: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:
