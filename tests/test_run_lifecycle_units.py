@@ -363,3 +363,77 @@ def test_the_runner_imports_nothing_heavy_before_supervisord_starts() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]"
+
+
+# -- supervisord's loop with the run's rules (runsupervisor.RunSupervisor) ---------------------
+class SignalOptions:
+    """What RunSupervisor.handle_signal uses of supervisord's options."""
+
+    def __init__(self, *signals: int) -> None:
+        from supervisor.states import SupervisorStates
+
+        self.signals = list(signals)
+        self.mood = SupervisorStates.RUNNING
+        self.said: list[str] = []
+        self.reopened = 0
+        self.logger = SimpleNamespace(warn=self.said.append, info=self.said.append)
+        self.logger.blather = self.said.append
+
+    def get_signal(self) -> int | None:
+        return self.signals.pop(0) if self.signals else None
+
+    def reopenlogs(self) -> None:
+        self.reopened += 1
+
+
+class Output:
+    def __init__(self, closed: bool) -> None:
+        self.is_closed = closed
+
+    def closed(self) -> bool:
+        return self.is_closed
+
+
+def test_sighup_stops_like_sigterm_and_signals_are_taken_in_order() -> None:
+    from supervisor.states import SupervisorStates
+
+    options = SignalOptions(signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM)
+    run = runsupervisor.RunSupervisor(options, Output(closed=False))
+    run.handle_signal()  # SIGCHLD: nothing to do
+    assert (run.asked, options.mood) == (None, SupervisorStates.RUNNING)
+    run.handle_signal()
+    assert (run.asked, options.mood) == ("SIGHUP", SupervisorStates.SHUTDOWN)  # not RESTARTING
+    run.handle_signal()
+    assert run.asked == "SIGHUP"  # the first reason stays
+    assert "received SIGHUP indicating exit request" in options.said
+
+
+def test_sigusr2_still_reopens_the_logs() -> None:
+    options = SignalOptions(signal.SIGUSR2)
+    run = runsupervisor.RunSupervisor(options, Output(closed=False))
+    run.handle_signal()
+    assert (options.reopened, run.asked) == (1, None)
+
+
+def test_a_closed_output_stops_everything() -> None:
+    from supervisor.states import SupervisorStates
+
+    options = SignalOptions()
+    run = runsupervisor.RunSupervisor(options, Output(closed=True))
+    run.handle_signal()
+    assert (run.asked, options.mood) == ("output closed", SupervisorStates.SHUTDOWN)
+
+
+def test_the_output_watch_sees_a_pipe_whose_reader_is_gone() -> None:
+    read_end, write_end = os.pipe()
+    saved = os.dup(1)
+    try:
+        os.dup2(write_end, 1)
+        watch = runsupervisor.OutputWatch()
+        assert not watch.closed()
+        os.close(read_end)
+        assert watch.closed()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(write_end)

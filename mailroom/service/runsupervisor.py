@@ -5,9 +5,9 @@ the run's rules added.
 loop, again after a ``supervisorctl reload``), with ``RunSupervisor`` instead of
 supervisord's Supervisor. It adds three things:
 
-- **Stop signals.** SIGINT, SIGTERM and SIGHUP all stop everything (supervisord alone
-  reloads its configuration on SIGHUP, which a closed terminal sends); the first one
-  is recorded as what asked for the stop.
+- **Stop signals.** SIGINT, SIGTERM and SIGHUP (and SIGQUIT, as in supervisord) all
+  stop everything (supervisord alone reloads its configuration on SIGHUP, which a
+  closed terminal sends); the first one is recorded as what asked for the stop.
 - **The output pipe.** When our stdout or stderr is a pipe whose reader is gone
   (`mailroom run | tee log` after the tee was killed), everything stops; polled once
   per turn of supervisord's loop (at least once a second).
@@ -35,7 +35,8 @@ from supervisor.medusa import asyncore_25 as asyncore
 from supervisor.options import ServerOptions
 from supervisor.states import SupervisorStates
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # a terminal's, a service manager's
+EXIT_SIGNALS = (*STOP_SIGNALS, signal.SIGQUIT)  # and supervisord's own third one
 PIPE_GONE = select.POLLERR | select.POLLHUP
 S_IFIFO, S_IFMT = 0o010000, 0o170000
 
@@ -76,16 +77,24 @@ class RunSupervisor(supervisord.Supervisor):  # type: ignore[misc]
         super().runforever()
 
     def handle_signal(self) -> None:
+        """One signal per turn of the loop, in the order they came, as supervisord's
+        own ``handle_signal`` takes them; SIGHUP stops instead of reloading."""
         if self._output.closed():
             self._stop("output closed")
         sig = self.options.get_signal()
-        if sig in STOP_SIGNALS:
-            name = signal.Signals(sig).name
+        if sig is None:
+            return
+        name = signal.Signals(sig).name
+        if sig in EXIT_SIGNALS:
             self.options.logger.warn(f"received {name} indicating exit request")
             self._stop(name)
-        elif sig is not None:  # SIGCHLD, SIGUSR2 ...: supervisord's own handling
-            self.options.signal_receiver.receive(sig, None)
-            super().handle_signal()
+        elif sig == signal.SIGUSR2:  # as supervisord: reopen the log files
+            self.options.logger.info(f"received {name} indicating log reopen request")
+            self.options.reopenlogs()
+            for group in self.process_groups.values():
+                group.reopenlogs()
+        else:  # SIGCHLD: the loop reaps each turn anyway
+            self.options.logger.blather(f"received {name} indicating nothing")
 
     def _stop(self, why: str) -> None:
         """Stop everything (supervisord stops the programs, each within its
