@@ -118,6 +118,10 @@ class Settings(BaseModel):
         "info"
     )
     log_format: Annotated[Literal["auto", "json", "console"], BeforeValidator(_lower)] = "auto"
+    # What the worker does with new mail (routing/arrivals.py): judge it and log the
+    # misrouted ("audit"), also move it where the routing model puts it ("enforce"), or
+    # read no new mail ("off").
+    routing: Annotated[Literal["audit", "enforce", "off"], BeforeValidator(_lower)] = "audit"
 
     @model_validator(mode="after")
     def _check_categories(self) -> Settings:
