@@ -1,12 +1,14 @@
-"""Resident memory of the idle service: `mailroom run`, supervisord and its three programs.
+"""Resident memory of the idle service: every process `mailroom run` starts.
 
 `mailroom run` serves a fresh account on the test Cyrus; once it is idle (health 200,
 the EventSource connected, the start-up pass and the connect wake's pass done), the
 script reads ``VmRSS`` from ``/proc/<pid>/status`` of `mailroom run`, of supervisord
-(its child) and of each program (pids from supervisord's XML-RPC interface),
---samples times, --every seconds apart. ``Pss`` (``/proc/<pid>/smaps_rollup``: shared
-pages divided among the processes that share them) is printed next to it, since the
-three programs are Python interpreters that share their libraries.
+(the same process since `mailroom run` runs supervisord's loop itself; a child of it
+before) and of each program and event listener supervisord runs (pids from its
+XML-RPC interface), --samples times, --every seconds apart. ``Pss``
+(``/proc/<pid>/smaps_rollup``: shared pages divided among the processes that share
+them) is printed next to it, since the three programs are Python interpreters that
+share their libraries.
 """
 
 from __future__ import annotations
@@ -43,15 +45,22 @@ def sample(pid: int) -> tuple[int, int]:
 
 
 def pids(svc: ServiceBox) -> dict[str, int]:
+    """{process: pid} for every process of the service, each counted once."""
     assert svc.proc is not None
-    found = {"mailroom run": svc.proc.pid, "supervisord": svc.supervisord_pid()}
+    supervisord = svc.supervisord_pid()
+    if supervisord == svc.proc.pid:
+        found = {"mailroom run = supervisord": supervisord}
+    else:
+        found = {"mailroom run": svc.proc.pid, "supervisord": supervisord}
     for program in sorted(PROGRAMS):
         pid = svc.pid_of(program)
         if pid is None:
             raise RuntimeError(f"{program} is not RUNNING")
         found[program] = pid
-    with rpc(svc.state_dir / SUPERVISOR_SOCKET) as proxy:  # supervisord's event listener
-        found["mailroom-fatal"] = int(proxy.supervisor.getProcessInfo("fatal")["pid"])
+    with rpc(svc.state_dir / SUPERVISOR_SOCKET) as proxy:  # event listeners, if any
+        for info in proxy.supervisor.getAllProcessInfo():
+            if info["name"] not in PROGRAMS and info["pid"]:
+                found[f"event listener {info['name']}"] = int(info["pid"])
     return found
 
 

@@ -219,7 +219,7 @@ def test_the_wheel_is_mailroom_screener_with_the_commands_and_the_conf(tmp_path:
     assert "Name: mailroom-screener" in metadata
     assert "Classifier: License :: OSI Approved :: MIT License" in metadata
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
-    for script in ("mailroom = mailroom.cli:main", "mailroom-lifeline = ", "mailroom-fatal = "):
+    for script in ("mailroom = mailroom.cli:main", "mailroom-lifeline = "):
         assert script in entry_points
 
 

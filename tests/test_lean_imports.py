@@ -1,5 +1,6 @@
-"""What the listener and health processes import, started the way supervisord starts
-them (``mailroom-lifeline listen|health``, in one process): never pydantic.
+"""What the listener, health and worker processes import, started the way supervisord
+starts them (``mailroom-lifeline listen|health|work``, in one process): never pydantic in
+the listener and health; no vCard or YAML library in a worker that has triaged nothing.
 
 Each child replaces the program's serving loop by a probe that prints the heavy
 modules already imported at that point (settings read, logging configured, the
@@ -32,7 +33,11 @@ sys.exit(main(["{command}"]))
 
 
 def run(command: str, heavy: tuple[str, ...], tmp_path: Path, *flags: str, **extra: str) -> str:
-    module, entry = {"listen": ("listener", "serve"), "health": ("health", "make_server")}[command]
+    module, entry = {
+        "listen": ("listener", "serve"),
+        "health": ("health", "make_server"),
+        "work": ("worker", "serve"),  # past the settings, the clients and the Triager
+    }[command]
     base = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_") and k != "PORT"}
     environ = {
         **base,
@@ -40,6 +45,8 @@ def run(command: str, heavy: tuple[str, ...], tmp_path: Path, *flags: str, **ext
         "PYTHONPATH": str(REPO),
         "MAILROOM_STATE_DIR": str(tmp_path / "state"),
         "MAILROOM_JMAP_TOKEN": "lean-imports-token-0123",
+        "MAILROOM_CARDDAV_USERNAME": "lean-imports-user",
+        "MAILROOM_CARDDAV_PASSWORD": "lean-imports-password-0123",
         "MAILROOM_HEALTH_PORT": "0",
         **extra,
     }
@@ -93,3 +100,21 @@ def test_health_and_the_lifeline_skip_pathlib_and_urllib(tmp_path: Path) -> None
     """1.9 MiB together. -S: no site-packages, so no editable-install finder, which
     imports pathlib itself (a regular install has none); health needs nothing there."""
     assert run("health", ("pathlib", "urllib", "ipaddress"), tmp_path, "-S") == "-"
+
+
+def test_the_worker_loads_vcard_and_yaml_libraries_only_when_it_needs_them(
+    tmp_path: Path,
+) -> None:
+    """vobject (with dateutil, six), nameparser and PyYAML: about 3.9 MiB an idle worker
+    does without; the first contact written or a config file brings them in."""
+    heavy = ("vobject", "nameparser", "dateutil", "six", "yaml")
+    assert run("work", heavy, tmp_path) == "-"
+
+
+def test_no_process_imports_pydantic_settings(tmp_path: Path) -> None:
+    """The worker validates its settings with a plain pydantic model (6 MiB less)."""
+    heavy = ("pydantic_settings", "dotenv")
+    found = run("work", (*heavy, "pydantic"), tmp_path).split()
+    assert "pydantic" in found  # the worker does validate with pydantic
+    assert {m.split(".")[0] for m in found} == {"pydantic"}
+    assert run("listen", heavy, tmp_path) == "-"

@@ -1,7 +1,7 @@
 """`mailroom run` owns its programs' lives: real `mailroom run`, real supervisord (slow).
 
 Every way of ending it (SIGINT, SIGTERM, SIGHUP, its output pipe closing, kill -9 of
-supervisord or of `mailroom run` itself) leaves no process behind within a bounded
+`mailroom run`, which is supervisord itself) leaves no process behind within a bounded
 wait, and a new `mailroom run` then starts cleanly. A program that is down for good
 ends it with one line and a non-zero exit; a second run on the same state dir is
 refused. The account is unreachable here (nothing triages): these tests are about
@@ -152,7 +152,8 @@ def test_a_stop_signal_ends_everything_and_a_new_run_starts_cleanly(
     state_dir: Path, sig: signal.Signals
 ) -> None:
     with running(state_dir) as run:
-        assert len(processes_of(state_dir)) >= 5  # supervisord, 3 programs, the listener
+        # `mailroom run`, which is supervisord itself, and the 3 programs: nothing else
+        assert len(processes_of(state_dir)) == 4
         since = time.monotonic()
         run.proc.send_signal(sig)
         assert run.proc.wait(timeout=60) == 0
@@ -181,25 +182,17 @@ def test_its_output_pipe_closing_ends_everything(state_dir: Path) -> None:
     assert_starts_cleanly(state_dir)
 
 
-def test_kill_9_of_supervisord_leaves_no_program_behind(state_dir: Path) -> None:
+def test_kill_9_of_mailroom_run_which_is_supervisord_leaves_no_program_behind(
+    state_dir: Path,
+) -> None:
     with running(state_dir) as run:
         programs = [pid for _, pid in program_states(state_dir).values()]
-        supervisord = run.supervisord_pid()
-        since = time.monotonic()
-        os.kill(supervisord, signal.SIGKILL)
-        assert run.proc.wait(timeout=60) == 1
-        assert_nothing_left(run, since, "kill -9 of supervisord")
-        assert "supervisord was killed by SIGKILL; the programs stop with it" in run.text()
-        assert all(pid is not None for pid in programs)
-    assert_starts_cleanly(state_dir)
-
-
-def test_kill_9_of_mailroom_run_leaves_no_process_behind(state_dir: Path) -> None:
-    with running(state_dir) as run:
+        assert run.supervisord_pid() == run.proc.pid  # one process: no parent to kill apart
         since = time.monotonic()
         run.proc.kill()
-        run.proc.wait()
-        assert_nothing_left(run, since, "kill -9 of mailroom run")  # supervisord got SIGTERM
+        assert run.proc.wait(timeout=60) == -signal.SIGKILL
+        assert_nothing_left(run, since, "kill -9 of mailroom run")  # the programs got SIGTERM
+        assert all(pid is not None for pid in programs)
     assert_starts_cleanly(state_dir)
 
 

@@ -3,19 +3,21 @@ and processes (fast: no supervisord)."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from mailroom.errors import ConfigError
 from mailroom.ops import status
-from mailroom.service import accountlock, fatal, lifeline, runner
+from mailroom.service import accountlock, fatal, lifeline, runner, runsupervisor
 from mailroom_dev.wait import wait_until
 
 
@@ -90,13 +92,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-# -- the FATAL listener's verdict ------------------------------------------------------------
+# -- the FATAL plugin's verdict --------------------------------------------------------------
 def test_an_expected_exit_78_is_a_configuration_error_that_stops_everything() -> None:
-    event, body = fatal.parse_event(
-        {"eventname": "PROCESS_STATE_EXITED"},
-        "processname:worker groupname:worker from_state:RUNNING expected:1 pid:42",
-    )
-    stopped = fatal.verdict(event, body, {"exitstatus": 78})
+    body = {"processname": "worker", "groupname": "worker", "expected": "1"}
+    stopped = fatal.verdict("PROCESS_STATE_EXITED", body, {"exitstatus": 78})
     assert stopped == fatal.Stopped("worker", fatal.EXITED_78, 78)
     assert stopped.line() == (
         "mailroom run: worker exited with status 78 (a configuration error, its message is "
@@ -117,46 +116,91 @@ def test_a_fatal_program_stops_everything_with_supervisords_reason() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("event", "expected"),
-    [
-        ("PROCESS_STATE_EXITED", "0"),
-        ("PROCESS_STATE_EXITED", "1"),
-        ("PROCESS_STATE_FATAL", ""),
-        ("PROCESS_STATE_RUNNING", ""),
-    ],
-)
-def test_only_an_event_that_can_end_the_run_asks_supervisord(event: str, expected: str) -> None:
-    """``may_end_the_run`` (which connects to supervisord) agrees with ``verdict``."""
-    body = {"processname": "worker", "groupname": "worker", "expected": expected}
-    infos = [{}, {"exitstatus": 78}, {"exitstatus": 1}, {"spawnerr": "no such file"}]
-    could = any(fatal.verdict(event, body, info) is not None for info in infos)
-    assert fatal.may_end_the_run(event, body) == could
+@dataclass
+class FakeConfig:
+    name: str
 
 
-def test_the_event_listener_answers_crashes_without_importing_xmlrpc() -> None:
-    """Idle and through restarts, mailroom-fatal holds no XML-RPC client (about 7 MiB)."""
-    crash = "processname:worker groupname:worker from_state:RUNNING expected:0 pid:42"
-    code = textwrap.dedent(
-        f"""
-        import io, sys
-        from mailroom.service import fatal
-        header = "ver:3.0 server:supervisor serial:1 pool:fatal poolserial:1 "
-        event = header + "eventname:PROCESS_STATE_EXITED len:{len(crash)}\\n{crash}"
-        sys.stdin, out = io.StringIO(event * 3), io.StringIO()
-        real, sys.stdout = sys.stdout, out
-        fatal.main()
-        sys.stdout = real
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("xmlrpc", "http", "ssl"))
-        print(out.getvalue().count("RESULT 2"), " ".join(loaded) or "-")
-        """
+@dataclass
+class FakeGroup:
+    config: FakeConfig
+
+
+@dataclass
+class FakeProcess:
+    """What supervisord's Subprocess gives an event (name, group, pid, exit, spawn error)."""
+
+    config: FakeConfig
+    group: FakeGroup
+    pid: int = 42
+    exitstatus: int | None = None
+    spawnerr: str | None = None
+
+
+@dataclass
+class FakeOptions:
+    mood: int
+    logger: Any
+
+
+def watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeOptions, list[str]]:
+    """A FatalWatch subscribed to supervisord's own event bus, on a stand-in Supervisor."""
+    from supervisor import events
+    from supervisor.states import SupervisorStates
+
+    monkeypatch.setenv("MAILROOM_STATE_DIR", str(tmp_path))
+    events.clear()
+    said: list[str] = []
+    logger = SimpleNamespace(critical=said.append)
+    options = FakeOptions(SupervisorStates.RUNNING, logger)
+    supervisord = SimpleNamespace(options=options)
+    first = fatal.make_rpcinterface(supervisord)
+    assert fatal.make_rpcinterface(supervisord) is first  # once per supervisord: one watch
+    return options, said
+
+
+def process(name: str, **kw: Any) -> FakeProcess:
+    return FakeProcess(FakeConfig(name), FakeGroup(FakeConfig(name)), **kw)
+
+
+def test_the_plugin_ends_supervisord_on_the_first_program_down_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supervisor import events
+    from supervisor.states import ProcessStates, SupervisorStates
+
+    options, said = watched(tmp_path, monkeypatch)
+    crash = process("listener", exitstatus=1)
+    events.notify(events.ProcessStateExitedEvent(crash, ProcessStates.RUNNING, expected=False))
+    assert (options.mood, said) == (SupervisorStates.RUNNING, [])  # a crash: restarted
+    assert fatal.read_stopped(tmp_path) is None
+    worker = process("worker", exitstatus=78)
+    events.notify(events.ProcessStateExitedEvent(worker, ProcessStates.RUNNING, expected=True))
+    stopped = fatal.Stopped("worker", fatal.EXITED_78, 78)
+    assert options.mood == SupervisorStates.SHUTDOWN
+    assert said == [stopped.line()]
+    assert fatal.read_stopped(tmp_path) == stopped
+    health = process("health", spawnerr="can't find command")
+    events.notify(events.ProcessStateFatalEvent(health, ProcessStates.BACKOFF))
+    assert fatal.read_stopped(tmp_path) == stopped  # the first reason stays
+    events.clear()
+
+
+def test_a_fatal_program_ends_supervisord_with_its_spawn_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supervisor import events
+    from supervisor.states import ProcessStates, SupervisorStates
+
+    options, said = watched(tmp_path, monkeypatch)
+    health = process("health", spawnerr="can't find command 'mailroom-lifeline'")
+    events.notify(events.ProcessStateFatalEvent(health, ProcessStates.BACKOFF))
+    assert options.mood == SupervisorStates.SHUTDOWN
+    assert fatal.read_stopped(tmp_path) == fatal.Stopped(
+        "health", "could not be started (can't find command 'mailroom-lifeline')", 1
     )
-    environ = {**os.environ, "MAILROOM_STATE_DIR": "/nonexistent-mailroom-state"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=environ
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["3", "-"]
+    assert len(said) == 1
+    events.clear()
 
 
 def test_the_reason_is_read_back_from_the_state_dir(tmp_path: Path) -> None:
@@ -167,21 +211,23 @@ def test_the_reason_is_read_back_from_the_state_dir(tmp_path: Path) -> None:
 
 # -- how `mailroom run` ends (runner.outcome) ------------------------------------------------
 def test_a_requested_stop_exits_0_without_a_line() -> None:
-    assert runner.outcome(0, "SIGTERM", None) == (0, None)
+    assert runner.outcome("SIGTERM", None) == (0, None)
 
 
 def test_a_program_down_for_good_gives_its_line_and_code() -> None:
     stopped = fatal.Stopped("worker", fatal.EXITED_78, 78)
-    assert runner.outcome(0, None, stopped) == (78, stopped.line())
+    assert runner.outcome(None, stopped) == (78, stopped.line())
+    assert runner.outcome("SIGTERM", stopped) == (78, stopped.line())  # the reason wins
 
 
-def test_supervisord_killed_is_a_failure_with_the_signal_named() -> None:
-    assert runner.outcome(-9, None, None) == (
+def test_a_closed_output_or_a_shutdown_nobody_asked_for_is_a_failure_with_a_line() -> None:
+    assert runner.outcome("output closed", None) == (
         1,
-        "mailroom run: supervisord was killed by SIGKILL; the programs stop with it",
+        "mailroom run: its output was closed; everything was stopped",
     )
-    assert runner.outcome(2, None, None)[1] == (
-        "mailroom run: supervisord exited with status 2; the programs stop with it"
+    assert runner.outcome(None, None) == (
+        1,
+        "mailroom run: supervisord was shut down (supervisorctl shutdown); everything stopped",
     )
 
 
@@ -303,7 +349,7 @@ def test_status_without_a_running_supervisord_says_so_and_exits_3(tmp_path: Path
 
 
 def test_signals_are_the_stop_signals_of_a_terminal_and_a_service_manager() -> None:
-    assert set(runner.STOP_SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    assert set(runsupervisor.STOP_SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def test_the_runner_needs_a_state_dir_and_a_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -311,7 +357,9 @@ def test_the_runner_needs_a_state_dir_and_a_command(capsys: pytest.CaptureFixtur
     assert "usage: python -m mailroom.service.runner STATE_DIR -- " in capsys.readouterr().err
 
 
-def test_the_runner_that_stays_up_imports_nothing_heavy() -> None:
+def test_the_runner_imports_nothing_heavy_before_supervisord_starts() -> None:
+    """`mailroom run` imports the runner (its lock) during its configuration check:
+    supervisor comes in only where supervisord runs (runsupervisor)."""
     code = (
         "import sys, mailroom.service.runner; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
@@ -321,24 +369,75 @@ def test_the_runner_that_stays_up_imports_nothing_heavy() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_listener_speaks_supervisords_protocol() -> None:
-    payload = "processname:worker groupname:worker from_state:RUNNING expected:1 pid:42"
-    header = f"ver:3.0 server:supervisor serial:7 pool:fatal poolserial:7 eventname:PROCESS_STATE_EXITED len:{len(payload)}\n"  # noqa: E501
-    out = io.StringIO()
-    got = fatal.next_event(io.StringIO(header + payload), out)
-    assert out.getvalue() == "READY\n"
-    assert got is not None
-    assert got[0]["eventname"] == "PROCESS_STATE_EXITED"
-    assert got[1] == payload
-    assert fatal.next_event(io.StringIO(""), io.StringIO()) is None  # supervisord is gone
+# -- supervisord's loop with the run's rules (runsupervisor.RunSupervisor) ---------------------
+class SignalOptions:
+    """What RunSupervisor.handle_signal uses of supervisord's options."""
+
+    def __init__(self, *signals: int) -> None:
+        from supervisor.states import SupervisorStates
+
+        self.signals = list(signals)
+        self.mood = SupervisorStates.RUNNING
+        self.said: list[str] = []
+        self.reopened = 0
+        self.logger = SimpleNamespace(warn=self.said.append, info=self.said.append)
+        self.logger.blather = self.said.append
+
+    def get_signal(self) -> int | None:
+        return self.signals.pop(0) if self.signals else None
+
+    def reopenlogs(self) -> None:
+        self.reopened += 1
 
 
-def test_the_start_record_is_never_written_through_a_symlink(tmp_path: Path) -> None:
-    target = tmp_path / "target"
-    target.write_text("keep")
-    record = lifeline.starts_file(tmp_path, "worker")
-    record.with_name(f".{record.name}.{os.getpid()}").symlink_to(target)  # at the temp name
-    lifeline._write_starts(record, lifeline.Starts(1.0, 0.0))
-    assert target.read_text() == "keep"
-    assert lifeline._read_starts(record) == lifeline.Starts(1.0, 0.0)
-    assert not record.is_symlink()
+class Output:
+    def __init__(self, closed: bool) -> None:
+        self.is_closed = closed
+
+    def closed(self) -> bool:
+        return self.is_closed
+
+
+def test_sighup_stops_like_sigterm_and_signals_are_taken_in_order() -> None:
+    from supervisor.states import SupervisorStates
+
+    options = SignalOptions(signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM)
+    run = runsupervisor.RunSupervisor(options, Output(closed=False))
+    run.handle_signal()  # SIGCHLD: nothing to do
+    assert (run.asked, options.mood) == (None, SupervisorStates.RUNNING)
+    run.handle_signal()
+    assert (run.asked, options.mood) == ("SIGHUP", SupervisorStates.SHUTDOWN)  # not RESTARTING
+    run.handle_signal()
+    assert run.asked == "SIGHUP"  # the first reason stays
+    assert "received SIGHUP indicating exit request" in options.said
+
+
+def test_sigusr2_still_reopens_the_logs() -> None:
+    options = SignalOptions(signal.SIGUSR2)
+    run = runsupervisor.RunSupervisor(options, Output(closed=False))
+    run.handle_signal()
+    assert (options.reopened, run.asked) == (1, None)
+
+
+def test_a_closed_output_stops_everything() -> None:
+    from supervisor.states import SupervisorStates
+
+    options = SignalOptions()
+    run = runsupervisor.RunSupervisor(options, Output(closed=True))
+    run.handle_signal()
+    assert (run.asked, options.mood) == ("output closed", SupervisorStates.SHUTDOWN)
+
+
+def test_the_output_watch_sees_a_pipe_whose_reader_is_gone() -> None:
+    read_end, write_end = os.pipe()
+    saved = os.dup(1)
+    try:
+        os.dup2(write_end, 1)
+        watch = runsupervisor.OutputWatch()
+        assert not watch.closed()
+        os.close(read_end)
+        assert watch.closed()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(write_end)

@@ -106,8 +106,17 @@ def test_idle_hour_counts_the_idle_passes_at_the_server(cyrus: CyrusServer) -> N
 @pytest.mark.timeout(600)
 def test_service_memory_reads_every_process_mailroom_run_starts(cyrus: CyrusServer) -> None:
     out = run_script("service_memory.py", on_test_cyrus(cyrus), "--samples", "2", "--every", "0.2")
-    processes = ("mailroom run", "supervisord", "mailroom-fatal", "health", "listener", "worker")
+    processes = ("mailroom run = supervisord", "health", "listener", "worker")
     for process in (*processes, "all "):
         (row,) = rows(out, process)
         rss = [c for c in row if c.strip()][-2]
         assert float(rss.split()[0]) > 0
+    assert rows(out, "event listener") == []  # the FATAL watch runs inside supervisord
+
+
+@pytest.mark.timeout(600)
+def test_startup_times_the_first_pass_and_the_waiting_label(cyrus: CyrusServer) -> None:
+    out = run_script("startup.py", on_test_cyrus(cyrus), "--runs", "1")
+    for event in ("health up", "worker up", "first pass start", "first pass done", "label triaged"):
+        (row,) = rows(out, event)
+        assert float([c for c in row if c.strip()][-1].split()[0]) > 0

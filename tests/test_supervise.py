@@ -68,9 +68,9 @@ def test_the_conf_runs_the_three_commands_with_restarts_and_a_control_socket() -
 def test_the_conf_ends_supervisord_when_a_program_is_down_for_good() -> None:
     conf = configparser.RawConfigParser()
     conf.read(REPO / "supervisord.conf")
-    listener = conf["eventlistener:fatal"]
-    assert listener["command"] == "mailroom-fatal"
-    assert set(listener["events"].split(",")) == {"PROCESS_STATE_FATAL", "PROCESS_STATE_EXITED"}
+    plugin = conf["rpcinterface:mailroom"]  # inside supervisord: no event-listener process
+    assert plugin["supervisor.rpcinterface_factory"] == "mailroom.service.fatal:make_rpcinterface"
+    assert not [s for s in conf.sections() if s.startswith("eventlistener:")]
 
 
 def test_procfile_is_the_one_container_web_mailroom_run() -> None:
@@ -291,7 +291,7 @@ def test_a_config_error_stops_supervisord_at_once_not_a_restart_loop() -> None:
                 start_new_session=True,
             )
         try:
-            assert proc.wait(timeout=60) == 0  # the fatal listener shut it down
+            assert proc.wait(timeout=60) == 0  # the FATAL plugin shut it down
             out_text = (Path(d) / "out").read_text(errors="replace")
             assert "config error" in out_text
             stopped = read_stopped(Path(d))

@@ -11,8 +11,6 @@ import re
 import unicodedata
 from typing import Any
 
-import vobject
-
 from mailroom.errors import VCardError
 
 PRODID = "-//mailroom//mailroom//EN"
@@ -34,6 +32,8 @@ def clean_display_name(name: str | None) -> str:
 
 
 def read_card(text: str) -> Any:
+    import vobject  # here, not at the top: see ``new_card``
+
     try:
         return vobject.readOne(text)
     except Exception as exc:  # vobject raises ParseError, but also ValueError, binascii.Error
@@ -95,8 +95,23 @@ def encode_line(card: Any) -> str:
     return next(line for line in lines[1:-1] if property_name(line) != "VERSION")
 
 
+def new_card() -> Any:
+    """An empty vobject vCard. vobject (with dateutil and six, about 2 MiB) is imported at
+    the first card read or written, not with this module: an idle worker needs none."""
+    import vobject
+
+    return vobject.vCard()
+
+
+def structured_name(**parts: str) -> Any:
+    """A vCard N value (family, given, additional, prefix, suffix)."""
+    import vobject
+
+    return vobject.vcard.Name(**parts)
+
+
 def render_line(name: str, value: Any, type_param: str | None = None) -> str:
-    card = vobject.vCard()
+    card = new_card()
     add_property(card, name.lower(), value, type_param)
     return encode_line(card)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import vobject
-
 from mailroom.carddav.cardlines import (
     PRODID,
     add_property,
@@ -21,10 +19,12 @@ from mailroom.carddav.cardlines import (
     first_value,
     flat_value,
     join_lines,
+    new_card,
     property_name,
     read_card,
     render_line,
     split_lines,
+    structured_name,
 )
 
 KIND = "X-ADDRESSBOOKSERVER-KIND"
@@ -60,11 +60,11 @@ def parse_group(text: str) -> Group | None:
 
 def new_group_card(*, uid: str, name: str) -> str:
     name = clean_display_name(name)
-    card = vobject.vCard()
+    card = new_card()
     add_property(card, "prodid", PRODID)
     add_property(card, "uid", uid)
     add_property(card, "fn", name)
-    add_property(card, "n", vobject.vcard.Name(family=name))
+    add_property(card, "n", structured_name(family=name))
     add_property(card, KIND.lower(), "group")
     return str(card.serialize())
 

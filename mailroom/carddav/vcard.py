@@ -21,9 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import vobject
-from nameparser import HumanName
-
 from mailroom.carddav.cardlines import (
     PRODID,
     add_property,
@@ -34,11 +31,13 @@ from mailroom.carddav.cardlines import (
     first_value,
     flat_value,
     join_lines,
+    new_card,
     property_name,
     put_line,
     read_card,
     render_line,
     split_lines,
+    structured_name,
 )
 from mailroom.carddav.groups import Group, group_with_members, new_group_card, parse_group
 from mailroom.categories import ContactType
@@ -137,8 +136,10 @@ def _local_part(email: str) -> str:
 
 
 def _person_name(name: str) -> Any:
+    from nameparser import HumanName  # here: an idle worker writes no contact (0.8 MiB)
+
     parsed = HumanName(name)
-    return vobject.vcard.Name(
+    return structured_name(
         family=parsed.last,
         given=parsed.first,
         additional=parsed.middle,
@@ -155,12 +156,12 @@ def new_contact_card(
     *, uid: str, email: str, display_name: str | None, contact_type: ContactType, history_line: str
 ) -> str:
     name = clean_display_name(display_name) or _local_part(email)
-    card = vobject.vCard()
+    card = new_card()
     add_property(card, "prodid", PRODID)
     add_property(card, "uid", uid)
     add_property(card, "fn", name)
     if contact_type == "company":
-        add_property(card, "n", vobject.vcard.Name())
+        add_property(card, "n", structured_name())
         add_property(card, "org", [name])
     else:
         add_property(card, "n", _person_name(name))

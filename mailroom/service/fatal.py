@@ -1,26 +1,29 @@
-"""`mailroom-fatal`: the supervisord event listener that ends `mailroom run` for good.
+"""What ends `mailroom run` for good: a plugin inside supervisord, not a process.
 
 supervisord alone keeps running when a program goes FATAL, so systemd or a platform
-would see a live service while nothing triages. This listener (``[eventlistener:fatal]``
-in the packaged supervisord.conf, never in the system include snippet) receives
-``PROCESS_STATE_FATAL`` and ``PROCESS_STATE_EXITED``. A program that is FATAL (it could
-not be started) or that exited with an expected code (78, a configuration error: not
-restarted) will not come back, so the listener writes the reason to
-``STATE_DIR/stopped.json`` and asks supervisord to shut down over its XML-RPC
-interface. `mailroom run` then prints that reason as one line and exits non-zero.
+would see a live service while nothing triages. The packaged supervisord.conf loads
+this module into supervisord itself through its plugin hook
+(``[rpcinterface:mailroom]``, ``supervisor.rpcinterface_factory =
+mailroom.service.fatal:make_rpcinterface``; never in the system include snippet), and
+``FatalWatch`` subscribes to supervisord's own ``PROCESS_STATE_FATAL`` and
+``PROCESS_STATE_EXITED`` events, in its process: no event-listener interpreter (14 MiB),
+no protocol, no XML-RPC round trip. A program that is FATAL (it could not be started)
+or that exited with an expected code (78, a configuration error: not restarted) will
+not come back, so the watch writes the reason to ``STATE_DIR/stopped.json``, logs it
+through supervisord's logger and sets supervisord's mood to SHUTDOWN (what
+``supervisorctl shutdown`` does). `mailroom run` then prints that reason as one line and
+exits non-zero; a supervisord started by hand with the packaged conf stops the same way.
 
-The decision is pure (``verdict``); ``main`` speaks supervisord's listener protocol.
+The decision is pure (``verdict``); ``FatalWatch`` is the shell around it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from mailroom.paths import state_dir_from_env
 from mailroom.service.status import read_status, write_status
@@ -30,9 +33,12 @@ EX_CONFIG = 78
 EXITED_78 = "exited with status 78 (a configuration error, its message is above)"
 
 
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """Why `mailroom run` stopped everything: the program, a reason line, the exit code."""
+class Stopped(namedtuple("Stopped", ("program", "reason", "exit_code"))):
+    """Why `mailroom run` stopped everything: the program, a reason line, the exit code.
+    (Not a dataclass: dataclasses imports inspect, 0.6 MiB in supervisord's process, which
+    imports this module; see lifeline.Starts.)"""
+
+    __slots__ = ()
 
     program: str
     reason: str
@@ -42,17 +48,10 @@ class Stopped:
         return f"mailroom run: {self.program} {self.reason}; everything was stopped"
 
 
-def parse_event(headers: Mapping[str, str], payload: str) -> tuple[str, dict[str, str]]:
-    """The event name and the payload's ``key:value`` tokens (its first line)."""
-    first = payload.split("\n", 1)[0]
-    tokens = dict(t.split(":", 1) for t in first.split() if ":" in t)
-    return headers.get("eventname", ""), tokens
-
-
 def verdict(event: str, body: Mapping[str, str], info: Mapping[str, Any]) -> Stopped | None:
     """A Stopped when ``event`` leaves a program down for good, else None.
 
-    ``info`` is supervisord's getProcessInfo for the program (exitstatus, spawnerr).
+    ``info`` holds the process's ``exitstatus`` and ``spawnerr`` as supervisord has them.
     """
     program = body.get("processname", "?")
     if event == "PROCESS_STATE_EXITED" and body.get("expected") == "1":
@@ -67,7 +66,7 @@ def verdict(event: str, body: Mapping[str, str], info: Mapping[str, Any]) -> Sto
 
 
 def read_stopped(state_dir: Path) -> Stopped | None:
-    """The reason the listener left in ``state_dir``, if any."""
+    """The reason the watch left in ``state_dir``, if any."""
     doc = read_status(state_dir / STOPPED_FILE)
     if not doc:
         return None
@@ -77,56 +76,47 @@ def read_stopped(state_dir: Path) -> Stopped | None:
         return None
 
 
-def main() -> int:
-    """The listener loop: READY, one event, RESULT OK; until supervisord closes stdin."""
-    state_dir = state_dir_from_env(os.environ)
-    url = os.environ.get("SUPERVISOR_SERVER_URL", "")
-    done = False  # the first program down for good is the reason; the rest follow it
-    while (got := next_event(sys.stdin, sys.stdout)) is not None:
-        event, body = parse_event(*got)
-        if not done and may_end_the_run(event, body):
-            done = _handle(_connect(url), state_dir, event, body)
-        sys.stdout.write("RESULT 2\nOK")
-        sys.stdout.flush()
-    return 0
+def make_rpcinterface(supervisord: Any, **config: str) -> FatalWatch:
+    """supervisord's plugin hook: called at its start (and after a reload) with the
+    Supervisor itself, once per control server; one watch per Supervisor."""
+    watch = getattr(supervisord, "mailroom_fatal_watch", None)
+    if not isinstance(watch, FatalWatch):
+        watch = FatalWatch(supervisord, state_dir_from_env(os.environ))
+        supervisord.mailroom_fatal_watch = watch
+    return watch
 
 
-def may_end_the_run(event: str, body: Mapping[str, str]) -> bool:
-    """Whether ``event`` can leave a program down for good (``verdict`` decides, with
-    supervisord's details): a crash that supervisord restarts cannot."""
-    expected_exit = event == "PROCESS_STATE_EXITED" and body.get("expected") == "1"
-    return expected_exit or event == "PROCESS_STATE_FATAL"
+class FatalWatch:
+    """Subscribed to supervisord's process events; ends supervisord when a program is
+    down for good. Its XML-RPC namespace (``mailroom``) has no methods."""
 
+    def __init__(self, supervisord: Any, state_dir: Path) -> None:
+        from supervisor import events  # supervisord's own, already loaded in its process
 
-def _connect(url: str) -> Any:
-    """supervisord's XML-RPC proxy, imported only now: xmlrpc.client (and the http.client
-    and ssl under it) would cost the idle listener about 7 MiB."""
-    from mailroom.service.supervisor_rpc import server_proxy
+        self._supervisord = supervisord
+        self._state_dir = state_dir
+        self._name_of = events.getEventNameByType
+        self._done = False  # the first program down for good is the reason; the rest follow it
+        events.subscribe(events.ProcessStateFatalEvent, self._on_event)
+        events.subscribe(events.ProcessStateExitedEvent, self._on_event)
 
-    return server_proxy(url)
+    def _on_event(self, event: Any) -> None:
+        if self._done:
+            return
+        process = event.process
+        body = {
+            "processname": str(process.config.name),
+            "groupname": str(process.group.config.name if process.group else ""),
+            "expected": "1" if getattr(event, "expected", False) else "0",
+        }
+        info = {"exitstatus": process.exitstatus, "spawnerr": process.spawnerr}
+        stopped = verdict(str(self._name_of(type(event))), body, info)
+        if stopped is None:
+            return
+        self._done = True
+        write_status(self._state_dir / STOPPED_FILE, stopped._asdict())
+        options = self._supervisord.options
+        options.logger.critical(stopped.line())
+        from supervisor.states import SupervisorStates
 
-
-def next_event(stdin: TextIO, stdout: TextIO) -> tuple[dict[str, str], str] | None:
-    """supervisord's listener protocol, by hand (supervisor.childutils costs ~10 MiB)."""
-    stdout.write("READY\n")
-    stdout.flush()
-    line = stdin.readline()
-    if not line:
-        return None
-    headers = dict(token.split(":", 1) for token in line.split() if ":" in token)
-    return headers, stdin.read(int(headers.get("len", "0")))
-
-
-def _handle(rpc: Any, state_dir: Path, event: str, body: Mapping[str, str]) -> bool:
-    """Act on one event; True once supervisord was asked to shut down."""
-    try:
-        info = rpc.supervisor.getProcessInfo(f"{body['groupname']}:{body['processname']}")
-    except Exception:  # a missing detail must not stop the listener
-        info = {}
-    stopped = verdict(event, body, info)
-    if stopped is None:
-        return False
-    write_status(state_dir / STOPPED_FILE, asdict(stopped))  # `mailroom run` prints it
-    with contextlib.suppress(Exception):  # already shutting down: fine
-        rpc.supervisor.shutdown()
-    return True
+        options.mood = SupervisorStates.SHUTDOWN

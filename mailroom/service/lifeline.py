@@ -22,7 +22,6 @@ Standard library only, until the command itself is imported.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import json
 import os
@@ -36,6 +35,7 @@ from mailroom.paths import state_dir_text
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing
 if TYPE_CHECKING:
+    import ctypes
     from pathlib import Path
 
     from mailroom.paths import StrPath
@@ -105,6 +105,8 @@ def die_with_parent(*, use_prctl: bool = True) -> str:
 @functools.cache
 def libc() -> ctypes.CDLL | None:
     """The C library, as linked into this interpreter (call it before a fork that uses it)."""
+    import ctypes  # here: supervisord imports this module for STARTS_SUFFIX only
+
     try:
         return ctypes.CDLL(None, use_errno=True)  # no find_library: it may spawn ldconfig
     except OSError:

@@ -4,14 +4,13 @@ The supervisord configuration ships inside the package (``mailroom/supervisord.c
 the repo-root ``supervisord.conf`` links to it), so this works from an installed
 package, not only from a checkout.
 
-`mailroom run` checks the configuration, then becomes ``mailroom.service.runner`` (a
-lean process: standard library only), which stays the parent of supervisord and owns
-its life: it holds ``STATE_DIR/run.lock`` (a second run on the same state dir is refused, naming the
-first one's pid), starts supervisord in its own session (so a terminal's SIGHUP or
-Ctrl-C reaches only us) and tied to us (it gets SIGTERM if we die, even by kill -9),
-and stops it on SIGINT, SIGTERM, SIGHUP or when our output pipe is closed. Its exit
-becomes ours, with one line saying why when a program went down for good (see
-``mailroom.service.fatal``).
+`mailroom run` checks the configuration, then replaces itself with
+``mailroom.service.runner``, which takes ``STATE_DIR/run.lock`` (a second run on the same
+state dir is refused, naming the first one's pid) and runs supervisord's loop in the
+same process (``mailroom.service.runsupervisor``): one process, the pid `mailroom run`
+started with, which stops everything on SIGINT, SIGTERM, SIGHUP or when its output pipe
+is closed. Its exit says why, with one line when a program went down for good (see
+``mailroom.service.fatal``, the plugin the packaged supervisord.conf loads).
 """
 
 from __future__ import annotations
@@ -49,9 +48,15 @@ def conf_path(state_dir: Path) -> Path:
     return copy
 
 
+def supervisord_args(conf: Path) -> list[str]:
+    """supervisord's command line after its program name: ``conf``, in the foreground."""
+    return ["-c", str(conf), "-n"]
+
+
 def supervisord_argv(conf: Path, python: str = sys.executable) -> list[str]:
-    """supervisord in the foreground, run by this interpreter (so from this install)."""
-    return [python, "-m", "supervisor.supervisord", "-c", str(conf), "-n"]
+    """supervisord by itself (without `mailroom run`'s rules), in the foreground, run by
+    this interpreter (so from this install)."""
+    return [python, "-m", "supervisor.supervisord", *supervisord_args(conf)]
 
 
 def supervisord_env(
@@ -98,7 +103,7 @@ def refuse_links(state_dir: Path) -> None:
 
 
 def main(settings: Settings) -> int:
-    """`mailroom run`: supervisord as our child, until it ends or we are told to stop."""
+    """`mailroom run`: becomes supervisord (``runner``), until it ends or is told to stop."""
     state_dir = settings.state_dir
     check_state_dir(state_dir)
     ensure_state_dir(state_dir)  # 0700, ours: supervisord's socket and pid file live here
@@ -110,7 +115,7 @@ def main(settings: Settings) -> int:
         log.warning("mailroom_not_on_path", hint="reinstall mailroom: mailroom-lifeline is missing")
     with runner.run_lock(state_dir):  # AlreadyRunning now, not after exec
         pass  # a first look; the runner takes the lock for good
-    argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_argv(conf)]
+    argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_args(conf)]
     log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,9 +1,8 @@
 """supervisord's XML-RPC interface from the standard library alone.
 
-``supervisor.childutils`` and ``supervisor.xmlrpc`` pull in much of supervisor (about
-10 MiB per process); the event listener, which lives as long as the service, needs
-only ``xmlrpc.client`` over the unix socket named by ``SUPERVISOR_SERVER_URL``.
-The project's one supervisord client: ``mailroom status`` and the harness use it too.
+``supervisor.xmlrpc`` pulls in much of supervisor (about 10 MiB per process), which
+`mailroom status` and the harness do not need: ``xmlrpc.client`` over the unix
+socket is enough. The project's one supervisord client.
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""supervisord as `mailroom run` runs it: supervisord's own loop, in our process, with
+the run's rules added.
+
+``serve`` does what ``supervisor.supervisord.main`` does (options, then the Supervisor's
+loop, again after a ``supervisorctl reload``), with ``RunSupervisor`` instead of
+supervisord's Supervisor. It adds three things:
+
+- **Stop signals.** SIGINT, SIGTERM and SIGHUP (and SIGQUIT, as in supervisord) all
+  stop everything (supervisord alone reloads its configuration on SIGHUP, which a
+  closed terminal sends); the first one is recorded as what asked for the stop.
+- **The output pipe.** When our stdout or stderr is a pipe whose reader is gone
+  (`mailroom run | tee log` after the tee was killed), everything stops; polled once
+  per turn of supervisord's loop (at least once a second).
+- **The first spawn at once.** supervisord starts its programs after the first turn of
+  its loop, whose ``poll()`` waits its full 1 s timeout when nothing is ready yet;
+  ``RunSupervisor`` starts them before that first turn.
+
+What ends the run for good (a program FATAL, or exited 78) is the plugin in
+``mailroom.service.fatal``, which the packaged supervisord.conf loads. This module
+runs in supervisord's process only: it imports supervisor, which `mailroom run`'s
+configuration check never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from supervisor import supervisord
+from supervisor.medusa import asyncore_25 as asyncore
+from supervisor.options import ServerOptions
+from supervisor.states import SupervisorStates
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # a terminal's, a service manager's
+EXIT_SIGNALS = (*STOP_SIGNALS, signal.SIGQUIT)  # and supervisord's own third one
+PIPE_GONE = select.POLLERR | select.POLLHUP
+S_IFIFO, S_IFMT = 0o010000, 0o170000
+
+
+class OutputWatch:
+    """Our stdout and stderr when they are pipes: ``closed()`` once a reader is gone."""
+
+    def __init__(self) -> None:
+        self._poller = select.poll()
+        self._fds: set[int] = set()
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_mode & S_IFMT == S_IFIFO:
+                    self._poller.register(fd, 0)  # no events asked: only POLLERR/POLLHUP come
+                    self._fds.add(fd)
+
+    def closed(self) -> bool:
+        if not self._fds:
+            return False
+        gone = [fd for fd, events in self._poller.poll(0) if events & PIPE_GONE]
+        for fd in gone:
+            self._poller.unregister(fd)
+            self._fds.discard(fd)
+        return bool(gone)
+
+
+class RunSupervisor(supervisord.Supervisor):  # type: ignore[misc]
+    """supervisord's Supervisor with `mailroom run`'s rules (see the module's doc)."""
+
+    def __init__(self, options: Any, output: OutputWatch) -> None:
+        super().__init__(options)
+        self.asked: str | None = None
+        self._output = output
+
+    def runforever(self) -> None:
+        for group in sorted(self.process_groups.values()):
+            group.transition()  # spawn now, not after the first poll's 1 s timeout
+        super().runforever()
+
+    def handle_signal(self) -> None:
+        """One signal per turn of the loop, in the order they came, as supervisord's
+        own ``handle_signal`` takes them; SIGHUP stops instead of reloading."""
+        if self._output.closed():
+            self._stop("output closed")
+        sig = self.options.get_signal()
+        if sig is None:
+            return
+        name = signal.Signals(sig).name
+        if sig in EXIT_SIGNALS:
+            self.options.logger.warn(f"received {name} indicating exit request")
+            self._stop(name)
+        elif sig == signal.SIGUSR2:  # as supervisord: reopen the log files
+            self.options.logger.info(f"received {name} indicating log reopen request")
+            self.options.reopenlogs()
+            for group in self.process_groups.values():
+                group.reopenlogs()
+        else:  # SIGCHLD: the loop reaps each turn anyway
+            self.options.logger.blather(f"received {name} indicating nothing")
+
+    def _stop(self, why: str) -> None:
+        """Stop everything (supervisord stops the programs, each within its
+        stopwaitsecs); the first reason is kept, later requests change nothing."""
+        if self.asked is None:
+            self.asked = why
+        self.options.mood = SupervisorStates.SHUTDOWN
+
+
+def serve(args: Sequence[str]) -> str | None:
+    """supervisord with ``args`` (its command line) until it ends; what asked it to
+    stop (a signal's name, "output closed"), or None (supervisorctl shutdown, the
+    FATAL plugin)."""
+    output = OutputWatch()
+    first = True
+    while True:
+        options = ServerOptions()
+        options.realize(list(args), doc=supervisord.__doc__)
+        options.first, options.test = first, False
+        run = RunSupervisor(options, output)
+        with contextlib.suppress(asyncore.ExitNow):
+            run.main()
+        options.close_httpservers()
+        options.close_logger()
+        first = False
+        if run.asked is not None or options.mood < SupervisorStates.RESTARTING:
+            return run.asked
