@@ -15,7 +15,6 @@ every credential read is handed to ``mailroom.redaction`` so no output can show 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -25,9 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
@@ -36,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import PydanticBaseSettingsSource as Source
 
 from mailroom.categories import DEFAULT_CATEGORIES, Category, category_problems, chain
 from mailroom.categories import expand_category as _expand
@@ -87,14 +86,12 @@ class Credentials:
     carddav_password: str = field(repr=False)
 
 
-class Settings(BaseModel):
-    """Everything mailroom is told, validated and frozen. Secrets are SecretStr.
+class Settings(BaseSettings):
+    """Everything mailroom is told, validated and frozen. Secrets are SecretStr."""
 
-    A plain pydantic model: ``load_settings`` gathers the values from the environment,
-    ``.env`` and the config file itself (no pydantic-settings, see docs/decisions.md).
-    Defaults are validated too, as for what is read."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MAILROOM_", env_ignore_empty=True, frozen=True, extra="forbid"
+    )
 
     jmap_token: SecretStr | None = None
     jmap_session_url: Name = DEFAULT_JMAP_SESSION_URL
@@ -122,6 +119,18 @@ class Settings(BaseModel):
     # misrouted ("audit"), also move it where the routing model puts it ("enforce"), or
     # read no new mail ("off").
     routing: Annotated[Literal["audit", "enforce", "off"], BeforeValidator(_lower)] = "audit"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: Source,
+        env_settings: Source,
+        dotenv_settings: Source,
+        file_secret_settings: Source,
+    ) -> tuple[Source, ...]:
+        """``Settings(...)`` takes its arguments only: load_settings reads the environment."""
+        return (init_settings,)
 
     @model_validator(mode="after")
     def _check_categories(self) -> Settings:
@@ -167,39 +176,27 @@ def known_variables() -> list[str]:
     return [*names, *(f"{var}_FILE" for var in CREDENTIAL_VARIABLES.values())]
 
 
-JSON_FIELDS = ("categories",)  # a structure: its variable holds JSON
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
 
-def _environ_fields(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The value of each field set by ``MAILROOM_<FIELD>``: the names case-insensitive,
-    an empty value unset, a structure (``JSON_FIELDS``) parsed from JSON, the rest left
-    as text for pydantic to convert."""
-    lowered = {k.lower(): v for k, v in environ.items() if v != ""}
-    values: dict[str, Any] = {}
-    for name in Settings.model_fields:
-        raw = lowered.get(f"mailroom_{name}")
-        if raw is not None:
-            values[name] = _json_or_text(raw) if name in JSON_FIELDS else raw
-    return values
-
-
-def _json_or_text(raw: str) -> Any:
-    """Parsed JSON, or the text itself for pydantic to refuse with its own line (the
-    usual spelling, MAILROOM_CATEGORIES, is checked before: ``json_problem``)."""
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return raw
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items() if v != ""}
 
 
 def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Field values from MAILROOM_* (and PORT), which variable each came from, problems."""
-    bad = {
+    bad = {  # names fold case-insensitively, as the source reads them
         var: problem
-        for var in ("MAILROOM_CATEGORIES",)
-        if environ.get(var) and (problem := json_problem(var, environ[var]))
+        for var in environ
+        if var.upper() == "MAILROOM_CATEGORIES"
+        and environ[var]
+        and (problem := json_problem(var, environ[var]))
     }
-    values = _environ_fields({k: v for k, v in environ.items() if k not in bad})
+    values = dict(_EnvironSource({k: v for k, v in environ.items() if k not in bad})())
     sources = {name: f"MAILROOM_{name.upper()}" for name in values}
     _host, port, source = health_address(environ)  # the one reader, shared with health
     if source != "default":

@@ -346,6 +346,11 @@ def test_bad_json_in_the_environment_is_a_config_error() -> None:
     assert line.startswith("MAILROOM_CATEGORIES: not valid JSON")
 
 
+def test_bad_json_under_a_lower_case_name_is_a_config_error_too() -> None:
+    (line,) = problems_of({**HOME, "mailroom_categories": "[not json"})
+    assert line.startswith("mailroom_categories: not valid JSON")
+
+
 def test_empty_variables_count_as_unset() -> None:
     settings = load_settings({**HOME, "MAILROOM_POLL_INTERVAL": "", "MAILROOM_JMAP_TOKEN": ""})
     assert settings.poll_interval == 60

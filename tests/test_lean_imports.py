@@ -109,12 +109,3 @@ def test_the_worker_loads_vcard_and_yaml_libraries_only_when_it_needs_them(
     does without; the first contact written or a config file brings them in."""
     heavy = ("vobject", "nameparser", "dateutil", "six", "yaml")
     assert run("work", heavy, tmp_path) == "-"
-
-
-def test_no_process_imports_pydantic_settings(tmp_path: Path) -> None:
-    """The worker validates its settings with a plain pydantic model (6 MiB less)."""
-    heavy = ("pydantic_settings", "dotenv")
-    found = run("work", (*heavy, "pydantic"), tmp_path).split()
-    assert "pydantic" in found  # the worker does validate with pydantic
-    assert {m.split(".")[0] for m in found} == {"pydantic"}
-    assert run("listen", heavy, tmp_path) == "-"
