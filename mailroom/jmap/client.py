@@ -22,7 +22,7 @@ from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
-from mailroom.jmap.models import Email, Mailbox, Session, SetResult
+from mailroom.jmap.models import Email, GuardedSet, Mailbox, Session, SetResult
 from mailroom.jmap.session import (
     CORE,
     MAIL,
@@ -94,29 +94,33 @@ class JmapClient:
         self, calls: Sequence[m.Invocation], *, using: Sequence[str] = (CORE, MAIL)
     ) -> list[m.Invocation]:
         """Send ``calls`` in ONE request; any ``error`` answer raises JmapMethodError."""
-        body = {"using": list(using), "methodCalls": [list(inv) for inv in calls]}
-        response = self._send("POST", self.session.api_url, json=body)
-        answers = _json(response).get("methodResponses")
-        if not isinstance(answers, list):
-            raise JmapError("the JMAP answer has no methodResponses; the server is not JMAP")
         asked = {call_id: name for name, _args, call_id in calls}
-        result: list[m.Invocation] = []
-        for name, args, call_id in answers:
+        result = self._post(calls, using)
+        for name, args, call_id in result:
             if name == "error":
                 method = asked.get(call_id, "?")
                 raise JmapMethodError(
                     method, str(args.get("type", "unknown")), str(args.get("description", ""))
                 )
-            result.append((name, args, call_id))
         return result
+
+    def _post(self, calls: Sequence[m.Invocation], using: Sequence[str]) -> list[m.Invocation]:
+        """Send ``calls`` in ONE request; every answer, ``error`` answers included."""
+        body = {"using": list(using), "methodCalls": [list(inv) for inv in calls]}
+        response = self._send("POST", self.session.api_url, json=body)
+        answers = _json(response).get("methodResponses")
+        if not isinstance(answers, list):
+            raise JmapError("the JMAP answer has no methodResponses; the server is not JMAP")
+        return [(name, args, call_id) for name, args, call_id in answers]
 
     def _call_one(self, inv: m.Invocation) -> dict[str, Any]:
         return q.answer_to(q.by_call_id(self.call([inv])), inv[2], inv[0])
 
     # -- mailboxes ---------------------------------------------------------------
 
-    def get_mailboxes(self) -> tuple[list[Mailbox], str]:
-        return m.parse_mailbox_get(self._call_one(m.mailbox_get(self.session.account_id)))
+    def get_mailboxes(self, ids: Sequence[str] | None = None) -> tuple[list[Mailbox], str]:
+        """Every mailbox (or those of ``ids`` that exist) and the Mailbox state."""
+        return m.parse_mailbox_get(self._call_one(m.mailbox_get(self.session.account_id, ids)))
 
     def create_mailbox(self, name: str, parent_id: str | None = None) -> str:
         inv = m.mailbox_set_create(
@@ -206,6 +210,50 @@ class JmapClient:
             results.append(m.parse_set("Email/set", self._call_one(inv)))
             state = results[-1].new_state
         return results
+
+    def guarded_update(
+        self,
+        update: Mapping[str, Mapping[str, Any]],
+        *,
+        mailboxes: Sequence[str],
+        mailbox_state: str,
+        if_in_state: str | None = None,
+    ) -> GuardedSet:
+        """One Email/set tied to the mailboxes as they were at ``mailbox_state``: ONE request.
+
+        Four calls, run by the server in order: a Mailbox/set changing nothing, guarded
+        by ``ifInState``; the Email/set, whose ``accountId`` refers back to it, so that it
+        runs only if no mailbox changed since ``mailbox_state`` (Cyrus 3.6 accepts mail
+        into a mailbox destroyed a moment before, and the mail can no longer be read);
+        then a Mailbox/get of ``mailboxes`` and an Email/get of the written emails, what
+        the server holds after it. ``update`` must fit one Email/set and one Email/get.
+        """
+        account = self.session.account_id
+        calls = [
+            m.mailbox_set_guard(account, mailbox_state),
+            m.email_set(
+                m.result_ref("ms", "Mailbox/set", "/accountId"), update, if_in_state=if_in_state
+            ),
+            m.mailbox_get(account, mailboxes, call_id="mb"),
+            m.email_get(account, list(update), call_id="v"),
+        ]
+        answers = q.by_call_id(self._post(calls, (CORE, MAIL)))
+        boxes, state = m.parse_mailbox_get(q.answer_to(answers, "mb", "Mailbox/get"))
+        emails, _ = m.parse_email_get(q.answer_to(answers, "v", "Email/get"))
+        try:
+            q.answer_to(answers, "ms", "Mailbox/set")
+        except JmapMethodError as exc:
+            if exc.error_type != "stateMismatch":
+                raise
+            result = None
+        else:
+            result = m.parse_set("Email/set", q.answer_to(answers, "s", "Email/set"))
+        return GuardedSet(result, frozenset(b.id for b in boxes), state, tuple(emails))
+
+    @property
+    def set_size(self) -> int:
+        """The most emails one guarded write may carry (one Email/set, one Email/get)."""
+        return min(self.session.max_objects_in_set, self._read_size)
 
     def import_email(
         self,

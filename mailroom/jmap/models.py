@@ -62,3 +62,20 @@ class QueryPage:
     limit: int | None  # present when the server clamped the limit asked for (RFC 8620 §5.5)
     total: int | None  # only when asked for, and never trusted for paging
     query_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedSet:
+    """One guarded Email/set request: the guard, the write, and what the server held after.
+
+    ``result`` is None when the guard refused the write (a mailbox changed since
+    ``mailbox_state`` was read): nothing was written. ``present`` are the guarded
+    mailboxes that exist after the write, ``mailbox_state`` the Mailbox state they were
+    read in (the next write's guard), ``emails`` the written emails as they are now
+    (an id missing from it can no longer be read).
+    """
+
+    result: SetResult | None
+    present: frozenset[str]
+    mailbox_state: str
+    emails: tuple[Email, ...]

@@ -25,6 +25,9 @@ class PassReport:
     # Senders given the error label this pass after failing pass after pass:
     # "address: reason", for the log, worker.json and /healthz.
     parked: tuple[str, ...] = ()
+    # Senders on hold: a mailbox their category files into is gone (triage/onhold.py).
+    # They keep their label, are not failures and get no strike.
+    waiting: int = 0
 
     @property
     def ok(self) -> bool:
