@@ -200,6 +200,7 @@ def label_updates(ids: MailboxIds, d: Decision) -> Update:
 
 def apply_per_sender(
     writer: Writer,
+    settings: Settings,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
     writes: list[SetResult],
@@ -218,13 +219,13 @@ def apply_per_sender(
             writes.extend(writer.update(merged))
             return
         except MailboxGone as exc:
-            _hold(writer, exc, updates, decisions, ledger)
+            _hold(writer, settings, exc, updates, decisions, ledger)
         except Exception as exc:  # redone per sender below, where it is attributed
             stop_if_unanswered(exc)
             break
     for d in ledger.standing(decisions):
         if updates.get(d.sender.id):
-            ledger.guard([d], partial(_write, writer, d, updates, writes, ledger))
+            ledger.guard([d], partial(_write, writer, settings, d, updates, writes, ledger))
 
 
 def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) -> Update:
@@ -233,6 +234,7 @@ def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) ->
 
 def _write(
     writer: Writer,
+    settings: Settings,
     d: Decision,
     updates: Mapping[SenderId, Update],
     writes: list[SetResult],
@@ -241,18 +243,19 @@ def _write(
     try:
         writes.extend(writer.update(updates[d.sender.id]))
     except MailboxGone as exc:
-        _hold(writer, exc, updates, [d], ledger)
+        _hold(writer, settings, exc, updates, [d], ledger)
 
 
 def _hold(
     writer: Writer,
+    settings: Settings,
     exc: MailboxGone,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
     ledger: Ledger,
 ) -> None:
     gone = exc.mailbox_ids
-    hold_senders_of(writer.settings, writer.ids, gone, updates, decisions, ledger)
+    hold_senders_of(settings, writer.ids, gone, updates, decisions, ledger)
 
 
 def file_senders(
@@ -271,15 +274,15 @@ def file_senders(
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
         ledger.moved[d.sender.id] = len(filing[d.sender.id])
-    writer = Writer(jmap, settings, ids)
+    writer = Writer(jmap, ids)
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
     if not write_whole(writer, first, searched, writes):
-        apply_per_sender(writer, first, decisions, writes, ledger)
+        apply_per_sender(writer, settings, first, decisions, writes, ledger)
     settle(writer, first, decisions, ledger)
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }
-    apply_per_sender(writer, last, decisions, writes, ledger)
+    apply_per_sender(writer, settings, last, decisions, writes, ledger)
     settle(writer, last, decisions, ledger)
     return searched.misses
 

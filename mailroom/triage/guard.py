@@ -22,7 +22,6 @@ from typing import Any
 
 import structlog
 
-from mailroom.config import Settings
 from mailroom.errors import JmapMethodError, MailboxGone
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, GuardedSet, SetResult
@@ -58,9 +57,8 @@ def misfiled(update: Update, after: Sequence[Email]) -> tuple[set[str], set[str]
 class Writer:
     """Every filing write of one pass; keeps the Mailbox state the next guard checks."""
 
-    def __init__(self, jmap: JmapClient, settings: Settings, ids: MailboxIds) -> None:
+    def __init__(self, jmap: JmapClient, ids: MailboxIds) -> None:
         self.jmap = jmap
-        self.settings = settings
         self.ids = ids
         self._state: str | None = None  # the Mailbox state the next guard checks
         self._known: dict[str, bool] = {}  # mailbox id -> it exists at that state
