@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from mailroom_dev.realserver import Account
 from mailroom_dev.triagebox import Box
@@ -86,8 +87,14 @@ def test_a_deleted_destination_stops_only_its_category_pass_after_pass(account: 
     gone = account.mailbox_ids()["Paper Trail"]
     assert account.call("Mailbox/set", {"destroy": [gone]}).get("destroyed") == [gone]
 
-    first = box.triage()
+    with capture_logs() as logs:
+        first = box.triage()
     second = box.triage()  # the senders on hold wait: no strike, no error label
+
+    stopped = [e for e in logs if e["event"] == "category_stopped"]
+    assert [(e["category"], e["mailbox"], e["senders_waiting"]) for e in stopped] == [
+        ("Paper Trail", "Paper Trail", 2)  # one line; Billboard is below Paper Trail
+    ]
 
     assert (first.senders_triaged, first.failures, first.waiting) == (2, 0, 2)
     assert (second.senders_triaged, second.failures, second.waiting) == (0, 0, 2)

@@ -219,7 +219,8 @@ def apply_per_sender(
             writes.extend(writer.update(merged))
             return
         except MailboxGone as exc:
-            _hold(writer, settings, exc, updates, decisions, ledger)
+            if not _hold(writer, settings, exc, updates, decisions, ledger):
+                break  # no sender's write added mail to it: redone per sender below
         except Exception as exc:  # redone per sender below, where it is attributed
             stop_if_unanswered(exc)
             break
@@ -243,7 +244,8 @@ def _write(
     try:
         writes.extend(writer.update(updates[d.sender.id]))
     except MailboxGone as exc:
-        _hold(writer, settings, exc, updates, [d], ledger)
+        if not _hold(writer, settings, exc, updates, [d], ledger):
+            raise
 
 
 def _hold(
@@ -253,9 +255,9 @@ def _hold(
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
     ledger: Ledger,
-) -> None:
-    gone = exc.mailbox_ids
-    hold_senders_of(settings, writer.ids, gone, updates, decisions, ledger)
+) -> int:
+    """Put the senders whose writes add mail to a gone mailbox on hold; how many."""
+    return hold_senders_of(settings, writer.ids, exc.mailbox_ids, updates, decisions, ledger)
 
 
 def file_senders(

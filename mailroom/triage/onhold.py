@@ -37,8 +37,8 @@ def hold_gone_categories(
         stopped = [c.name for c in settings.chain(s.category) if c.name in ids.gone]
         if stopped:
             waiting.setdefault(stopped[0], []).append(s)
-    for name in sorted(ids.gone):
-        held = waiting.get(name, [])
+    for name in sorted(waiting):  # one line a pass for each category that holds senders
+        held = waiting[name]
         _stopped(settings, name, len(held))
         for s in held:
             ledger.wait(s, f"the destination mailbox of category {name!r} is gone")
@@ -51,19 +51,20 @@ def hold_senders_of(
     updates: Mapping[SenderId, Mapping[str, Mapping[str, Any]]],
     decisions: Sequence[Decision],
     ledger: Ledger,
-) -> None:
-    """Mid-pass: the senders whose write adds mail to a mailbox in ``gone`` wait."""
+) -> int:
+    """Mid-pass: the senders whose write adds mail to a mailbox in ``gone`` wait; how many."""
     names = {mid: name for name, mid in ids.destinations.items()}
     held = [
         d
         for d in ledger.standing(decisions)
         if any(added(p) & set(gone) for p in updates.get(d.sender.id, {}).values())
     ]
-    for mid in sorted(gone):
+    for mid in sorted(gone) if held else ():
         _stopped(settings, names.get(mid, mid), len(held))
     for d in held:
         reason = "a mailbox its write adds mail to was deleted during the pass"
         ledger.wait(d.sender, reason)
+    return len(held)
 
 
 def _stopped(settings: Settings, category: str, senders: int) -> None:
