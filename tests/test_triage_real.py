@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from mailroom_dev.realserver import Account
 from mailroom_dev.triagebox import Box
@@ -255,11 +256,14 @@ def test_labelled_mail_a_re_triage_search_cannot_find_is_counted(box: Box) -> No
     box.deliver(from_addr="control@plain.example", subject="control")
     box.searchable("control@plain.example")  # the index has caught up with `later`
 
-    report = box.triage()  # a re-triage searches by `from`: the search misses this sender
+    with capture_logs() as logs:
+        report = box.triage()  # a re-triage searches by `from`: it misses this sender
 
     assert (report.senders_triaged, report.failures, report.search_misses) == (1, 0, 1)
     assert box.where(later) == {"Archive", "Imbox"}  # the labelled email is still filed
     assert box.where(first) == {"Imbox"}  # found by listing the old category's mailbox
+    (line,) = [e for e in logs if e["event"] == "sender_mail_not_found"]  # its own line
+    assert (line["sender"], line["labelled_emails_missed"]) == (LONG, 1)
 
 
 HOSTILE = (  # senders Cyrus's `from` search cannot find, each with a plain control
