@@ -221,12 +221,12 @@ class JmapClient:
     ) -> GuardedSet:
         """One Email/set tied to the mailboxes as they were at ``mailbox_state``: ONE request.
 
-        Four calls, run by the server in order: a Mailbox/set changing nothing, guarded
+        Three calls, run by the server in order: a Mailbox/set changing nothing, guarded
         by ``ifInState``; the Email/set, whose ``accountId`` refers back to it, so that it
         runs only if no mailbox changed since ``mailbox_state`` (Cyrus 3.6 accepts mail
         into a mailbox destroyed a moment before, and the mail can no longer be read);
-        then a Mailbox/get of ``mailboxes`` and an Email/get of the written emails, what
-        the server holds after it. ``update`` must fit one Email/set and one Email/get.
+        then a Mailbox/get of ``mailboxes``: which of them exist after the write, and the
+        Mailbox state that says so. ``update`` must fit one Email/set.
         """
         account = self.session.account_id
         calls = [
@@ -235,11 +235,9 @@ class JmapClient:
                 m.result_ref("ms", "Mailbox/set", "/accountId"), update, if_in_state=if_in_state
             ),
             m.mailbox_get(account, mailboxes, call_id="mb"),
-            m.email_get(account, list(update), call_id="v"),
         ]
         answers = q.by_call_id(self._post(calls, (CORE, MAIL)))
         boxes, state = m.parse_mailbox_get(q.answer_to(answers, "mb", "Mailbox/get"))
-        emails, _ = m.parse_email_get(q.answer_to(answers, "v", "Email/get"))
         try:
             q.answer_to(answers, "ms", "Mailbox/set")
         except JmapMethodError as exc:
@@ -248,12 +246,7 @@ class JmapClient:
             result = None
         else:
             result = m.parse_set("Email/set", q.answer_to(answers, "s", "Email/set"))
-        return GuardedSet(result, frozenset(b.id for b in boxes), state, tuple(emails))
-
-    @property
-    def set_size(self) -> int:
-        """The most emails one guarded write may carry (one Email/set, one Email/get)."""
-        return min(self.session.max_objects_in_set, self._read_size)
+        return GuardedSet(result, frozenset(b.id for b in boxes), state)
 
     def import_email(
         self,

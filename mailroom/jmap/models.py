@@ -66,16 +66,14 @@ class QueryPage:
 
 @dataclass(frozen=True, slots=True)
 class GuardedSet:
-    """One guarded Email/set request: the guard, the write, and what the server held after.
+    """One guarded Email/set request: the guard, the write, the mailboxes after it.
 
-    ``result`` is None when the guard refused the write (a mailbox changed since
-    ``mailbox_state`` was read): nothing was written. ``present`` are the guarded
-    mailboxes that exist after the write, ``mailbox_state`` the Mailbox state they were
-    read in (the next write's guard), ``emails`` the written emails as they are now
-    (an id missing from it can no longer be read).
+    ``result`` is None when the guard refused the write (a mailbox changed since the
+    state it checked): nothing was written. ``present`` are the guarded mailboxes that
+    exist after the write, ``mailbox_state`` the Mailbox state they were read in (what
+    the next write's guard checks).
     """
 
     result: SetResult | None
     present: frozenset[str]
     mailbox_state: str
-    emails: tuple[Email, ...]

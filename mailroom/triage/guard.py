@@ -10,9 +10,13 @@ are now: if one the write adds to is gone, ``MailboxGone`` names it (the filing 
 the senders concerned on hold); otherwise someone else changed a mailbox (new mail
 changes the counts) and the write is sent again with the new state, a few times.
 
-After every write the emails are read back in the same request. An email that lost
-a mailbox the write gave it is put back in the Screener with the error label (and
-named in ``unfiled``); one that can no longer be read at all is named in ``lost``.
+The same request reads the mailboxes again after the write. If they all still exist,
+the mail put in them can be read: they existed at the guard, and an id is never
+reused. If one is gone (deleted between the guard and the Email/set), the written
+emails are read back: an email that lost a mailbox the write gave it is put back in
+the Screener with the error label (and named in ``unfiled``); one that can no longer
+be read at all is named in ``lost``. Reading back only then keeps a 4,000-email
+write at one request (an Email/get of every written email cost Cyrus as much again).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import structlog
 
 from mailroom.errors import JmapMethodError, MailboxGone
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, GuardedSet, SetResult
+from mailroom.jmap.models import Email, SetResult
 from mailroom.triage.mailboxes import MailboxIds
 
 log = structlog.get_logger("mailroom.triage")
@@ -71,7 +75,7 @@ class Writer:
         the Email state the one before left, as ``JmapClient.update_emails`` does."""
         results: list[SetResult] = []
         state = if_in_state
-        for chunk in _chunks(update, self.jmap.set_size):
+        for chunk in _chunks(update, self.jmap.session.max_objects_in_set):
             result = self._write(chunk, state)
             results.append(result)
             state = result.new_state if if_in_state is not None else None
@@ -91,8 +95,8 @@ class Writer:
             )
             self._learn(answer.mailbox_state, boxes, answer.present)
             if answer.result is not None:
-                if check:
-                    self._check(chunk, answer)
+                if check and not set(boxes) <= answer.present:
+                    self._check(chunk)
                 return answer.result
         raise JmapMethodError(
             "Mailbox/set",
@@ -111,9 +115,9 @@ class Writer:
         self._state = state
         self._known = {b: b in present for b in asked}
 
-    def _check(self, chunk: Update, answer: GuardedSet) -> None:
-        """Read back after the write: put mail that lost its mailbox back in the Screener."""
-        lost, unfiled = misfiled(chunk, answer.emails)
+    def _check(self, chunk: Update) -> None:
+        """A mailbox went during the write: read the mail back; what lost it goes back."""
+        lost, unfiled = misfiled(chunk, self.jmap.get_emails(list(chunk)))
         if lost:
             self.lost |= lost
             log.error("emails_lost", email_ids=sorted(lost), count=len(lost))
