@@ -109,7 +109,7 @@ TO_FEED = {"mailboxIds/F": True, "mailboxIds/S": None}
 
 def writer(server: FakeCyrus) -> Writer:
     jmap = JmapClient("http://jmap.test/jmap/", "t", transport=httpx.MockTransport(server))
-    return Writer(jmap, IDS)
+    return Writer(jmap, screener=IDS.screener, error=IDS.error)
 
 
 def test_mail_that_lost_its_new_mailbox_inside_the_write_goes_back_to_the_screener() -> None:

@@ -198,9 +198,17 @@ def label_updates(ids: MailboxIds, d: Decision) -> Update:
     return update
 
 
+@dataclass(frozen=True, slots=True)
+class Filer:
+    """What every filing write of a pass needs: the guarded writer and what a hold names."""
+
+    writer: Writer
+    settings: Settings
+    ids: MailboxIds
+
+
 def apply_per_sender(
-    writer: Writer,
-    settings: Settings,
+    filer: Filer,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
     writes: list[SetResult],
@@ -216,17 +224,17 @@ def apply_per_sender(
         if not merged:
             return
         try:
-            writes.extend(writer.update(merged))
+            writes.extend(filer.writer.update(merged))
             return
         except MailboxGone as exc:
-            if not _hold(writer, settings, exc, updates, decisions, ledger):
+            if not _hold(filer, exc, updates, decisions, ledger):
                 break  # no sender's write added mail to it: redone per sender below
         except Exception as exc:  # redone per sender below, where it is attributed
             stop_if_unanswered(exc)
             break
     for d in ledger.standing(decisions):
         if updates.get(d.sender.id):
-            ledger.guard([d], partial(_write, writer, settings, d, updates, writes, ledger))
+            ledger.guard([d], partial(_write, filer, d, updates, writes, ledger))
 
 
 def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) -> Update:
@@ -234,30 +242,29 @@ def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) ->
 
 
 def _write(
-    writer: Writer,
-    settings: Settings,
+    filer: Filer,
     d: Decision,
     updates: Mapping[SenderId, Update],
     writes: list[SetResult],
     ledger: Ledger,
 ) -> None:
     try:
-        writes.extend(writer.update(updates[d.sender.id]))
+        writes.extend(filer.writer.update(updates[d.sender.id]))
     except MailboxGone as exc:
-        if not _hold(writer, settings, exc, updates, [d], ledger):
+        if not _hold(filer, exc, updates, [d], ledger):
             raise
 
 
 def _hold(
-    writer: Writer,
-    settings: Settings,
+    filer: Filer,
     exc: MailboxGone,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
     ledger: Ledger,
 ) -> int:
     """Put the senders whose writes add mail to a gone mailbox on hold; how many."""
-    return hold_senders_of(settings, writer.ids, exc.mailbox_ids, updates, decisions, ledger)
+    gone = exc.mailbox_ids
+    return hold_senders_of(filer.settings, filer.ids, gone, updates, decisions, ledger)
 
 
 def file_senders(
@@ -276,15 +283,16 @@ def file_senders(
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
         ledger.moved[d.sender.id] = len(filing[d.sender.id])
-    writer = Writer(jmap, ids)
+    writer = Writer(jmap, screener=ids.screener, error=ids.error)
+    filer = Filer(writer, settings, ids)
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
     if not write_whole(writer, first, searched, writes):
-        apply_per_sender(writer, settings, first, decisions, writes, ledger)
+        apply_per_sender(filer, first, decisions, writes, ledger)
     settle(writer, first, decisions, ledger)
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }
-    apply_per_sender(writer, settings, last, decisions, writes, ledger)
+    apply_per_sender(filer, last, decisions, writes, ledger)
     settle(writer, last, decisions, ledger)
     return searched.misses
 

@@ -29,7 +29,6 @@ import structlog
 from mailroom.errors import JmapMethodError, MailboxGone
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
-from mailroom.triage.mailboxes import MailboxIds
 
 log = structlog.get_logger("mailroom.triage")
 
@@ -61,9 +60,11 @@ def misfiled(update: Update, after: Sequence[Email]) -> tuple[set[str], set[str]
 class Writer:
     """Every filing write of one pass; keeps the Mailbox state the next guard checks."""
 
-    def __init__(self, jmap: JmapClient, ids: MailboxIds) -> None:
+    def __init__(self, jmap: JmapClient, *, screener: str, error: str | None) -> None:
+        """``screener`` (and the ``error`` label, if any) is where mail that lost a
+        mailbox the write gave it is put back."""
         self.jmap = jmap
-        self.ids = ids
+        self._back = {f"mailboxIds/{mid}": True for mid in (screener, error) if mid}
         self._state: str | None = None  # the Mailbox state the next guard checks
         self._known: dict[str, bool] = {}  # mailbox id -> it exists at that state
         self.lost: set[str] = set()
@@ -123,13 +124,12 @@ class Writer:
             log.error("emails_lost", email_ids=sorted(lost), count=len(lost))
         if unfiled:
             self.unfiled |= unfiled
-            back = {f"mailboxIds/{self.ids.screener}": True, f"mailboxIds/{self.ids.error}": True}
-            self._write(dict.fromkeys(sorted(unfiled), back), None, check=False)
+            self._write(dict.fromkeys(sorted(unfiled), self._back), None, check=False)
             log.error(
                 "emails_put_back",
                 email_ids=sorted(unfiled),
                 count=len(unfiled),
-                mailbox=self.ids.screener,
+                mailboxes=sorted(k.removeprefix("mailboxIds/") for k in self._back),
             )
 
 
