@@ -41,6 +41,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "run": ALL_CREDENTIALS,  # refused before supervisord starts, not FATAL programs after
 }
 LEAN = ("health", "listen")  # run without argparse and without pydantic
+REPORTS = ("setup", "check", "reset")  # print their own report: info logs would interleave
 
 # command -> (module, function, help); the modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -58,11 +59,20 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "what runs (mailroom run, the demo, a system supervisord): programs and /healthz",
     ),
     "demo": ("mailroom.ops.demo", "main", "a local demo against Cyrus on loopback"),
+    "config": ("mailroom.ops.config_cmd", "main", "print the example config; is an account set"),
+    "completion": ("shtab", "complete", "print a shell completion script (bash, zsh, tcsh)"),
 }
+NO_SETTINGS = ("demo", "config", "completion")  # run without loading the configuration
 EPILOG = (
-    "Configuration: MAILROOM_CONFIG names a YAML file (see config.yaml.example); "
-    "credentials come from MAILROOM_JMAP_TOKEN, MAILROOM_CARDDAV_USERNAME and "
-    "MAILROOM_CARDDAV_PASSWORD."
+    "Configuration: the environment, else ./.env (mode 0600), holds MAILROOM_JMAP_TOKEN, "
+    "MAILROOM_CARDDAV_USERNAME and MAILROOM_CARDDAV_PASSWORD; MAILROOM_CONFIG names a YAML "
+    "file (`mailroom config --example` prints a documented one)."
+)
+EXIT_CODES = (
+    "Exit codes: 0 done (check: all good; status: running); 1 an error or a problem "
+    "found, said in one line; 2 wrong usage; 3 (status) nothing runs; 78 a configuration "
+    "error (one `config error:` line per problem; restarting will not help); 130 "
+    "interrupted (Ctrl-C)."
 )
 
 
@@ -83,9 +93,13 @@ def _version_action() -> type[argparse.Action]:
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse  # here, not at the top: `mailroom health` never parses with it
+    import textwrap
 
     parser = argparse.ArgumentParser(
-        prog="mailroom", description="HEY's Screener for Fastmail (JMAP + CardDAV).", epilog=EPILOG
+        prog="mailroom",
+        description="HEY's Screener for Fastmail (JMAP + CardDAV).",
+        epilog="\n\n".join(textwrap.fill(text, 79) for text in (EPILOG, EXIT_CODES)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_version_action(), help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -110,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
                 help="ask the supervisord on this control socket (a system one running the "
                 "deploy snippet's mailroom group) instead of looking in the usual places",
             )
+        if name == "config":
+            which = command.add_mutually_exclusive_group(required=True)
+            which.add_argument(
+                "--example", action="store_true", help="print the documented example config.yaml"
+            )
+            which.add_argument(
+                "--has-account",
+                action="store_true",
+                help="exit 0 when a JMAP token is set (environment or ./.env), else 1",
+            )
+        if name == "completion":
+            command.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     return parser
 
 
@@ -189,15 +215,17 @@ def _run(args: argparse.Namespace) -> int:
         return _run_lean(args.command)
     from mailroom.logs import configure_logging
 
-    if args.command == "demo":  # needs no settings
-        configure_logging("info")
-        return load_entry(module_name, function)(**_demo_options(args))
+    if args.command in NO_SETTINGS:
+        return _run_without_settings(args)
     from pathlib import Path
 
     from mailroom.config import load_settings
 
     settings = load_settings(cwd=Path.cwd(), require=REQUIRES.get(args.command, ()))
-    configure_logging(settings.log_level, settings.log_format)
+    level = settings.log_level
+    if args.command in REPORTS and level == "info":  # their table says it; no log between
+        level = "warning"
+    configure_logging(level, settings.log_format)
     entry = load_entry(module_name, function)
     if args.command == "setup":
         return entry(settings, apply=args.apply)
@@ -206,6 +234,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "status" and args.supervisor_socket:
         return entry(settings, supervisor_socket=Path(args.supervisor_socket))
     return entry(settings)
+
+
+def _run_without_settings(args: argparse.Namespace) -> int:
+    module_name, function, _ = COMMANDS[args.command]
+    if args.command == "completion":  # shtab: imported only here (see docs/decisions.md)
+        print(load_entry(module_name, function)(build_parser(), shell=args.shell), end="")
+        return 0
+    if args.command == "config":
+        return load_entry(module_name, function)(example=args.example, account=args.has_account)
+    from mailroom.logs import configure_logging
+
+    configure_logging("info", "console")  # as the demo's service logs: one format
+    return load_entry(module_name, function)(**_demo_options(args))
 
 
 def scrub_output() -> None:

@@ -96,7 +96,8 @@ def read_yaml(path_text: str) -> dict[str, Any]:
         raise ConfigError(
             [
                 f"MAILROOM_CONFIG names {path}, which does not exist; create it "
-                "(see config.yaml.example) or unset MAILROOM_CONFIG to use the defaults"
+                "(`mailroom config --example > config.yaml` writes one) or unset "
+                "MAILROOM_CONFIG to use the defaults"
             ]
         ) from None
     except yaml.YAMLError as exc:

@@ -102,10 +102,15 @@ def parse_dotenv(text: str) -> dict[str, str]:
 
 
 def with_dotenv(environ: Mapping[str, str], cwd: StrPath) -> dict[str, str]:
-    """``environ`` over the MAILROOM_* (and PORT) lines of ``cwd/.env``, when there is one."""
+    """``environ`` over the MAILROOM_* (and PORT) lines of ``cwd/.env``, when there is one.
+
+    The ``.env`` holds credentials, so one that group or others may read or write is
+    refused (ConfigError, exit 78), as ssh refuses a readable private key: a warning
+    would scroll by in a log while the token stays readable.
+    """
     path = os.path.join(cwd, ".env")
     try:
-        data = read_small_file(path, DOTENV_LIMIT, what=".env file")
+        data = read_small_file(path, DOTENV_LIMIT, what=".env file", private=True)
     except FileNotFoundError:
         return dict(environ)
     wanted = {
@@ -114,9 +119,10 @@ def with_dotenv(environ: Mapping[str, str], cwd: StrPath) -> dict[str, str]:
     return {**wanted, **environ}
 
 
-def read_small_file(path: StrPath, limit: int, *, what: str) -> str:
+def read_small_file(path: StrPath, limit: int, *, what: str, private: bool = False) -> str:
     """A regular UTF-8 file of at most ``limit`` bytes; ConfigError for anything else
     (a FIFO or device is refused before it is read, so nothing blocks or fills memory).
+    ``private``: also refused when group or others have any permission on it.
     FileNotFoundError is left to the caller."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -128,6 +134,13 @@ def read_small_file(path: StrPath, limit: int, *, what: str) -> str:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError([f"the {what} {path} is not a regular file; name a file"])
+        if private and info.st_mode & 0o077:
+            raise ConfigError(
+                [
+                    f"the {what} {path} is open to group or others "
+                    f"(mode {info.st_mode & 0o777:04o}); it holds credentials: chmod 600 {path}"
+                ]
+            )
         if info.st_size > limit:
             raise ConfigError([f"the {what} {path} is larger than {limit:,} bytes; trim it"])
         data = os.read(fd, limit + 1)

@@ -5,10 +5,12 @@ exactly where triage would have filed it. Each test checks the mailboxes afterwa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -34,13 +36,44 @@ def box(account: Account) -> Box:
     return without_rules(Box.create(account))
 
 
+class CannotCalculate(httpx.BaseTransport):
+    """The real server, but every Email/changes answered ``cannotCalculateChanges`` (a
+    server that keeps no change log answers so; Cyrus always can)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if request.method != "POST" or not request.url.path.rstrip("/").endswith("/jmap"):
+            return response
+        data = json.loads(response.read())
+        answers = data.get("methodResponses") or []
+        changes = {call_id for name, _a, call_id in answers if name == "Email/changes"}
+        if not changes:
+            return httpx.Response(response.status_code, json=data)
+        gets = {"d" + call_id[1:] for call_id in changes}  # query.changes_get's pairing
+        for n, (_name, _args, call_id) in enumerate(answers):
+            if call_id in changes:
+                answers[n] = ["error", {"type": "cannotCalculateChanges"}, call_id]
+            elif call_id in gets:
+                answers[n] = ["error", {"type": "invalidResultReference"}, call_id]
+        return httpx.Response(response.status_code, json=data)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 @contextmanager
 def worker(
-    box: Box, mode: str = "enforce", previous: dict[str, Any] | None = None
+    box: Box,
+    mode: str = "enforce",
+    previous: dict[str, Any] | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> Iterator[ArrivalRouter]:
     """The worker's pass function for ``box``, its first pass (startup) already run."""
     settings = box.settings.model_copy(update={"routing": mode})
-    jmap, carddav = box.clients()
+    jmap, carddav = box.clients(transport)
     try:
         router = ArrivalRouter(
             settings, jmap, carddav, Triager(settings, jmap, carddav), previous=previous
@@ -201,3 +234,53 @@ def test_a_flood_is_judged_in_capped_batches_in_one_pass(box: Box) -> None:
         assert len(box.account.emails("Screener")) == flood
         assert not box.account.emails("Inbox")
         assert router.doc["moved"] == flood
+
+
+def test_when_the_server_cannot_calculate_changes_arrivals_are_read_by_received_at(
+    box: Box,
+) -> None:
+    with worker(box, transport=CannotCalculate()) as router:
+        first = arrive(box, "one@nowhere.example", "first without changes")
+        with capture_logs() as logs:
+            router.run_pass("push")
+            second = arrive(box, "two@nowhere.example", "second without changes")
+            router.run_pass("push")
+        assert box.where(first) == {"Screener"}
+        assert box.where(second) == {"Screener"}
+        assert [e["reason"] for e in logs if e["event"] == "routing_fallback"] == ["changes"]
+        assert router.doc["moved"] == 2  # the first, judged again, is routed now
+        assert router.doc["routed"] >= 1
+
+
+def test_a_triage_label_on_the_new_email_wins_routing_moves_nothing(box: Box) -> None:
+    address = "labelled@fast.example"
+    with worker(box) as router:
+        email = arrive(box, address, "labelled at once")
+        box.label(email, "@ToFeed")  # the user labels it before the worker's pass
+        box.searchable(address)
+        report = router.run_pass("push")
+        assert report.senders_triaged == 1
+        # triage's filing stands: it files into Feed and never takes the Inbox away;
+        # routing, which would have (Feed does not keep the Inbox), leaves it alone
+        assert box.where(email) == {"Feed", "Inbox"}
+        assert (router.doc["moved"], router.doc["misrouted"]) == (0, 0)
+        assert router.doc["not_screened"] == 1
+
+
+def test_off_reads_no_arrivals_and_the_quiet_scan_is_one_request(box: Box) -> None:
+    settings = box.settings.model_copy(update={"routing": "off"})
+    jmap, carddav = box.clients()
+    try:
+        router = ArrivalRouter(settings, jmap, carddav, Triager(settings, jmap, carddav))
+        router.run_pass("startup")
+        email = arrive(box, "stranger@nowhere.example", "routing off")
+        report = router.run_pass("push")
+        assert report.arrivals is None
+        assert report.routing == {"mode": "off"}
+        assert box.where(email) == {"Inbox"}
+        before = jmap.requests_made
+        router.run_pass("push")
+        assert jmap.requests_made - before == 1
+    finally:
+        jmap.close()
+        carddav.close()

@@ -33,6 +33,7 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(tmp_pa
         "OTHER_TOOL=ignored\n",
         encoding="utf-8",
     )
+    (tmp_path / ".env").chmod(0o600)
     settings = load_settings({**HOME, "MAILROOM_LOG_LEVEL": "warning"}, cwd=tmp_path)
     assert settings.jmap_token is not None
     assert settings.jmap_token.get_secret_value() == TOKEN
@@ -42,7 +43,19 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(tmp_pa
 
 def test_without_cwd_no_dotenv_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MAILROOM_POLL_INTERVAL=90\n", encoding="utf-8")
+    (tmp_path / ".env").chmod(0o600)
     assert load_settings(HOME).poll_interval == 60
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_a_dotenv_open_to_others_is_refused_naming_the_fix(tmp_path: Path, mode: int) -> None:
+    (tmp_path / ".env").write_text(f"MAILROOM_JMAP_TOKEN={TOKEN}\n", encoding="utf-8")
+    (tmp_path / ".env").chmod(mode)
+    problems = problems_of(HOME, cwd=tmp_path)
+    assert len(problems) == 1
+    assert f"mode {mode:04o}" in problems[0]
+    assert f"chmod 600 {tmp_path / '.env'}" in problems[0]
+    assert TOKEN not in problems[0]
 
 
 def test_a_credential_is_read_from_its_file_without_the_final_newline(tmp_path: Path) -> None:

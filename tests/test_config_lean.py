@@ -42,6 +42,7 @@ def with_files(files: dict[str, str], **values: str) -> Case:
     def make(tmp: Path) -> dict[str, str]:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
+            (tmp / name).chmod(0o600)  # a group-readable .env is refused
         return {k: v.replace("{dir}", str(tmp)) for k, v in values.items()}
 
     return make

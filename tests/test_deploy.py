@@ -57,7 +57,9 @@ def env_of_dockerfile() -> dict[str, str]:
 
 
 def test_the_image_is_slim_runs_mailroom_run_as_a_user_with_the_state_dir_a_volume() -> None:
-    assert instruction("FROM")[0].endswith("-slim")
+    assert instruction("FROM") == ["${BASE}"]  # a build argument: a local base where no
+    (base,) = instruction("ARG")  # registry can be reached (dev/container/base.sh)
+    assert base == "BASE=python:3.11-slim"
     assert instruction("CMD") == ['["mailroom", "run"]']
     (user,) = instruction("USER")
     assert user not in ("root", "0")
@@ -209,6 +211,7 @@ def test_the_wheel_is_mailroom_screener_with_the_commands_and_the_conf(tmp_path:
         metadata = z.read(info).decode()
         entry_points = z.read(info.replace("METADATA", "entry_points.txt")).decode()
     assert "mailroom/supervisord.conf" in names
+    assert "mailroom/config.yaml.example" in names  # `mailroom config --example`
     # only the product: not the harness (dev/mailroom_dev), the tests or the benches
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert packages == {"mailroom"}, packages
@@ -218,3 +221,33 @@ def test_the_wheel_is_mailroom_screener_with_the_commands_and_the_conf(tmp_path:
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
     for script in ("mailroom = mailroom.cli:main", "mailroom-lifeline = ", "mailroom-fatal = "):
         assert script in entry_points
+
+
+def test_the_snippet_runs_as_a_dedicated_user_with_the_credentials_in_one_env_file() -> None:
+    conf = snippet()
+    text = (DEPLOY / "supervisor" / "mailroom.conf").read_text()
+    for p in ("mailroom-listener", "mailroom-worker", "mailroom-health"):
+        section = conf[f"program:{p}"]
+        assert section["user"] == "mailroom"
+        assert section["directory"] == "/etc/mailroom"  # mailroom reads ./.env there
+        assert section["environment"] == 'MAILROOM_STATE_DIR="/var/lib/mailroom"'
+    assert "install -o mailroom -g mailroom -m 0600 /dev/null /etc/mailroom/.env" in text
+
+
+def test_git_and_the_image_build_ignore_the_env_files() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", ".env", "deploy/mailroom.env", ".venv/x"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert ignored == [".env", "deploy/mailroom.env", ".venv/x"]
+    kept = subprocess.run(
+        ["git", "check-ignore", "--no-index", "deploy/mailroom.env.example"],
+        cwd=REPO,
+        check=False,
+    )
+    assert kept.returncode == 1  # the example stays tracked
+    dockerignore = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".env", "deploy/mailroom.env", "**/*.env"} <= set(dockerignore)

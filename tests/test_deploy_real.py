@@ -4,6 +4,7 @@ supervisord, and one triaging worker per account whatever the state dir (slow)."
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -77,14 +78,26 @@ def test_the_snippet_under_a_system_supervisord_triages_a_label(
     state_dir = system_dir / "state"
     text = SNIPPET.read_text()
     assert text.count(f'MAILROOM_STATE_DIR="{SNIPPET_STATE_DIR}"') == 3
-    # the one edit an operator makes: the state dir (credentials: supervisord's environment)
+    assert text.count("\ndirectory=/etc/mailroom\n") == 3
+    assert text.count("\nuser=mailroom\n") == 3
+    # the operator's setup, in miniature: the credentials in the one .env (0600) of the
+    # programs' directory, the state dir; the dedicated user is us (no useradd in a test)
+    etc = system_dir / "etc"
+    etc.mkdir()
+    port = free_port()
+    full = service_env(box, state_dir, port, {"MAILROOM_POLL_INTERVAL": "600"})
+    credentials = {k: v for k, v in full.items() if k.startswith("MAILROOM_")}
+    del credentials["MAILROOM_STATE_DIR"]  # the snippet sets it
+    (etc / ".env").write_text("".join(f"{k}={v}\n" for k, v in credentials.items()))
+    (etc / ".env").chmod(0o600)
+    me = pwd.getpwuid(os.getuid()).pw_name
     (system_dir / "conf.d" / "mailroom.conf").write_text(
         text.replace(SNIPPET_STATE_DIR, str(state_dir))
+        .replace("/etc/mailroom", str(etc))
+        .replace("\nuser=mailroom\n", f"\nuser={me}\n")
     )
     (system_dir / "supervisord.conf").write_text(SYSTEM_CONF.format(d=system_dir))
-    port = free_port()
-    env = service_env(box, state_dir, port, {"MAILROOM_POLL_INTERVAL": "600"})
-    del env["MAILROOM_STATE_DIR"]  # the snippet sets it
+    env = {k: v for k, v in full.items() if not k.startswith("MAILROOM_")}  # none given
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"
     conf = system_dir / "supervisord.conf"
     proc = subprocess.Popen(

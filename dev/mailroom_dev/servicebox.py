@@ -3,8 +3,8 @@
 ``ServiceBox.running(box, ...)`` starts supervisord in the foreground (a subprocess in
 its own session) with the three programs, on the account's credentials, a short
 private STATE_DIR and a free health port; it is always stopped on the way out. All
-output (supervisord's own lines and the programs' JSON log lines) goes to one file
-opened with O_APPEND, because the programs write to it through /dev/stdout too.
+output (supervisord's own lines and the programs' JSON log lines, copied by `mailroom
+run` itself) goes to one file, appended to by each start.
 
 Everything here observes real processes: ``wait_until`` polls with a bounded deadline,
 it never sleeps to wait for logic.
@@ -153,7 +153,7 @@ class ServiceBox:
     # -- processes
     def start(self) -> None:
         """Start supervisord (foreground, own session); output appended to ``output``."""
-        with self.output.open("ab") as out:  # O_APPEND: the programs write via /dev/stdout
+        with self.output.open("ab") as out:  # appended: a restart keeps the earlier lines
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mailroom", "run"],
                 env=self.env,

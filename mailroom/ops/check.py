@@ -185,6 +185,36 @@ def check_rules(settings: Settings, jmap: JmapClient, carddav: CardDavClient) ->
     return Finding(level, text)
 
 
+SETUP_KINDS = (
+    ("mailbox ", "mailbox", "mailboxes"),
+    ("contact group ", "contact group", "contact groups"),
+)
+
+
+def collapse_setup(findings: Sequence[Finding]) -> list[Finding]:
+    """The problems ``mailroom setup --apply`` fixes, as one line with their count (before
+    setup they are every mailbox and group: one line each would bury the one fix); a
+    single such problem keeps its own line. The line stands where the first one stood."""
+    fixable = [f for f in findings if f.level == "problem" and f.text.endswith(SETUP_FIX)]
+    if len(fixable) < 2:
+        return list(findings)
+    parts = []
+    for prefix, one, many in SETUP_KINDS:
+        count = sum(1 for f in fixable if f.text.startswith(prefix))
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+    others = len(fixable) - sum(int(p.split()[0]) for p in parts)
+    if others:
+        parts.append("the routing rules" if others == 1 else f"{others} more")
+    summary = problem(
+        f"{len(fixable)} things setup makes are missing or stale ({', '.join(parts)}; "
+        f"`mailroom setup` lists them): {SETUP_FIX}"
+    )
+    first = findings.index(fixable[0])
+    kept = [f for f in findings if f not in fixable]
+    return [*kept[:first], summary, *kept[first:]]
+
+
 def report(findings: Sequence[Finding]) -> int:
     """Print one line per finding and a verdict; the exit code."""
     for f in findings:
@@ -202,4 +232,4 @@ def main(settings: Settings) -> int:
     """`mailroom check`: 0 only when everything is in place (a ConfigError propagates)."""
     config = ok(f"config: {len(settings.categories)} categories")
     with open_clients(settings) as (jmap, carddav):
-        return report([config, *run_checks(settings, jmap, carddav)])
+        return report(collapse_setup([config, *run_checks(settings, jmap, carddav)]))

@@ -22,13 +22,16 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO, TextIO
 
 from mailroom.errors import MailroomError
 from mailroom.ops import demo_mail
@@ -61,8 +64,9 @@ def start_server() -> dict[str, str]:
         "CYRUS_PEER_BUILD_DIR": "/tmp/mailroom-cyrus-build",
         **os.environ,
     }
-    say("starting a local Cyrus IMAP server (JMAP, CardDAV, push) on 127.0.0.1;")
-    say("the first run builds it from Debian's source package: 2-3 minutes, once")
+    say("starting a local Cyrus IMAP server (JMAP, CardDAV, push) on 127.0.0.1")
+    if not built(Path(env["CYRUS_PEER_BUILD_DIR"])):
+        say("the first run builds it from Debian's source package: 2-3 minutes, once")
     # every demo starts from an empty server: a previous run's account is purged
     stop = checkout_script("stop.sh")
     subprocess.run(["bash", str(stop), str(DEMO_DIR / "cyrus"), "--purge"], check=False)
@@ -80,6 +84,23 @@ def start_server() -> dict[str, str]:
         key, _, value = line.removeprefix("export ").partition("=")
         exports[key] = value.strip("'\"")
     return exports
+
+
+def built(build_dir: Path) -> bool:
+    """Whether start.sh will reuse a finished build (its own mark, ``.built-ok``)."""
+    return (build_dir / ".built-ok").is_file() and (build_dir / "bin" / "httpd").is_file()
+
+
+def stop_server() -> None:
+    """stop.sh, its output kept and shown only if our stdout still has a reader."""
+    done = subprocess.run(
+        ["bash", str(checkout_script("stop.sh")), str(DEMO_DIR / "cyrus")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    show(done.stdout.rstrip())
 
 
 def service_env(exports: Mapping[str, str]) -> dict[str, str]:
@@ -153,7 +174,16 @@ def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:
 
 
 def say(text: str) -> None:
-    print(f"\n>>> {text}", flush=True)
+    show(f"\n>>> {text}")
+
+
+def show(text: str, *, stream: TextIO | None = None) -> None:
+    """Print ``text``; nothing when nobody reads our output any more (`| tee` after
+    Ctrl-C): the demo must still stop what it started."""
+    if not text:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=stream or sys.stdout, flush=True)
 
 
 ENV_FILE = DEMO_DIR / "service-env.json"  # the throwaway server's credentials, mode 0600
@@ -260,15 +290,30 @@ def instructions(env: Mapping[str, str]) -> None:
     print("  .venv/bin/mailroom status    # finds the demo's service: its programs and /healthz")
     imap, user = env["MAILROOM_DEMO_IMAP"], env["MAILROOM_CARDDAV_USERNAME"]
     password = env["MAILROOM_CARDDAV_PASSWORD"]  # the throwaway demo user's, not yours
-    print(f"Or point any IMAP client at {imap} (user {user}, password {password}) and")
+    # past the scrubbing stream on purpose: the README gives this password, and an
+    # IMAP client needs it (the service's own lines still blank it)
+    unscrubbed = getattr(sys.stdout, "_stream", sys.stdout)
+    line = f"Or point any IMAP client at {imap} (user {user}, password {password}) and"
+    show(line, stream=unscrubbed)
     print("copy an email into an @To... folder. Press Ctrl-C to stop mailroom and the server.")
 
 
 def run_demo(*, once: bool) -> int:
-    env = prepare()
-    say("starting the service: mailroom run (listener, worker, health under supervisord)")
-    service = subprocess.Popen([sys.executable, "-m", "mailroom", "run"], env=env)
+    """The demo; whatever ends it (Ctrl-C at any step, SIGTERM, the reader of our output
+    gone), the service and the server it started are stopped before it returns."""
+    service: subprocess.Popen[bytes] | None = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        env = prepare()
+        say("starting the service: mailroom run (listener, worker, health under supervisord)")
+        service = subprocess.Popen(
+            [sys.executable, "-m", "mailroom", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        relay = threading.Thread(target=relay_lines, args=(service.stdout,), daemon=True)
+        relay.start()
         show_first_triage(env)
         if not once:
             instructions(env)
@@ -276,16 +321,64 @@ def run_demo(*, once: bool) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         say("stopping mailroom and the local server")
-        service.send_signal(signal.SIGTERM)
-        try:
-            service.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            service.kill()
-        subprocess.run(
-            ["bash", str(checkout_script("stop.sh")), str(DEMO_DIR / "cyrus")], check=False
-        )
+        if service is not None:
+            stop_service(service)
+        stop_server()
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return 0
+
+
+# supervisord's own chatter, in its own format: INFO (spawned, success), two CRIT lines
+# that say nothing wrong here (root in a sandbox; its socket is 0700 in a 0700 dir), and
+# the WARN lines of an orderly stop. Its other warnings and errors (a crash, a program
+# that would not stop), and every line of the programs, are shown.
+SUPERVISORD_CHATTER = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+    r"(INFO |CRIT (Supervisor is running as root|Server 'unix_http_server' running without)"
+    r"|WARN (received SIG[A-Z]+ indicating exit request"
+    r"|stopped: \S+ \((exit status 0|terminated by SIGTERM)\)$))"
+)
+
+
+def relay_lines(pipe: IO[bytes]) -> None:
+    """The service's output, without supervisord's chatter, to ours; read to the end
+    even when nobody reads ours, so the service never blocks on a full pipe."""
+    for raw in pipe:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if not SUPERVISORD_CHATTER.match(line):
+            show(console_line(line))
+
+
+def console_line(line: str) -> str:
+    """A JSON log line (health writes JSON whatever the format: it has no structlog) in
+    the console layout of the other programs' lines; any other line as it is."""
+    try:
+        fields = json.loads(line) if line.startswith("{") else None
+    except ValueError:
+        return line
+    if not isinstance(fields, dict) or not {"timestamp", "level", "event"} <= fields.keys():
+        return line
+    head = f"{fields.pop('timestamp')} [{fields.pop('level'):<9}] {fields.pop('event'):<30}"
+    return " ".join([head, *(f"{k}={v!r}" for k, v in fields.items())]).rstrip()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does
+
+
+def stop_service(service: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to `mailroom run` (it stops supervisord and the programs), then wait."""
+    with contextlib.suppress(ProcessLookupError):
+        service.send_signal(signal.SIGTERM)
+    try:
+        service.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        service.wait()
 
 
 def main(

@@ -9,7 +9,7 @@ says which mailboxes it is in; ``apply_label`` acts as the user.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, make_msgid
@@ -80,13 +80,22 @@ def landed(env: Mapping[str, str], message_id: str) -> list[str] | None:
     return None
 
 
+def check_label(label: str, labels: Sequence[str]) -> None:
+    """MailroomError naming every triage label when ``label`` is not one of them."""
+    if label not in labels:
+        raise MailroomError(f"{label!r} is not a triage label; use one of {', '.join(labels)}")
+
+
 def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
     """Put ``label`` on the newest email from ``address``, as a mail client would."""
+    from mailroom.config import load_settings
+
+    check_label(label, [c.label for c in load_settings(env).categories])
     with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
         mailboxes, _ = jmap.get_mailboxes()
         label_id = find_mailbox(mailboxes, label)
         if label_id is None:
-            raise MailroomError(f"there is no label {label!r} (try @ToImbox, @ToFeed, @ToJail)")
+            raise MailroomError(f"there is no mailbox {label!r}: is the demo set up?")
         emails, _ = jmap.query_emails({"from": address})
         sender = SenderId.of(address)
         mine = [e for e in emails if sender is not None and sender.sent(e)]

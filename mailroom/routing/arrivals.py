@@ -201,8 +201,12 @@ class ArrivalRouter:
         self._by_time(now, writes, "changes")
 
     def _reread(self, emails: Sequence[Email]) -> tuple[Email, ...]:
-        ids = [e.id for e in emails]
-        return tuple(self._jmap.get_emails(ids, properties=m.ARRIVAL_PROPERTIES))
+        """The emails as they are now; those that carried a triage label when the pass
+        read them stay as read (not screened: triage handled them, its filing stands)."""
+        labels = self._placement(emails).labels
+        labelled = tuple(e for e in emails if e.mailbox_ids & labels)
+        ids = [e.id for e in emails if not e.mailbox_ids & labels]
+        return (*labelled, *self._jmap.get_emails(ids, properties=m.ARRIVAL_PROPERTIES))
 
     def _by_time(self, now: float, writes: list[SetResult], why: str) -> None:
         """The fallback: every email received since the last judging (bounded), paged."""

@@ -126,8 +126,7 @@ def _handle(rpc: Any, state_dir: Path, event: str, body: Mapping[str, str]) -> b
     stopped = verdict(event, body, info)
     if stopped is None:
         return False
-    write_status(state_dir / STOPPED_FILE, asdict(stopped))
-    print(stopped.line(), file=sys.stderr, flush=True)
+    write_status(state_dir / STOPPED_FILE, asdict(stopped))  # `mailroom run` prints it
     with contextlib.suppress(Exception):  # already shutting down: fine
         rpc.supervisor.shutdown()
     return True

@@ -14,6 +14,13 @@ first stop request sends supervisord SIGTERM (it stops the programs, each within
 stopwaitsecs, then SIGKILLs what is left); later ones change nothing (Ctrl-C and a
 parent's SIGTERM often come together). ``outcome`` (pure) turns the way it ended
 into an exit code and one line.
+
+supervisord's stdout and stderr are pipes of ours, copied to our own stdout and stderr
+(``_copy``): supervisord reopens ``/dev/stdout`` for each program's log, and a reopened
+descriptor neither shares our file's offset (``mailroom run > run.log`` would be
+overwritten line by line, from offset 0) nor may be opened at all when it belongs to
+another user (a container's pipe, made by root, under ``USER mailroom``: EACCES).
+A pipe we made is ours, and appends by nature; we write what comes out of it in order.
 """
 
 from __future__ import annotations
@@ -118,21 +125,28 @@ def supervise(argv: Sequence[str], env: Mapping[str, str], state_dir: Path, lock
     previous = {s: signal.signal(s, _noop) for s in (*STOP_SIGNALS, signal.SIGCHLD)}
     old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     libc()  # loaded here, not in the forked child
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
         proc = subprocess.Popen(
             list(argv),
             env=dict(env),
             pass_fds=(lock,),
+            stdout=out_w,
+            stderr=err_w,
             start_new_session=True,
             preexec_fn=_tie_to_parent if sys.platform.startswith("linux") else None,
         )
-        asked = _wait(proc, wake_r)
+        os.close(out_w)
+        os.close(err_w)
+        asked = _wait(proc, wake_r, {out_r: 1, err_r: 2})
     finally:
         signal.set_wakeup_fd(old_wakeup)
         for s, h in previous.items():
             signal.signal(s, h)
-        os.close(wake_r)
-        os.close(wake_w)
+        for fd in (wake_r, wake_w, out_r, out_w, err_r, err_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
     code, line = outcome(proc.returncode, asked, read_stopped(state_dir))
     if line:
         _say(line)
@@ -158,10 +172,13 @@ def _noop(signum: int, frame: FrameType | None) -> None:
     pass  # the wakeup fd carries the signal number to _wait
 
 
-def _wait(proc: subprocess.Popen[bytes], wake: int) -> str | None:
-    """Until supervisord ends; what asked us to stop it, if anything did."""
+def _wait(proc: subprocess.Popen[bytes], wake: int, copies: dict[int, int]) -> str | None:
+    """Until supervisord ends, copying its output (``copies``: its pipe -> our fd);
+    what asked us to stop it, if anything did."""
     poller = _watched_pipes()
     poller.register(wake, select.POLLIN)
+    for fd in copies:
+        poller.register(fd, select.POLLIN)
     asked: str | None = None
     while proc.poll() is None:
         for fd, events in poller.poll(1000):
@@ -170,11 +187,32 @@ def _wait(proc: subprocess.Popen[bytes], wake: int) -> str | None:
                 stops = [s for s in signums if s in STOP_SIGNALS]
                 if stops and asked is None:
                     asked = _stop(proc, signal.Signals(stops[0]).name)
+            elif fd in copies:
+                if not _copy(fd, copies[fd]):
+                    poller.unregister(fd)
+                    del copies[fd]
             elif events & PIPE_GONE:
                 poller.unregister(fd)
                 if asked is None:
                     asked = _stop(proc, "output closed")
+    for fd, to in copies.items():  # what supervisord wrote last, up to EOF
+        os.set_blocking(fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while _copy(fd, to):
+                pass
     return asked
+
+
+def _copy(pipe: int, to: int) -> bool:
+    """One read from ``pipe`` written whole to ``to``; False at EOF. Output nobody
+    reads any more is dropped (the pipe watch stops supervisord), never left to fill
+    the pipe and block supervisord."""
+    data = os.read(pipe, 65536)
+    with contextlib.suppress(OSError):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(to, view) :]
+    return bool(data)
 
 
 def _stop(proc: subprocess.Popen[bytes], why: str) -> str:
