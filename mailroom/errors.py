@@ -13,12 +13,15 @@
     ├── JmapError              a JMAP answer that says something went wrong
     │   ├── JmapRequestError   the whole request was refused (RFC 8620 §3.6.1 problem details)
     │   ├── JmapMethodError    a method answered ["error", {"type": ...}] (§3.6.2)
-    │   └── JmapSetError       /set left entries in notCreated/notUpdated/notDestroyed
+    │   ├── JmapSetError       /set left entries in notCreated/notUpdated/notDestroyed
+    │   └── MailboxGone        a mailbox a write was to put mail in no longer exists
     ├── CardDavError           a CardDAV answer with an unexpected status (status, href)
     │   └── PreconditionFailed 412: someone else changed the card; re-read and retry
     ├── VCardError             a vCard that cannot be read (malformed text from the server)
     ├── PushError              the EventSource stream failed
-    └── PassDeadline           a triage pass ran past its deadline and was abandoned
+    └── PassStopped            a triage pass ended early on purpose; labels kept
+        ├── PassDeadline       it ran past its deadline and was abandoned
+        └── ServerNotAnswering a request timed out or the server said it is unavailable
 
 Foreign exceptions (httpx, XML, vCard parsing) are translated once, at the client
 boundary, with ``raise ... from exc``. Every message says what happened and what to
@@ -27,7 +30,7 @@ do, and never contains a secret.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from mailroom.redaction import clip, scrub
 
@@ -171,6 +174,18 @@ class JmapSetError(JmapError):
         )
 
 
+class MailboxGone(JmapError):
+    """Mailboxes a filing write was to put mail in do not exist (any more)."""
+
+    def __init__(self, mailbox_ids: Iterable[str]) -> None:
+        self.mailbox_ids = frozenset(mailbox_ids)
+        shown = ", ".join(clip(m, 80) for m in sorted(self.mailbox_ids))
+        super().__init__(
+            f"mailbox(es) {shown} no longer exist; no mail was moved into them. "
+            "Restore the mailbox or run `mailroom setup --apply`"
+        )
+
+
 class CardDavError(MailroomError):
     """A CardDAV request answered with a status we did not expect."""
 
@@ -204,7 +219,17 @@ class PushError(MailroomError):
     """The EventSource stream could not be opened or broke."""
 
 
-class PassDeadline(MailroomError):
+class PassStopped(MailroomError):
+    """A triage pass ended early on purpose, between two requests; no sender is to blame.
+
+    Labelled senders not yet done keep their label and the next pass retries them; the
+    pass is reported as failed (the worker's failure count, back-off and Retry-After).
+    """
+
+    retry_after: float | None = None
+
+
+class PassDeadline(PassStopped):
     """A triage pass ran past its deadline; it was abandoned between two requests."""
 
     def __init__(self, seconds: float) -> None:
@@ -212,4 +237,20 @@ class PassDeadline(MailroomError):
         super().__init__(
             f"the triage pass was still running after {seconds:g} s and was abandoned; "
             "labelled senders not yet done keep their label and the next pass retries them"
+        )
+
+
+class ServerNotAnswering(PassStopped):
+    """A request of the pass timed out, or the server said it is unavailable (429/502/503/504).
+
+    The pass sends nothing more and ends: the same server would keep every other
+    sender waiting as long. ``retry_after`` is the server's ``Retry-After``, if any.
+    """
+
+    def __init__(self, cause: MailroomError) -> None:
+        self.cause = cause
+        self.retry_after = getattr(cause, "retry_after", None)
+        super().__init__(
+            f"{cause}; the triage pass stopped sending and ended. Labelled senders keep "
+            "their label and the next pass retries them"
         )

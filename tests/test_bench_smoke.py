@@ -62,3 +62,7 @@ def test_every_bench_script_runs_with_tiny_sizes(cyrus: CyrusServer) -> None:
     many = run_bench(cyrus, "many_senders.py", "--senders", "3", "--per-sender", "2", "--runs", "1")
     assert "Many senders" in many
     assert "JMAP/sender" in many
+
+    hanging = run_bench(cyrus, "hanging_write.py", "--senders", "1,3", "--read", "0.3")
+    rows = [line.split() for line in hanging.splitlines() if line[:1].isdigit()]
+    assert [(r[0], r[1]) for r in rows] == [("1", "1"), ("3", "1")]  # senders, write attempts

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mailroom.errors import ServerError, ServerNotAnswering
 from mailroom.jmap.models import SetResult
+from mailroom.service import debounce
 from mailroom.service.debounce import Timer, classify, own_states
 from mailroom.service.wake import Wake
 from mailroom.triage.report import PassReport
@@ -194,3 +196,15 @@ def test_debounce_zero_has_no_window(idle: Timer) -> None:
     t = Timer(poll_interval=60.0, debounce_seconds=0.0, last_pass_at=0.0)
     t = t.after_pass(started=10.0, ended=10.1).on_wakes(["news"], now=10.1)
     assert t.due(10.1) == "push"
+
+
+def test_a_servers_retry_after_is_clamped_and_holds_every_pass() -> None:
+    busy = ServerError("JMAP", 503, "https://example.test/", retry_after=0.0)
+    assert debounce.retry_after(busy) == 1.0  # at least a second, as the listener
+    busy = ServerError("JMAP", 503, "https://example.test/", retry_after=86_400.0)
+    assert debounce.retry_after(ServerNotAnswering(busy)) == debounce.RETRY_AFTER_CAP
+    assert debounce.retry_after(RuntimeError("bug")) is None
+    timer = debounce.Timer(60.0, 3.0, last_pass_at=0.0).after_pass(0.0, 1.0, wait=120.0)
+    timer = timer.on_wakes(["news"], 5.0)
+    assert (timer.deadline(), timer.due(120.0), timer.due(121.0)) == (121.0, None, "push")
+    assert timer.after_pass(121.0, 122.0).deadline() == 182.0  # the next pass: no hold

@@ -615,3 +615,25 @@ def test_a_state_mismatch_is_a_method_error(client: JmapClient, with_session: HT
     with pytest.raises(JmapMethodError) as info:
         client.update_emails({"M0": {"mailboxIds": {"a": True}}}, if_in_state="1")
     assert (info.value.method, info.value.error_type) == ("Email/set", "stateMismatch")
+
+
+def test_a_guarded_update_sends_the_guard_the_set_and_the_mailboxes_in_one_request(
+    client: JmapClient, with_session: HTTPXMock
+):
+    def guarded(request: httpx.Request) -> httpx.Response:
+        return answer(
+            ["error", {"type": "stateMismatch"}, "ms"],
+            ["error", {"type": "resultReference"}, "s"],
+            ["Mailbox/get", {"state": "42", "list": [], "notFound": ["F"]}, "mb"],
+        )
+
+    with_session.add_callback(guarded, method="POST", url=API_URL)
+
+    result = client.guarded_update(
+        {"M1": {"mailboxIds/F": True}}, mailboxes=["F"], mailbox_state="41"
+    )
+
+    (request,) = with_session.get_requests(method="POST")
+    assert [c[0] for c in sent_calls(request)] == ["Mailbox/set", "Email/set", "Mailbox/get"]
+    assert sent_calls(request)[1][1]["#accountId"]["resultOf"] == "ms"
+    assert (result.result, result.present, result.mailbox_state) == (None, frozenset(), "42")

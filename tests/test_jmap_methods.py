@@ -248,3 +248,18 @@ def test_raise_for_invocation_turns_an_error_into_a_method_error():
 def test_raise_for_invocation_refuses_an_answer_to_another_method():
     with pytest.raises(JmapError, match="expected a Email/get answer"):
         methods.raise_for_invocation(("Email/query", {}, "g"), "Email/get")
+
+
+def test_the_mailbox_guard_and_an_email_set_that_runs_only_if_it_passed():
+    guard = methods.mailbox_set_guard("acct", "41")
+    ref = methods.result_ref("ms", "Mailbox/set", "/accountId")
+    update = methods.email_set(ref, {"M1": {"mailboxIds/F": True}})
+    assert guard == ("Mailbox/set", {"accountId": "acct", "ifInState": "41"}, "ms")
+    assert update == (
+        "Email/set",
+        {
+            "#accountId": {"resultOf": "ms", "name": "Mailbox/set", "path": "/accountId"},
+            "update": {"M1": {"mailboxIds/F": True}},
+        },
+        "s",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from mailroom_dev.realserver import Account
 from mailroom_dev.triagebox import Box
@@ -255,8 +256,44 @@ def test_labelled_mail_a_re_triage_search_cannot_find_is_counted(box: Box) -> No
     box.deliver(from_addr="control@plain.example", subject="control")
     box.searchable("control@plain.example")  # the index has caught up with `later`
 
-    report = box.triage()  # a re-triage searches by `from`: the search misses this sender
+    with capture_logs() as logs:
+        report = box.triage()  # a re-triage searches by `from`: it misses this sender
 
     assert (report.senders_triaged, report.failures, report.search_misses) == (1, 0, 1)
     assert box.where(later) == {"Archive", "Imbox"}  # the labelled email is still filed
-    assert box.where(first) == {"Feed"}  # the search could not find it: it stays
+    assert box.where(first) == {"Imbox"}  # found by listing the old category's mailbox
+    (line,) = [e for e in logs if e["event"] == "sender_mail_not_found"]  # its own line
+    assert (line["sender"], line["labelled_emails_missed"]) == (LONG, 1)
+
+
+HOSTILE = (  # senders Cyrus's `from` search cannot find, each with a plain control
+    "=?utf-8?q?Evil=0D=0ACorp?= <evil@crlf.example>",  # an encoded CR LF in the name
+    '<"john..doe"@quoted.example>',  # quoted local parts with specials
+    '<"a b(c),d"@quoted.example>',
+    '<"x@y"@quoted.example>',
+    f"L <{LONG}>",  # a very long address
+    "Plain <plain@control.example>",
+)
+
+
+def test_a_re_triage_moves_the_whole_backlog_of_senders_the_search_cannot_find(
+    box: Box,
+) -> None:
+    backlog: dict[str, list[str]] = {}
+    for n, sender in enumerate(HOSTILE):
+        ids = [box.account.deliver_raw(raw_message(sender, f"h{n}-{i}")) for i in range(3)]
+        box.label(ids[0], "@ToFeed")
+        backlog[sender] = ids
+    first = box.triage()
+    assert (first.senders_triaged, first.failures) == (len(HOSTILE), 0)
+    for n, sender in enumerate(HOSTILE):  # one more each, in the Screener, and a new label
+        backlog[sender].append(box.account.deliver_raw(raw_message(sender, f"h{n}-late")))
+        box.label(backlog[sender][1], "@ToPaperTrail")
+    box.deliver(from_addr="control@plain.example", subject="control")
+    box.searchable("control@plain.example")  # the index has caught up
+
+    report = box.triage()  # every one is a re-triage: Feed -> Paper Trail
+
+    assert (report.senders_triaged, report.failures, report.search_misses) == (len(HOSTILE), 0, 0)
+    for sender, ids in backlog.items():
+        assert [box.where(i) for i in ids] == [{"Paper Trail"}] * 4, sender

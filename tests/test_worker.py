@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from mailroom.errors import TransportError
+from mailroom.errors import ServerError, ServerNotAnswering, TransportError
 from mailroom.jmap.models import SetResult
 from mailroom.service.status import StatusFile, iso, read_status
 from mailroom.service.wake import Wake, WakeSender
@@ -268,6 +268,17 @@ def test_ten_failed_passes_in_a_row_exit_non_zero(clock: Clock, status: StatusFi
     assert doc["consecutive_failures"] == MAX_CONSECUTIVE_FAILURES
     assert doc["counters"]["failures"] == MAX_CONSECUTIVE_FAILURES
     assert doc["last_error"].startswith("TransportError: cannot reach the JMAP server")
+
+
+def test_a_pass_ended_by_a_503_waits_for_the_servers_retry_after(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 150)
+    busy = ServerError("JMAP", 503, "https://example.test/jmap/", retry_after=120.0)
+    fake.outcomes = [ServerNotAnswering(busy)]
+    wakes.at(START + 10, email("news"))  # news during the hold: no pass before 120 s
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START), ("push", START + 1 + 120)]
 
 
 def test_a_successful_pass_resets_the_failure_count(clock: Clock, status: StatusFile) -> None:

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 ACCOUNT = "acct1"
 TOKEN = "fault-token"
 EVENTS_TEMPLATE = "/events?types={types}&closeafter={closeafter}&ping={ping}"
@@ -442,3 +444,111 @@ class EndlessPages:
             else:
                 answers.append(["error", {"type": "unknownMethod"}, call_id])
         return answers
+
+
+# -- a real server behind a proxy that holds its writes ------------------------------------
+
+
+@dataclass
+class WriteHolder:
+    """A proxy to a real JMAP server that forwards every request except those whose
+    method calls include ``method``: those it holds without a byte of answer until the
+    client gives up (``mode="hang"``), or answers ``503`` with ``Retry-After:
+    retry_after`` (``mode="503"``). ``held`` counts them: the write attempts.
+
+    ``with WriteHolder(upstream_session_url) as proxy:``; ``proxy.session_url``. The
+    session's relative URLs bring the API requests back through the proxy.
+    """
+
+    upstream: str
+    method: str = "Email/set"
+    mode: Literal["hang", "503"] = "hang"
+    retry_after: int = 120
+    held: int = 0
+    forwarded: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._http = httpx.Client(timeout=60.0)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _holder_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> WriteHolder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+        self._http.close()
+
+    @property
+    def session_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}{urlsplit(self.upstream).path}"
+
+    def holds(self, body: bytes) -> bool:
+        try:
+            calls = json.loads(body)["methodCalls"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return any(call[0] == self.method for call in calls)
+
+    def hold(self, sock: socket.socket) -> None:
+        """Keep the connection open, silent, until the client closes it (or we stop)."""
+        with self._lock:
+            self.held += 1
+        while not self._stop.is_set():
+            if select.select([sock], [], [], 0.05)[0]:
+                return  # the request was read whole: readable means closed
+
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> httpx.Response:
+        with self._lock:
+            self.forwarded += 1
+        split = urlsplit(self.upstream)
+        url = f"{split.scheme}://{split.netloc}{path}"
+        keep = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+        return self._http.request(method, url, headers=keep, content=body)
+
+
+def _holder_handler(server: WriteHolder) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.command == "POST" and server.holds(body):
+                if server.mode == "hang":
+                    server.hold(self.connection)
+                    return
+                with server._lock:
+                    server.held += 1
+                self.send_response(503)
+                self.send_header("Retry-After", str(server.retry_after))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            answer = server.forward(self.command, self.path, dict(self.headers.items()), body)
+            self.send_response(answer.status_code)
+            for name in ("Content-Type", "Location", "Retry-After"):
+                if name in answer.headers:
+                    self.send_header(name, answer.headers[name])
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = _any
+
+    return Handler

@@ -23,7 +23,7 @@ from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
-from mailroom.jmap.models import Email, Mailbox, Session, SetResult
+from mailroom.jmap.models import Email, GuardedSet, Mailbox, Session, SetResult
 from mailroom.jmap.session import (
     CORE,
     MAIL,
@@ -131,8 +131,9 @@ class JmapClient:
 
     # -- mailboxes ---------------------------------------------------------------
 
-    def get_mailboxes(self) -> tuple[list[Mailbox], str]:
-        return m.parse_mailbox_get(self._call_one(m.mailbox_get(self.session.account_id)))
+    def get_mailboxes(self, ids: Sequence[str] | None = None) -> tuple[list[Mailbox], str]:
+        """Every mailbox (or those of ``ids`` that exist) and the Mailbox state."""
+        return m.parse_mailbox_get(self._call_one(m.mailbox_get(self.session.account_id, ids)))
 
     def create_mailbox(self, name: str, parent_id: str | None = None) -> str:
         inv = m.mailbox_set_create(
@@ -291,6 +292,43 @@ class JmapClient:
             results.append(m.parse_set("Email/set", self._call_one(inv)))
             state = results[-1].new_state
         return results
+
+    def guarded_update(
+        self,
+        update: Mapping[str, Mapping[str, Any]],
+        *,
+        mailboxes: Sequence[str],
+        mailbox_state: str,
+        if_in_state: str | None = None,
+    ) -> GuardedSet:
+        """One Email/set tied to the mailboxes as they were at ``mailbox_state``: ONE request.
+
+        Three calls, run by the server in order: a Mailbox/set changing nothing, guarded
+        by ``ifInState``; the Email/set, whose ``accountId`` refers back to it, so that it
+        runs only if no mailbox changed since ``mailbox_state`` (Cyrus 3.6 accepts mail
+        into a mailbox destroyed a moment before, and the mail can no longer be read);
+        then a Mailbox/get of ``mailboxes``: which of them exist after the write, and the
+        Mailbox state that says so. ``update`` must fit one Email/set.
+        """
+        account = self.session.account_id
+        calls = [
+            m.mailbox_set_guard(account, mailbox_state),
+            m.email_set(
+                m.result_ref("ms", "Mailbox/set", "/accountId"), update, if_in_state=if_in_state
+            ),
+            m.mailbox_get(account, mailboxes, call_id="mb"),
+        ]
+        answers = q.by_call_id(self.call(calls, tolerate=("ms", "s")))
+        boxes, state = m.parse_mailbox_get(q.answer_to(answers, "mb", "Mailbox/get"))
+        try:
+            q.answer_to(answers, "ms", "Mailbox/set")
+        except JmapMethodError as exc:
+            if exc.error_type != "stateMismatch":
+                raise
+            result = None
+        else:
+            result = m.parse_set("Email/set", q.answer_to(answers, "s", "Email/set"))
+        return GuardedSet(result, frozenset(b.id for b in boxes), state)
 
     def import_email(
         self,

@@ -124,16 +124,23 @@ def parse_identity_get(args: Mapping[str, Any]) -> list[str]:
 
 
 def email_set(
-    account_id: str,
+    account_id: str | Mapping[str, str],
     update: Mapping[str, Mapping[str, Any]],
     *,
     if_in_state: str | None = None,
     call_id: str = "s",
 ) -> Invocation:
     """Email/set updates: patches (``mailboxIds/<id>``) or whole properties; with
-    ``if_in_state`` the server refuses all of it (stateMismatch) if anything changed."""
+    ``if_in_state`` the server refuses all of it (stateMismatch) if anything changed.
+
+    ``account_id`` may be a back-reference (``result_ref``): the server then runs the
+    set only if the call it refers to succeeded (RFC 8620 §3.7), the mailbox guard."""
     patches = {email_id: dict(patch) for email_id, patch in update.items()}
-    args: dict[str, Any] = {"accountId": account_id}
+    args: dict[str, Any] = (
+        {"#accountId": dict(account_id)}
+        if isinstance(account_id, Mapping)
+        else {"accountId": account_id}
+    )
     if if_in_state is not None:
         args["ifInState"] = if_in_state
     args["update"] = patches
@@ -195,6 +202,13 @@ def parse_mailbox_get(args: Mapping[str, Any]) -> tuple[list[Mailbox], str]:
         for item in items
     ]
     return mailboxes, str(_required(args, "state", "Mailbox/get"))
+
+
+def mailbox_set_guard(account_id: str, if_in_state: str, *, call_id: str = "ms") -> Invocation:
+    """A Mailbox/set that changes nothing and fails (stateMismatch) unless the Mailbox
+    state is still ``if_in_state``: a later call referring to it runs only if no
+    mailbox changed in between."""
+    return ("Mailbox/set", {"accountId": account_id, "ifInState": if_in_state}, call_id)
 
 
 def mailbox_set_create(

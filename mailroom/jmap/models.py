@@ -76,3 +76,18 @@ class Changes:
     new_state: str
     has_more: bool
     created: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedSet:
+    """One guarded Email/set request: the guard, the write, the mailboxes after it.
+
+    ``result`` is None when the guard refused the write (a mailbox changed since the
+    state it checked): nothing was written. ``present`` are the guarded mailboxes that
+    exist after the write, ``mailbox_state`` the Mailbox state they were read in (what
+    the next write's guard checks).
+    """
+
+    result: SetResult | None
+    present: frozenset[str]
+    mailbox_state: str

@@ -28,7 +28,7 @@ import structlog
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.config import Settings
-from mailroom.errors import JmapSetError, MailroomError, PassDeadline
+from mailroom.errors import JmapSetError, MailboxGone, MailroomError, PassDeadline
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
 from mailroom.jmap.client import MAX_CHANGES, JmapClient
@@ -44,6 +44,7 @@ from mailroom.routing.judge import (
 )
 from mailroom.routing.model import routing
 from mailroom.triage.engine import Triager
+from mailroom.triage.guard import Writer
 from mailroom.triage.lookup import contact_groups
 from mailroom.triage.report import PassReport
 from mailroom.triage.sender import SenderId
@@ -278,14 +279,18 @@ class ArrivalRouter:
         misrouted = [j for j in judgments if j.verdict == "misrouted"]
         refused: set[str] = set()
         if self.mode == "enforce" and misrouted:
+            # Guarded like triage's filing (triage/guard.py): never into a mailbox gone
+            writer = Writer(self._jmap, screener=view.screener, error=None)
             try:
-                writes.extend(
-                    self._jmap.update_emails({j.email_id: move_patch(j) for j in misrouted})
-                )
+                writes.extend(writer.update({j.email_id: move_patch(j) for j in misrouted}))
             except JmapSetError as exc:
                 refused = set(exc.failures)
                 for email_id, why in exc.failures.items():
                     log.error("arrival_move_refused", email_id=email_id, error=str(why.get("type")))
+            except MailboxGone as exc:  # nothing moved: the mail stays where it landed
+                refused = {j.email_id for j in misrouted}
+                log.error("arrival_move_refused", emails=len(refused), error=str(exc))
+            refused |= writer.unfiled | writer.lost
         for j in misrouted:
             moved = self.mode == "enforce" and j.email_id not in refused
             (log.info if moved else log.warning)(

@@ -28,6 +28,11 @@ last pass's start waits until that window ends, and all of it is collapsed into 
 pass; so a burst costs at most two passes (the first at once, the rest together), and
 a steady stream of news one pass per window. Without news, a pass runs
 ``poll_interval`` after the previous one ended (trigger ``fallback``).
+
+A pass that failed because the server said to come back later (``Retry-After`` on a
+429 or 503, ``retry_after``) holds every pass, push or fallback, until then: at least
+``SERVER_RETRY_FLOOR`` and at most ``RETRY_AFTER_CAP`` seconds after it ended, as the
+listener clamps the same header (service/backoff.py).
 """
 
 from __future__ import annotations
@@ -36,10 +41,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from mailroom.errors import PassStopped, ServerError
+from mailroom.service.backoff import SERVER_RETRY_FLOOR
 from mailroom.service.wake import Wake
 from mailroom.triage.report import PassReport
 
 Verdict = Literal["news", "echo", "seen"]
+RETRY_AFTER_CAP = 900.0  # seconds: the longest a server's Retry-After holds the worker
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The server's ``Retry-After`` behind a failed pass, in seconds, clamped; else None."""
+    asked = exc.retry_after if isinstance(exc, (ServerError, PassStopped)) else None
+    return None if asked is None else min(max(asked, SERVER_RETRY_FLOOR), RETRY_AFTER_CAP)
 
 
 def own_states(report: PassReport) -> frozenset[str]:
@@ -82,6 +96,7 @@ class Timer:
     last_started_at: float | None = None  # when it started: the window counts from here
     pending_since: float | None = None  # the first news not yet passed on; None when idle
     collapsed: int = 0  # wakes folded into the pending pass
+    not_before: float | None = None  # the server's Retry-After: no pass before this
 
     def window_end(self) -> float | None:
         """Until when news must wait (the last pass's start + debounce), if ever."""
@@ -93,8 +108,10 @@ class Timer:
         """The moment the loop must act next (a push pass or the fallback timer)."""
         if self.pending_since is not None:
             end = self.window_end()
-            return self.pending_since if end is None else max(self.pending_since, end)
-        return self.last_pass_at + self.poll_interval
+            due = self.pending_since if end is None else max(self.pending_since, end)
+        else:
+            due = self.last_pass_at + self.poll_interval
+        return due if self.not_before is None else max(due, self.not_before)
 
     def held(self) -> bool:
         """Pending news is waiting for the window to end (it did not start a pass at once)."""
@@ -115,8 +132,14 @@ class Timer:
             return None
         return "push" if self.pending_since is not None else "fallback"
 
-    def after_pass(self, started: float, ended: float) -> Timer:
-        """A pass that started at ``started`` has just ended (succeeded or raised)."""
+    def after_pass(self, started: float, ended: float, *, wait: float | None = None) -> Timer:
+        """A pass that started at ``started`` has just ended (succeeded or raised); ``wait``:
+        the server asked for no request before ``ended + wait`` (``retry_after``)."""
         return replace(
-            self, last_pass_at=ended, last_started_at=started, pending_since=None, collapsed=0
+            self,
+            last_pass_at=ended,
+            last_started_at=started,
+            pending_since=None,
+            collapsed=0,
+            not_before=None if wait is None else ended + wait,
         )

@@ -132,15 +132,17 @@ class Worker:
                 self._counters["passes_held"] += 1
             started = self._clock()
             passed = False
+            wait: float | None = None  # the server's Retry-After
             try:
                 report = self._pass_fn(trigger)
             except Exception as exc:  # any failed pass is counted and retried, never fatal
-                self._failed(exc)
+                wait = debounce.retry_after(exc)
+                self._failed(exc, wait)
             else:
                 self._passed(report)
                 passed = True
             finally:
-                self._timer = self._timer.after_pass(started, self._clock())
+                self._timer = self._timer.after_pass(started, self._clock(), wait=wait)
             during = self._wakes.drain()  # queued before the pass's last write returned
             if during:
                 self._take(during, during_last=passed)
@@ -167,7 +169,7 @@ class Worker:
             **{k: dict(v) for k, v in self._tallies.items()},
         )
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, retry_after: float | None = None) -> None:
         self._failures_in_a_row += 1
         self._counters["failures"] += 1
         log.error(
@@ -175,6 +177,7 @@ class Worker:
             error=error_summary(exc),
             error_type=type(exc).__name__,
             consecutive_failures=self._failures_in_a_row,
+            retry_after=retry_after,
             exc_info=not isinstance(exc, MailroomError),
         )
         self._status.update(

@@ -28,8 +28,10 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import SetResult
 from mailroom.triage import contacts, lookup, parking, plan
 from mailroom.triage.filing import file_senders
+from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
+from mailroom.triage.onhold import hold_gone_categories
 from mailroom.triage.report import PassReport
 from mailroom.triage.scan import Scanner
 
@@ -100,6 +102,7 @@ class Triager:
             log.warning("email_without_sender", email_id=email_id)
         self._mark_conflicts(scanned.conflicts, scan.ids, writes)
         ledger = Ledger()
+        hold_gone_categories(self.settings, scan.ids, scanned.senders, ledger)
         decisions: list[plan.Decision] = []
         misses = 0
         if scanned.senders:
@@ -119,6 +122,7 @@ class Triager:
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
             arrivals=scan.changed,
             triaged=tuple(sorted(Counter(d.category for d in done).items())),
+            waiting=len(ledger.waiting),
         )
         log.info(
             "poll_completed",
@@ -129,6 +133,7 @@ class Triager:
             skipped_error_label=scanned.skipped_error,
             search_misses=report.search_misses,
             parked=len(parked),
+            waiting=report.waiting,
             duration_s=report.duration_s,
         )
         return report
@@ -151,9 +156,8 @@ class Triager:
         update = {e.id: label for s in senders if s.id in names for e in s.trigger_emails}
         try:
             writes.extend(self.jmap.update_emails(update))
-        except PassDeadline:
-            raise
         except MailroomError as exc:
+            stop_if_unanswered(exc)
             self._strikes = strikes.unpark(parked)
             log.error("sender_parking_failed", senders=sorted(map(str, names)), error=str(exc))
             return ()

@@ -17,17 +17,27 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import structlog
+
 from mailroom.config import Settings
-from mailroom.errors import MailroomError, PassDeadline
+from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
 from mailroom.triage import plan
+from mailroom.triage.guard import Writer
+from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
+from mailroom.triage.onhold import hold_senders_of
 from mailroom.triage.plan import Decision
 from mailroom.triage.sender import SenderId
 
 Update = dict[str, plan.Patch]
+log = structlog.get_logger("mailroom.triage")
+UNFILED = (
+    "{emails} email(s) lost a mailbox the write gave them (deleted meanwhile): those that "
+    "can still be read were put back in the Screener with the error label"
+)
 
 
 def search_filter(ids: MailboxIds, address: str) -> dict[str, Any]:
@@ -36,9 +46,14 @@ def search_filter(ids: MailboxIds, address: str) -> dict[str, Any]:
     return {"from": address, "inMailboxOtherThan": excluded} if excluded else {"from": address}
 
 
+def listing_filter(mailbox_id: str) -> dict[str, Any]:
+    """Everything in one mailbox (no search index needed)."""
+    return {"inMailbox": mailbox_id}
+
+
 def screener_filter(ids: MailboxIds) -> dict[str, Any]:
     """Initial triage: everything in the Screener (no search index needed)."""
-    return {"inMailbox": ids.screener}
+    return listing_filter(ids.screener)
 
 
 def by_sender(emails: Iterable[Email]) -> dict[SenderId, list[Email]]:
@@ -48,6 +63,23 @@ def by_sender(emails: Iterable[Email]) -> dict[SenderId, list[Email]]:
         if sender is not None:
             found.setdefault(sender, []).append(email)
     return found
+
+
+def listed_mailboxes(settings: Settings, ids: MailboxIds, d: Decision) -> tuple[str, ...]:
+    """The mailboxes listed whole for a sender, where its mail is found without search.
+
+    Initial triage: the Screener. Re-triage: the Screener too, and the destinations of
+    the categories whose groups the contact was in (its old category and its
+    ancestors): there the sender's backlog is, whatever the search index makes of it.
+    """
+    if d.initial:
+        return (ids.screener,)
+    old = [
+        ids.destinations[c.name]
+        for c in settings.categories
+        if c.contact_group in d.groups_before and c.name in ids.destinations
+    ]
+    return tuple(dict.fromkeys([ids.screener, *old]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,39 +92,55 @@ class Searched:
 
 
 def find_sender_mail(
-    jmap: JmapClient, ids: MailboxIds, decisions: Sequence[Decision], ledger: Ledger
+    jmap: JmapClient,
+    settings: Settings,
+    ids: MailboxIds,
+    decisions: Sequence[Decision],
+    ledger: Ledger,
 ) -> Searched:
-    """Each sender's mail: one batch for every sender; one sender at a time if it fails."""
+    """Each sender's mail: one batch for every sender; one filter at a time if it fails.
+
+    Every mailbox listed is listed once for the pass and matched to each sender here
+    (``SenderId.sent``); a re-triage also searches all mail by ``from``.
+    """
     retriage = [d for d in decisions if not d.initial]
-    initial = [d for d in decisions if d.initial]
+    boxes = {d.sender.id: listed_mailboxes(settings, ids, d) for d in decisions}
+    listed = list(dict.fromkeys(b for d in decisions for b in boxes[d.sender.id]))
     filters = [search_filter(ids, d.sender.email) for d in retriage]
-    if initial:
-        filters.append(screener_filter(ids))
+    filters += [listing_filter(b) for b in listed]
+    owners: list[Sequence[Decision]] = [[d] for d in retriage]
+    owners += [[d for d in decisions if b in boxes[d.sender.id]] for b in listed]
     state: str | None = None
     try:
         answered = jmap.query_emails_many(filters)[0]
         results = [r.emails for r in answered]
         state = answered[0].state
-    except PassDeadline:
-        raise
-    except Exception:  # the batch failed: one filter at a time, isolated
-        owners = _owners(filters, retriage, initial)
-        results = [_one(jmap, f, ledger, whose) for f, whose in owners]
+    except Exception as exc:  # the batch failed: one filter at a time, isolated
+        stop_if_unanswered(exc)
+        results = [_one(jmap, f, ledger, whose) for f, whose in zip(filters, owners, strict=True)]
+    searched = dict(zip([d.sender.id for d in retriage], results, strict=False))
+    in_box = {
+        b: by_sender(found) for b, found in zip(listed, results[len(retriage) :], strict=True)
+    }
     mail: dict[SenderId, Sequence[Email]] = {}
-    for d, found in zip(retriage, results, strict=False):
-        mail[d.sender.id] = [e for e in found if d.sender.id.sent(e)]
-    screener = by_sender(results[-1]) if initial else {}
-    for d in initial:
-        mail[d.sender.id] = screener.get(d.sender.id, [])
-    misses = sum(missed(ids, d, mail[d.sender.id]) for d in decisions if ledger.ok(d))
+    for d in decisions:
+        found = [e for e in searched.get(d.sender.id, ()) if d.sender.id.sent(e)]
+        for b in boxes[d.sender.id]:
+            found += in_box[b].get(d.sender.id, [])
+        mail[d.sender.id] = list({e.id: e for e in found}.values())
+    misses = 0
+    for d in decisions:
+        missing = missed(ids, d, mail[d.sender.id]) if ledger.ok(d) else 0
+        if missing:
+            log.warning(
+                "sender_mail_not_found",
+                sender=d.sender.email,
+                category=d.category,
+                labelled_emails_missed=missing,
+                initial=d.initial,
+            )
+        misses += missing
     return Searched(mail, misses, state)
-
-
-def _owners(
-    filters: Sequence[Mapping[str, Any]], retriage: Sequence[Decision], initial: Sequence[Decision]
-) -> list[tuple[Mapping[str, Any], Sequence[Decision]]]:
-    owners: list[Sequence[Decision]] = [[d] for d in retriage] + ([initial] if initial else [])
-    return list(zip(filters, owners, strict=True))
 
 
 def _one(
@@ -150,31 +198,73 @@ def label_updates(ids: MailboxIds, d: Decision) -> Update:
     return update
 
 
+@dataclass(frozen=True, slots=True)
+class Filer:
+    """What every filing write of a pass needs: the guarded writer and what a hold names."""
+
+    writer: Writer
+    settings: Settings
+    ids: MailboxIds
+
+
 def apply_per_sender(
-    jmap: JmapClient,
+    filer: Filer,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
     writes: list[SetResult],
     ledger: Ledger,
 ) -> None:
-    """All senders' writes in one batch; on any failure, again one sender at a time."""
-    merged = {eid: patch for u in updates.values() for eid, patch in u.items()}
-    if not merged:
-        return
-    try:
-        writes.extend(jmap.update_emails(merged))
-        return
-    except PassDeadline:
-        raise
-    except Exception:  # noqa: S110 -- redone per sender below, where it is attributed
-        pass
+    """All senders' writes in one batch; on any failure, again one sender at a time.
+
+    A mailbox gone meanwhile puts the senders whose writes add mail to it on hold
+    (nothing of theirs was written), and the batch goes again without them.
+    """
+    while True:
+        merged = _merged(updates, ledger.standing(decisions))
+        if not merged:
+            return
+        try:
+            writes.extend(filer.writer.update(merged))
+            return
+        except MailboxGone as exc:
+            if not _hold(filer, exc, updates, decisions, ledger):
+                break  # no sender's write added mail to it: redone per sender below
+        except Exception as exc:  # redone per sender below, where it is attributed
+            stop_if_unanswered(exc)
+            break
     for d in ledger.standing(decisions):
         if updates.get(d.sender.id):
-            ledger.guard([d], partial(_write, jmap, updates[d.sender.id], writes))
+            ledger.guard([d], partial(_write, filer, d, updates, writes, ledger))
 
 
-def _write(jmap: JmapClient, update: Update, writes: list[SetResult]) -> None:
-    writes.extend(jmap.update_emails(update))
+def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) -> Update:
+    return {eid: patch for d in standing for eid, patch in updates.get(d.sender.id, {}).items()}
+
+
+def _write(
+    filer: Filer,
+    d: Decision,
+    updates: Mapping[SenderId, Update],
+    writes: list[SetResult],
+    ledger: Ledger,
+) -> None:
+    try:
+        writes.extend(filer.writer.update(updates[d.sender.id]))
+    except MailboxGone as exc:
+        if not _hold(filer, exc, updates, [d], ledger):
+            raise
+
+
+def _hold(
+    filer: Filer,
+    exc: MailboxGone,
+    updates: Mapping[SenderId, Update],
+    decisions: Sequence[Decision],
+    ledger: Ledger,
+) -> int:
+    """Put the senders whose writes add mail to a gone mailbox on hold; how many."""
+    gone = exc.mailbox_ids
+    return hold_senders_of(filer.settings, filer.ids, gone, updates, decisions, ledger)
 
 
 def file_senders(
@@ -188,23 +278,40 @@ def file_senders(
     """Steps 6 and 7 of triage.md for every sender still standing; the search misses."""
     if not decisions:
         return 0
-    searched = find_sender_mail(jmap, ids, decisions, ledger)
+    searched = find_sender_mail(jmap, settings, ids, decisions, ledger)
     filing: dict[SenderId, Update] = {}
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
         ledger.moved[d.sender.id] = len(filing[d.sender.id])
+    writer = Writer(jmap, screener=ids.screener, error=ids.error)
+    filer = Filer(writer, settings, ids)
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
-    if not write_whole(jmap, first, searched, writes):
-        apply_per_sender(jmap, first, decisions, writes, ledger)
+    if not write_whole(writer, first, searched, writes):
+        apply_per_sender(filer, first, decisions, writes, ledger)
+    settle(writer, first, decisions, ledger)
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }
-    apply_per_sender(jmap, last, decisions, writes, ledger)
+    apply_per_sender(filer, last, decisions, writes, ledger)
+    settle(writer, last, decisions, ledger)
     return searched.misses
 
 
+def settle(
+    writer: Writer,
+    updates: Mapping[SenderId, Update],
+    decisions: Sequence[Decision],
+    ledger: Ledger,
+) -> None:
+    """A sender with mail the read-back found unfiled or lost fails: its label stays."""
+    for d in ledger.standing(decisions):
+        bad = set(updates.get(d.sender.id, {})) & (writer.unfiled | writer.lost)
+        if bad:
+            ledger.fail(d.sender, JmapError(UNFILED.format(emails=len(bad))))
+
+
 def write_whole(
-    jmap: JmapClient, first: Mapping[SenderId, Update], searched: Searched, writes: list[SetResult]
+    writer: Writer, first: Mapping[SenderId, Update], searched: Searched, writes: list[SetResult]
 ) -> bool:
     """The first write as whole ``mailboxIds`` values, guarded by ``ifInState``.
 
@@ -222,10 +329,9 @@ def write_whole(
     if searched.state is None:
         return False
     try:
-        writes.extend(jmap.update_emails(merged, if_in_state=searched.state))
-    except PassDeadline:
-        raise
-    except MailroomError:
+        writes.extend(writer.update(merged, if_in_state=searched.state))
+    except MailroomError as exc:  # a gone mailbox or a state change: redone as patches
+        stop_if_unanswered(exc)
         return False
     return True
 

@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import structlog
 
-from mailroom.errors import MailroomError, PassDeadline
+from mailroom.errors import MailroomError
+from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.plan import Decision, LabelledSender
 from mailroom.triage.sender import SenderId
 
@@ -29,9 +30,13 @@ class Ledger:
     def __init__(self) -> None:
         self.failed: dict[SenderId, str] = {}
         self.moved: dict[SenderId, int] = {}
+        # Senders on hold: a mailbox their category files into is gone. They keep their
+        # label and wait, with no strike: nothing is wrong with them.
+        self.waiting: dict[SenderId, str] = {}
 
     def ok(self, item: Decision | LabelledSender) -> bool:
-        return sender_of(item).id not in self.failed
+        sender = sender_of(item).id
+        return sender not in self.failed and sender not in self.waiting
 
     def standing(self, items: Iterable[D]) -> list[D]:
         """The items whose sender has not failed."""
@@ -41,13 +46,19 @@ class Ledger:
         """Run one step shared by ``items``; a failure fails each of them. True if it ran."""
         try:
             step()
-        except PassDeadline:
-            raise  # the whole pass stops
         except Exception as exc:  # isolation: the other senders go on
+            stop_if_unanswered(exc)  # ... unless the server is not answering: the pass stops
             for item in items:
                 self.fail(sender_of(item), exc)
             return False
         return True
+
+    def wait(self, sender: LabelledSender, reason: str) -> None:
+        """Put ``sender`` on hold for this pass (its label stays; no strike)."""
+        if sender.id in self.failed or sender.id in self.waiting:
+            return
+        self.waiting[sender.id] = reason
+        log.info("sender_waiting", sender=sender.email, category=sender.category, reason=reason)
 
     def fail(self, sender: LabelledSender, exc: BaseException) -> None:
         if sender.id in self.failed:

@@ -13,8 +13,9 @@ from functools import partial
 
 from mailroom.carddav.client import CardDavClient
 from mailroom.carddav.models import Card
-from mailroom.errors import MailroomError, PassDeadline
+from mailroom.errors import MailroomError
 from mailroom.triage import contacts, plan
+from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.sender import SenderId
 
@@ -41,9 +42,8 @@ def lookup(
 def _read_cards(carddav: CardDavClient, addresses: Sequence[str]) -> list[Card] | None:
     try:
         return carddav.find_by_emails(addresses, with_groups=True)
-    except PassDeadline:
-        raise
-    except MailroomError:
+    except MailroomError as exc:
+        stop_if_unanswered(exc)
         return None
 
 

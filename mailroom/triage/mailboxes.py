@@ -27,6 +27,8 @@ class MailboxIds:
     warning: str | None
     labels: Mapping[str, str]  # label mailbox id -> category name
     destinations: Mapping[str, str]  # category name -> destination mailbox id
+    # Categories whose destination mailbox does not exist: on hold (triage/onhold.py)
+    gone: frozenset[str] = frozenset()
 
     def chain_ids(self, chain: Sequence[str]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.destinations[name] for name in chain))
@@ -72,7 +74,11 @@ def find_role(mailboxes: Sequence[Mailbox], role: str) -> str | None:
 
 
 def resolve(settings: Settings, mailboxes: Sequence[Mailbox]) -> MailboxIds:
-    """Map the config onto the server's mailboxes; every missing one is named."""
+    """Map the config onto the server's mailboxes; every missing one is named.
+
+    A missing destination mailbox stops its category only (``gone``): its senders
+    wait and the other categories go on. Any other missing mailbox stops triage.
+    """
     missing: list[str] = []
 
     def need(name: str) -> str:
@@ -86,7 +92,8 @@ def resolve(settings: Settings, mailboxes: Sequence[Mailbox]) -> MailboxIds:
     error = need(settings.error_label)
     warning = need(settings.warning_label) if settings.warnings_enabled else None
     labels = {need(c.label): c.name for c in settings.categories}
-    destinations = {c.name: need(c.destination_mailbox) for c in settings.categories}
+    found = {c.name: find_mailbox(mailboxes, c.destination_mailbox) for c in settings.categories}
+    destinations = {name: mid for name, mid in found.items() if mid is not None}
     inbox = find_role(mailboxes, "inbox")
     if inbox is None:
         missing.append("the Inbox (role inbox)")
@@ -101,4 +108,5 @@ def resolve(settings: Settings, mailboxes: Sequence[Mailbox]) -> MailboxIds:
         warning=warning,
         labels=labels,
         destinations=destinations,
+        gone=frozenset(name for name, mid in found.items() if mid is None),
     )

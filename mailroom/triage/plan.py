@@ -198,6 +198,9 @@ class Decision:
     initial: bool  # initial triage (sweep the Screener) or re-triage (all mail)
     history_line: str
     warn: bool  # the name on the card differs from the display name
+    # The managed groups the contact was in before the pass: a re-triage lists the
+    # mailboxes of their categories, where the sender's old mail is.
+    groups_before: frozenset[str] = frozenset()
 
 
 def decide(
@@ -230,4 +233,5 @@ def decide(
         initial=initial,
         history_line=initial_line if initial else f"Re-triaged to {sender.category} on {today}",
         warn=warnings_enabled and existing is not None and names_differ(existing.contact.fn, name),
+        groups_before=found.groups,
     )

@@ -34,6 +34,9 @@ class PassReport:
     routing: Mapping[str, Any] | None = None
     # (category, senders triaged into it) this pass, by category name: /metrics
     triaged: tuple[tuple[str, int], ...] = ()
+    # Senders on hold: a mailbox their category files into is gone (triage/onhold.py).
+    # They keep their label, are not failures and get no strike.
+    waiting: int = 0
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,81 @@
+"""Categories on hold: their destination mailbox is gone, so their senders wait.
+
+A category whose destination mailbox was deleted (by the user, in the web UI) stops
+alone: its labelled senders, and those of every category below it, keep their label
+and wait, with one line naming the category and what to do. The other categories go
+on. The mailbox can be gone at the scan (``MailboxIds.gone``) or go between the scan
+and a filing write (``MailboxGone`` from the guarded write, triage/guard.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from mailroom.config import Settings
+from mailroom.triage.guard import added
+from mailroom.triage.ledger import Ledger
+from mailroom.triage.mailboxes import MailboxIds
+from mailroom.triage.plan import Decision, LabelledSender
+from mailroom.triage.sender import SenderId
+
+log = structlog.get_logger("mailroom.triage")
+
+FIX = "create the mailbox again (`mailroom setup --apply`) and the senders are triaged"
+
+
+def hold_gone_categories(
+    settings: Settings, ids: MailboxIds, senders: Sequence[LabelledSender], ledger: Ledger
+) -> None:
+    """At the scan: the senders of a category whose chain has a gone destination wait."""
+    if not ids.gone:
+        return
+    waiting: dict[str, list[LabelledSender]] = {}
+    for s in ledger.standing(senders):
+        stopped = [c.name for c in settings.chain(s.category) if c.name in ids.gone]
+        if stopped:
+            waiting.setdefault(stopped[0], []).append(s)
+    for name in sorted(waiting):  # one line a pass for each category that holds senders
+        held = waiting[name]
+        _stopped(settings, name, len(held))
+        for s in held:
+            ledger.wait(s, f"the destination mailbox of category {name!r} is gone")
+
+
+def hold_senders_of(
+    settings: Settings,
+    ids: MailboxIds,
+    gone: Collection[str],
+    updates: Mapping[SenderId, Mapping[str, Mapping[str, Any]]],
+    decisions: Sequence[Decision],
+    ledger: Ledger,
+) -> int:
+    """Mid-pass: the senders whose write adds mail to a mailbox in ``gone`` wait; how many."""
+    names = {mid: name for name, mid in ids.destinations.items()}
+    held = [
+        d
+        for d in ledger.standing(decisions)
+        if any(added(p) & set(gone) for p in updates.get(d.sender.id, {}).values())
+    ]
+    for mid in sorted(gone) if held else ():
+        _stopped(settings, names.get(mid, mid), len(held))
+    for d in held:
+        reason = "a mailbox its write adds mail to was deleted during the pass"
+        ledger.wait(d.sender, reason)
+    return len(held)
+
+
+def _stopped(settings: Settings, category: str, senders: int) -> None:
+    """The one line: which category stopped, its mailbox, who waits, what to do."""
+    mailbox = next(
+        (c.destination_mailbox for c in settings.categories if c.name == category), category
+    )
+    log.error(
+        "category_stopped",
+        category=category,
+        mailbox=mailbox,
+        senders_waiting=senders,
+        fix=FIX,
+    )
