@@ -190,3 +190,21 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
                 [f"{path} is a symbolic link; mailroom will not follow it. Remove it"]
             ) from exc
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: a temp file in the same directory, then
+    ``os.replace``, so a reader sees the old file or the new one, never half of one;
+    neither step follows a symbolic link."""
+    import contextlib
+    import tempfile  # here: it imports shutil, bz2 and lzma, and health never writes
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

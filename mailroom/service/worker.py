@@ -206,11 +206,13 @@ def main(settings: Settings) -> int:
     """`mailroom work`: the real pass function, wired to the loop."""
     from mailroom.clients import open_clients
     from mailroom.triage.engine import Triager
+    from mailroom.triage.strikes import STRIKES_FILE
 
     settings.require_credentials()
     accountlock.hold(settings)  # one triaging worker per account, whatever its state dir
     with open_clients(settings) as (jmap, carddav):
-        triager = Triager(settings, jmap, carddav)  # one per process: it keeps mailbox ids
+        kept = ensure_state_dir(settings.state_dir) / STRIKES_FILE  # strikes outlive a restart
+        triager = Triager(settings, jmap, carddav, strikes_file=kept)  # keeps mailbox ids
         return serve(
             triager.run_pass,
             settings.state_dir,
