@@ -121,7 +121,9 @@ class Worker:
             passed = False
             try:
                 report = self._pass_fn(trigger)
-            except Exception as exc:  # any failed pass is counted and retried, never fatal
+            except accountlock.AccountTaken:
+                raise  # a second worker on this account: exit 78, as a config error
+            except Exception as exc:  # any other failed pass is counted and retried
                 self._failed(exc)
             else:
                 self._passed(report)
@@ -209,12 +211,13 @@ def main(settings: Settings) -> int:
     from mailroom.triage.strikes import STRIKES_FILE
 
     settings.require_credentials()
-    accountlock.hold(settings)  # one triaging worker per account, whatever its state dir
     with open_clients(settings) as (jmap, carddav):
         kept = ensure_state_dir(settings.state_dir) / STRIKES_FILE  # strikes outlive a restart
         triager = Triager(settings, jmap, carddav, strikes_file=kept)  # keeps mailbox ids
+        # one triaging worker per account, however spelled: locked at the first pass
+        locked = accountlock.locked(triager.run_pass, lambda: jmap.session, settings.state_dir)
         return serve(
-            triager.run_pass,
+            locked,
             settings.state_dir,
             poll_interval=settings.poll_interval,
             debounce_seconds=settings.debounce_seconds,
