@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mailroom.errors import ConfigError, MailroomError
+from mailroom.version import version
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
 if TYPE_CHECKING:
@@ -51,7 +52,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "work": ("mailroom.service.worker", "main", "the worker process: triage on push and timer"),
     "health": ("mailroom.service.health", "main", "the health endpoint (GET /healthz)"),
     "run": ("mailroom.service.supervise", "main", "run everything under supervisord (foreground)"),
-    "status": ("mailroom.ops.status", "main", "each program's state and the /healthz summary"),
+    "status": (
+        "mailroom.ops.status",
+        "main",
+        "what runs (mailroom run, the demo, a system supervisord): programs and /healthz",
+    ),
     "demo": ("mailroom.ops.demo", "main", "a local demo against Cyrus on loopback"),
 }
 EPILOG = (
@@ -59,24 +64,6 @@ EPILOG = (
     "credentials come from MAILROOM_JMAP_TOKEN, MAILROOM_CARDDAV_USERNAME and "
     "MAILROOM_CARDDAV_PASSWORD."
 )
-
-
-def version() -> str:
-    """The installed version, else the checkout's pyproject.toml version."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("mailroom-screener")
-    except PackageNotFoundError:
-        import tomllib
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
-        try:
-            return str(tomllib.loads(pyproject.read_text("utf-8"))["project"]["version"])
-        except (OSError, KeyError, tomllib.TOMLDecodeError):
-            return "unknown"
 
 
 def _version_action() -> type[argparse.Action]:
@@ -116,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "demo":
             _demo_arguments(command)
+        if name == "status":
+            command.add_argument(
+                "--supervisor-socket",
+                metavar="PATH",
+                help="ask the supervisord on this control socket (a system one running the "
+                "deploy snippet's mailroom group) instead of looking in the usual places",
+            )
     return parser
 
 
@@ -209,6 +203,8 @@ def _run(args: argparse.Namespace) -> int:
         return entry(settings, apply=args.apply)
     if args.command == "reset":
         return entry(settings, apply=args.apply, yes=args.yes)
+    if args.command == "status" and args.supervisor_socket:
+        return entry(settings, supervisor_socket=Path(args.supervisor_socket))
     return entry(settings)
 
 

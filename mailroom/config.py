@@ -115,6 +115,10 @@ class Settings(BaseSettings):
         "info"
     )
     log_format: Annotated[Literal["auto", "json", "console"], BeforeValidator(_lower)] = "auto"
+    # What the worker does with new mail (routing/arrivals.py): judge it and log the
+    # misrouted ("audit"), also move it where the routing model puts it ("enforce"), or
+    # read no new mail ("off").
+    routing: Annotated[Literal["audit", "enforce", "off"], BeforeValidator(_lower)] = "audit"
 
     @classmethod
     def settings_customise_sources(

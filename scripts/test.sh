@@ -73,9 +73,13 @@ lint() {
     step "mypy" "$VENV/bin/mypy"
 }
 
+# Tests run in parallel (pytest-xdist), each worker process with a Cyrus of its own
+# (tests/conftest.py): most of a real-server test is waiting on the server, so more
+# workers than cores pays. MAILROOM_TEST_JOBS sets how many (0: one process, no xdist);
+# an explicit -n in ARGS wins, being later on the line.
 run_pytest() {
     local rc=0
-    "$PY" -m pytest "$@" || rc=$?
+    "$PY" -m pytest -n "${MAILROOM_TEST_JOBS:-4}" "$@" || rc=$?
     [ "$rc" = 5 ] && say "pytest collected no tests (exit 5): that is a failure"
     return "$rc"
 }

@@ -5,6 +5,11 @@ one-time build does not count against a test's timeout), and only when a selecte
 test uses it. It is stopped at the end only if this session started it and
 MAILROOM_TEST_KEEP_CYRUS is unset; set that variable during development so the
 shared server stays up between runs.
+
+Under pytest-xdist (``make test`` runs ``-n``) each worker process is a session of
+its own and starts a Cyrus of its own (``cyrus_settings(..., worker=)``):
+no two workers share a server, an account or a port. The one-time build is shared
+(start.sh takes a lock for it).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def _start_once(config: pytest.Config) -> CyrusServer | BaseException:
     if found is not None:
         return found
     try:
-        found = start_cyrus(cyrus_settings(os.environ))
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        found = start_cyrus(cyrus_settings(os.environ, worker=worker))
     except Exception as exc:  # reported by the `cyrus` fixture, test by test
         found = exc
     config.stash[_SERVER] = found

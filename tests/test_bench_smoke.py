@@ -51,6 +51,10 @@ def test_every_bench_script_runs_with_tiny_sizes(cyrus: CyrusServer) -> None:
     assert [r[2] for r in rows] == ["3", "20"]  # N of each row
     assert int(rows[1][3]) > int(rows[0][3])  # more pages and chunks: more JMAP requests
 
+    judged = run_bench(cyrus, "routing_check.py", "--emails", "4", "--senders", "2", "--runs", "1")
+    assert "check's routing judgment: 4 emails from 2 strangers" in judged
+    (row,) = [line.split() for line in judged.splitlines() if line.startswith("4 ")]
+    assert row[:5] == ["4", "4", "1", "2", "1"]  # read, judged, problems, JMAP, CardDAV
     routed = run_bench(cyrus, "routing.py", "--trials", "2")
     assert "rules installed (routed to Feed)" in routed
     assert sum(line.rstrip().endswith("yes") for line in routed.splitlines()) == 2

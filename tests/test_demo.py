@@ -1,4 +1,5 @@
-"""`mailroom demo --once` as a new user runs it: a server, mail, the service, one triage."""
+"""`mailroom demo --once` as a new user runs it: a server, mail, the service, one triage,
+the rules routing new mail, and `check` naming a missing rule."""
 
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ def test_demo_shows_the_whole_loop_and_stops_everything(tmp_path: Path) -> None:
     # the loop: the server's rules route the triaged sender's next email, and a stranger's
     assert out.count("the server's rules put it in ['Feed']") == 1
     assert out.count("the server's rules put it in ['Screener']") == 1
+    # check catches a missing rule: the sender's next email left in the Inbox past the rules
+    (routing,) = [line for line in out.splitlines() if line.startswith("problem: routing:")]
+    assert routing.startswith(
+        "problem: routing: the newest email from contact group Feed (news@paperboy.example, "
+    )
+    assert "is in Inbox, not Feed: the rule for contact group Feed seems missing;" in routing
     assert "trigger=push" in out
     assert "senders_triaged=1" in out
     assert not server_left_running  # the demo stops the server it started

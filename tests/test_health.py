@@ -16,8 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from mailroom.service.health import BACKLOG, IDLE_TIMEOUT, answer, evaluate, make_server
+from mailroom.service.health import (
+    BACKLOG,
+    IDLE_TIMEOUT,
+    STARTUP_GRACE,
+    answer,
+    evaluate,
+    make_server,
+)
 from mailroom.service.status import iso, write_status
 from mailroom_dev.probes import request_all
 
@@ -122,6 +130,82 @@ def test_a_worker_that_has_not_passed_yet_is_healthy_from_its_start() -> None:
     assert body["last_poll_trigger"] is None
     stuck = worker_doc(last_successful_poll=None, started_at=iso(NOW - 200))
     assert evaluate(stuck, listener_doc(), NOW)[0] == 503
+
+
+AUTH = "AuthError: the JMAP server rejected the credentials (HTTP 401); check the token"
+
+
+def test_a_rejected_token_in_the_workers_last_pass_is_503_at_once() -> None:
+    # a fresh worker whose start-up pass was refused: no grace to wait for
+    doc = worker_doc(
+        started_at=iso(NOW - 2), last_successful_poll=None, consecutive_failures=1, last_error=AUTH
+    )
+    code, body = evaluate(doc, listener_doc(), NOW)
+    assert code == 503
+    assert body["status"] == "failing"
+    assert body["reason"] == (
+        "authentication failed: the JMAP server rejected the credentials (HTTP 401); "
+        "check the token"
+    )
+    # a token revoked while running: failing at once too, whatever the last good pass
+    doc = worker_doc(consecutive_failures=1, last_error=AUTH)
+    assert evaluate(doc, listener_doc(), NOW)[0] == 503
+
+
+def test_a_listener_refused_while_not_connected_is_503_at_once() -> None:
+    fresh = worker_doc(started_at=iso(NOW - 2), last_successful_poll=None)
+    listener = listener_doc(status="connecting", connected_since=None, last_error=AUTH)
+    code, body = evaluate(fresh, listener, NOW)
+    assert code == 503
+    assert body["reason"].startswith("authentication failed: the JMAP server rejected")
+    # connected again: an old error in the file is history, not a verdict
+    assert evaluate(worker_doc(), listener_doc(last_error=AUTH), NOW)[0] == 200
+
+
+def test_other_errors_are_not_taken_for_authentication() -> None:
+    doc = worker_doc(consecutive_failures=2, last_error="ServerError: HTTP 503 AuthError: x")
+    code, body = evaluate(doc, listener_doc(), NOW)
+    assert code == 200  # retried on the next push or the timer; 503 once it is too old
+    assert body["status"] == "degraded"
+    assert (
+        body["reason"] == "the last 2 pass(es) failed (retried): ServerError: HTTP 503 AuthError: x"
+    )
+
+
+def test_no_successful_pass_since_start_is_503_once_the_grace_is_past() -> None:
+    def fresh(age: float, **more: Any) -> dict[str, Any]:
+        return worker_doc(started_at=iso(NOW - age), last_successful_poll=None, **more)
+
+    assert evaluate(fresh(STARTUP_GRACE - 1), listener_doc(), NOW)[0] == 200
+    error = "TransportError: cannot reach the JMAP server"
+    code, body = evaluate(fresh(STARTUP_GRACE + 1, last_error=error), listener_doc(), NOW)
+    assert code == 503
+    assert body["reason"] == (
+        f"no successful pass since the worker started {STARTUP_GRACE + 1:.0f} s ago; "
+        f"last error: {error}"
+    )
+
+
+def test_a_previous_workers_pass_does_not_count_for_a_restarted_one() -> None:
+    # worker.json carries the last good pass over a restart; it was before this start
+    restarted = {"started_at": iso(NOW - STARTUP_GRACE - 5), "last_successful_poll": iso(NOW - 50)}
+    code, body = evaluate(worker_doc(**restarted), listener_doc(), NOW)
+    assert code == 503
+    assert body["reason"].startswith("no successful pass since the worker started")
+    assert body["last_poll_age_seconds"] == 50.0
+
+
+def test_a_reason_says_why_the_service_is_degraded_and_ok_has_none() -> None:
+    assert evaluate(worker_doc(), listener_doc(), NOW)[1]["reason"] is None
+    _, body = evaluate(worker_doc(), listener_doc(status="disconnected"), NOW)
+    assert body["reason"] == (
+        "push is disconnected: mail is triaged on the fallback timer (every 60 s) "
+        "until it reconnects"
+    )
+    _, body = evaluate(worker_doc(last_successful_poll=iso(NOW - 121)), listener_doc(), NOW)
+    assert body["reason"] == (
+        "the last successful pass was 121 s ago (failing past twice the poll interval, 120 s)"
+    )
 
 
 def test_push_down_is_still_200_but_shows_in_the_body() -> None:
@@ -239,6 +323,11 @@ def test_a_health_process_answers_http(
     assert code == 200
     assert body["worker"]["status"] == "up"
     assert get(f"{base}/elsewhere")[0] == 404
+    scrape = httpx.get(f"{base}/metrics", timeout=10)
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+    assert [s.value for s in families["mailroom_ready"].samples] == [1.0]
 
 
 def test_a_health_process_exits_zero_on_sigterm(health: tuple[subprocess.Popen[str], str]) -> None:

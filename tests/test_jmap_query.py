@@ -39,6 +39,41 @@ def test_query_get_is_a_query_and_a_get_reading_its_ids_by_back_reference() -> N
     ]
 
 
+def test_newest_get_is_one_page_newest_first_after_a_date_with_when_each_arrived() -> None:
+    calls = query.newest_get("acct", "2026-11-26T13:00:00Z", limit=500, tag="0")
+    assert calls == [
+        (
+            "Email/query",
+            {
+                "accountId": "acct",
+                "filter": {"after": "2026-11-26T13:00:00Z"},
+                "sort": [{"property": "receivedAt", "isAscending": False}],
+                "position": 0,
+                "limit": 500,
+            },
+            "q0",
+        ),
+        (
+            "Email/get",
+            {
+                "accountId": "acct",
+                "#ids": {"resultOf": "q0", "name": "Email/query", "path": "/ids"},
+                "properties": ["from", "mailboxIds", "receivedAt"],
+            },
+            "g0",
+        ),
+    ]
+    item = {"id": "M1", "mailboxIds": {"I": True}, "receivedAt": "2026-12-03T13:00:00Z"}
+    answers = query.by_call_id(
+        [
+            ("Email/query", {"ids": ["M1"]}, "q0"),
+            ("Email/get", {"state": "s", "list": [item]}, "g0"),
+        ]
+    )
+    (email,) = query.parse_query_get(answers, "0").emails
+    assert email == Email("M1", None, frozenset({"I"}), "2026-12-03T13:00:00Z")
+
+
 def test_answers_are_paired_with_calls_by_call_id_not_by_order() -> None:
     answers = query.by_call_id(
         [

@@ -71,9 +71,14 @@ def test_honcho_runs_procfile_dev_with_health_on_the_first_port_and_triages_by_p
         start_new_session=True,
     )
     try:
-        body = wait_until(
-            lambda: (b := healthz(web_port)) and b["eventsource"]["status"] == "connected" and b,
-            "health on $PORT with push connected",
+        body = wait_until(  # and the startup pass done: the label is push's to triage
+            lambda: (
+                (b := healthz(web_port))
+                and b["eventsource"]["status"] == "connected"
+                and b["last_poll_trigger"] == "startup"
+                and b
+            ),
+            "health on $PORT with push connected and the startup pass done",
         )
         mail = box.deliver(from_addr="dev@honcho.example", subject="a")
         box.label(mail, "@ToFeed")

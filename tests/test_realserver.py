@@ -5,7 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mailroom_dev.realserver import Account, CyrusServer, new_account, parse_exports, vcard_props
+from mailroom_dev.realserver import (
+    Account,
+    CyrusServer,
+    cyrus_settings,
+    new_account,
+    parse_exports,
+    vcard_props,
+)
 
 
 @pytest.mark.real
@@ -100,3 +107,16 @@ def test_parse_exports_reads_bash_quoted_values() -> None:
     out = "export A=plain\nexport B=with\\ space\nnoise\nexport C=''\n"
 
     assert parse_exports(out) == {"A": "plain", "B": "with space", "C": ""}
+
+
+def test_each_xdist_worker_gets_a_server_of_its_own() -> None:
+    environ = {"MAILROOM_TEST_CYRUS_DIR": "/tmp/c"}
+    alone = cyrus_settings(environ)
+    workers = [cyrus_settings(environ, worker=f"gw{n}") for n in range(8)]
+
+    assert alone["CYRUS_PEER_DIR"] == "/tmp/c"
+    assert workers[0]["CYRUS_PEER_DIR"] == "/tmp/c-gw0"
+    assert workers[1]["CYRUS_PEER_HTTP_PORT"] == "18028"
+    ports = [s[k] for s in [alone, *workers] for k in s if k.endswith("_PORT")]
+    assert len(set(ports)) == len(ports) == 27
+    assert len({s["CYRUS_PEER_DIR"] for s in [alone, *workers]}) == 9

@@ -289,9 +289,17 @@ def test_a_contact_edited_just_before_its_delete_is_kept_and_flagged(account: Ac
     assert all(not members for members in account.groups().values())
 
 
+# The kill points are dealt to this many tests (k = part + 1, part + 1 + PARTS, ...),
+# so that parallel test workers share them; together they kill after every request.
+KILL_PARTS = 6
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
-def test_a_reset_killed_after_any_request_converges_when_run_again(cyrus: CyrusServer) -> None:
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("part", range(KILL_PARTS))
+def test_a_reset_killed_after_any_request_converges_when_run_again(
+    cyrus: CyrusServer, part: int
+) -> None:
     reference = scenario(new_account(cyrus))
     counting = Counting()
     assert run_reset(reference, transport=counting)[0] == 0
@@ -300,7 +308,7 @@ def test_a_reset_killed_after_any_request_converges_when_run_again(cyrus: CyrusS
     total = counting.sent
     assert total > 15  # every step of the reset is exercised
 
-    for k in range(1, total + 1):
+    for k in range(part + 1, total + 1, KILL_PARTS):
         box = scenario(new_account(cyrus))
         try:
             with pytest.raises(Killed):

@@ -4,7 +4,7 @@ come from one model, pinned here for the default categories and a three-level hi
 from __future__ import annotations
 
 from mailroom.categories import DEFAULT_CATEGORIES, category
-from mailroom.routing.fastmail import fastmail_steps
+from mailroom.routing.fastmail import enforce_alternative, fastmail_steps
 from mailroom.routing.model import Route, routing
 from mailroom.routing.sieve import quote, rules_script, wrapped_by, wrapper_script
 
@@ -24,8 +24,8 @@ LAST_TWO = [
     'Keep this order and leave "Continue to apply other rules" unticked: a sender triaged to '
     "a child category is also in its parents' groups, so the child's rule comes first and "
     "must be the only one applied.",
-    "These rules are yours to make: mailroom cannot install rules on this server, and "
-    "`mailroom check` cannot see them.",
+    "These rules are yours to make: mailroom cannot install rules on this server. "
+    "`mailroom check` judges them by where new mail lands.",
 ]
 
 
@@ -190,3 +190,20 @@ def test_the_wrapper_names_the_script_it_runs_first() -> None:
     )
     assert wrapped_by(wrapper_script('my "old" rules')) == 'my "old" rules'
     assert wrapped_by(wrapper_script(None)) is None
+
+
+def test_the_steps_are_followed_by_the_enforce_alternative_and_its_cost() -> None:
+    (line,) = enforce_alternative("audit")
+    assert line.startswith("Or, instead of these rules: MAILROOM_ROUTING=enforce")
+    assert "without any rule" in line
+    assert "lands in the Inbox for about a second first" in line
+    assert "a phone may notify" in line
+    assert "Sieve" not in line  # nothing said about what Fastmail accepts as a script
+    assert enforce_alternative("off") == [line]
+
+
+def test_under_enforce_the_rules_are_optional() -> None:
+    (line,) = enforce_alternative("enforce")
+    assert line.startswith("routing: enforce is set: mailroom routes each new email itself")
+    assert "rules are optional" in line
+    assert "in the Inbox for about a second first" in line

@@ -1,40 +1,18 @@
 """A server without JMAP Sieve (as Fastmail, as far as is known): setup prints the Fastmail
-steps and says they are the user's to make; check gives a note, not a failure."""
+steps, says they are the user's to make and offers `routing: enforce` instead, with its
+cost; check gives a note, not a failure."""
 
 from __future__ import annotations
 
-import json
-
-import httpx
 import pytest
 
-from mailroom.jmap.sieve import CYRUS_SIEVE, RFC_SIEVE
 from mailroom.ops import check
 from mailroom.ops.rules import setup_rules
 from mailroom.routing.fastmail import HEADER
 from mailroom_dev.realserver import Account, sieve_scripts
-from mailroom_dev.triagebox import Box
+from mailroom_dev.triagebox import Box, NoSieve
 
 pytestmark = pytest.mark.real
-
-
-class NoSieve(httpx.BaseTransport):
-    """The real server, with the Sieve capabilities taken out of its session."""
-
-    def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
-        if request.method != "GET" or not request.url.path.rstrip("/").endswith("/jmap"):
-            return response
-        data = json.loads(response.read())
-        for key in (RFC_SIEVE, CYRUS_SIEVE):
-            data.get("capabilities", {}).pop(key, None)
-        return httpx.Response(response.status_code, json=data)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def test_without_sieve_setup_prints_the_fastmail_steps_and_installs_nothing(
@@ -51,7 +29,9 @@ def test_without_sieve_setup_prints_the_fastmail_steps_and_installs_nothing(
         carddav.close()
     assert not outcome.failed
     assert outcome.lines[0] == HEADER
-    assert outcome.lines[-1].startswith("These rules are yours to make")
+    assert outcome.lines[-2].startswith("These rules are yours to make")
+    assert outcome.lines[-1].startswith("Or, instead of these rules: MAILROOM_ROUTING=enforce")
+    assert "lands in the Inbox for about a second first" in outcome.lines[-1]
     assert sieve_scripts(account) == before
     assert finding.level == "note"
     assert "the rules are yours to create" in finding.text

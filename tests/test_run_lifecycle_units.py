@@ -308,7 +308,11 @@ def test_status_renders_the_programs_and_the_health_summary() -> None:
 def test_status_without_a_running_supervisord_says_so_and_exits_3(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mailroom", "status"],
-        env={**os.environ, "MAILROOM_STATE_DIR": str(tmp_path)},
+        env={
+            **os.environ,
+            "MAILROOM_STATE_DIR": str(tmp_path),
+            "MAILROOM_DEMO_DIR": str(tmp_path / "demo"),  # not a demo that may run here
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -29,6 +29,7 @@ from mailroom.service.worker import (
     serve,
 )
 from mailroom.triage.report import PassReport
+from mailroom.version import version
 from mailroom_dev.wait import wait_until
 
 START = 1000.0
@@ -295,7 +296,37 @@ def test_a_successful_pass_is_recorded_in_the_status_file(clock: Clock, status: 
         "echoes_skipped": 0,
         "seen_skipped": 0,
         "passes_held": 0,
+        "emails_moved": 0,
+        "senders_failed": 0,
+        "senders_parked": 0,
     }
+    assert doc["passes_by_trigger"] == {"startup": 1, "push": 1}
+    assert doc["version"] == version()
+
+
+def test_what_passes_did_is_summed_for_metrics(clock: Clock, status: StatusFile) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30)
+    wakes.at(START + 5, email("1"))
+    fake.outcomes = [
+        PassReport(trigger="startup", emails_moved=3, triaged=(("Feed", 2),), failures=1),
+        PassReport(
+            trigger="push",
+            emails_moved=4,
+            triaged=(("Feed", 1), ("Paper Trail", 1)),
+            parked=("a@x.test: refused",),
+        ),
+    ]
+    assert worker.run() == 0
+    doc = read_status(status.path)
+    assert doc is not None
+    assert doc["triaged"] == {"Feed": 3, "Paper Trail": 1}
+    assert doc["passes_by_trigger"] == {"startup": 1, "push": 1}
+    counters = doc["counters"]
+    assert (counters["emails_moved"], counters["senders_failed"], counters["senders_parked"]) == (
+        7,
+        1,
+        1,
+    )
 
 
 def test_stop_during_a_pass_lets_it_finish_and_runs_no_other(

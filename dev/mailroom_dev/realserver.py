@@ -58,9 +58,18 @@ class CyrusServer:
         return f"{self.base_url}/jmap/"
 
 
-def cyrus_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """start.sh's environment for the test server (ports and dir overridable)."""
-    return {
+_PORTS = ("CYRUS_PEER_HTTP_PORT", "CYRUS_PEER_IMAP_PORT", "CYRUS_PEER_LMTP_PORT")
+
+
+def cyrus_settings(environ: Mapping[str, str], *, worker: str | None = None) -> dict[str, str]:
+    """start.sh's environment for the test server (ports and dir overridable).
+
+    ``worker``: a pytest-xdist worker's name (gw0, gw1 ...); worker n gets a server of
+    its own: the directory carries its name and each port is shifted by 10 * (n + 1).
+    The default ports end in 8, 3 and 4, so a shifted port of one kind never meets a
+    port of another kind.
+    """
+    settings = {
         "CYRUS_PEER_PUSH": "1",
         "CYRUS_PEER_BUILD_DIR": environ.get(
             "MAILROOM_TEST_CYRUS_BUILD_DIR", "/tmp/mailroom-cyrus-build"
@@ -70,6 +79,11 @@ def cyrus_settings(environ: Mapping[str, str]) -> dict[str, str]:
         "CYRUS_PEER_IMAP_PORT": environ.get("MAILROOM_TEST_CYRUS_IMAP_PORT", "18143"),
         "CYRUS_PEER_LMTP_PORT": environ.get("MAILROOM_TEST_CYRUS_LMTP_PORT", "18024"),
     }
+    if worker is not None and worker.startswith("gw") and worker[2:].isdigit():
+        shift = 10 * (int(worker[2:]) + 1)
+        settings.update({key: str(int(settings[key]) + shift) for key in _PORTS})
+        settings["CYRUS_PEER_DIR"] += f"-{worker}"
+    return settings
 
 
 def parse_exports(text: str) -> dict[str, str]:

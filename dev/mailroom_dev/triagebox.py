@@ -3,6 +3,7 @@ user (deliver, label) and to read the end state (mailboxes, contacts, groups).""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,19 @@ import httpx
 from mailroom.carddav.client import CardDavClient
 from mailroom.config import Settings, load_settings
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.sieve import CYRUS_SIEVE, RFC_SIEVE
 from mailroom.ops import setup
 from mailroom.triage.engine import Triager
 from mailroom.triage.report import PassReport
-from mailroom_dev.realserver import REALM, Account, imap_append, messages, vcard_props
+from mailroom_dev.realserver import (
+    REALM,
+    Account,
+    imap_append,
+    messages,
+    sieve_call,
+    sieve_scripts,
+    vcard_props,
+)
 
 
 @dataclass
@@ -106,3 +116,37 @@ def fill_screener(box: Box, sender: str, count: int) -> str:
         box.account, box.settings.screener_mailbox, messages(sender, count - 1, to=to, start=1)
     )
     return first
+
+
+# -- a server without rules: Fastmail where the user made none
+
+
+class NoSieve(httpx.BaseTransport):
+    """The real server, with the Sieve capabilities taken out of its session: mailroom
+    sees a server it cannot install rules on, as Fastmail."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if request.method != "GET" or not request.url.path.rstrip("/").endswith("/jmap"):
+            return response
+        data = json.loads(response.read())
+        for key in (RFC_SIEVE, CYRUS_SIEVE):
+            data.get("capabilities", {}).pop(key, None)
+        return httpx.Response(response.status_code, json=data)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def without_rules(box: Box) -> Box:
+    """Take mailroom's Sieve rules out of the account: new mail delivered over LMTP lands
+    in the Inbox, as on Fastmail when the user made no rules."""
+    listed = sieve_call(box.account, "SieveScript/get", {"ids": None})["list"]
+    sieve_call(box.account, "SieveScript/set", {"onSuccessActivateScript": None})
+    sieve_call(box.account, "SieveScript/set", {"destroy": [s["id"] for s in listed]})
+    if sieve_scripts(box.account):
+        raise AssertionError(f"Sieve scripts left: {sieve_scripts(box.account)}")
+    return box

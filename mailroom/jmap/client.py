@@ -6,7 +6,8 @@ paging that never trusts ``total``. httpx errors are translated here, once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -37,6 +38,16 @@ AUTH_HINT = (
     "(Settings > Privacy & Security > API tokens)"
 )
 JMAP_LIMITS = HttpLimits()  # 60 s per request, 32 MiB per answer (docs/decisions.md)
+MAX_CHANGES = 500  # new emails judged per round: a flood is read in batches this size
+
+
+@dataclass(frozen=True, slots=True)
+class ScanAnswer:
+    """What ``scan_emails`` read: per filter, the mailboxes and the new mail if asked."""
+
+    results: list[q.EmailQueryResult]
+    mailboxes: list[Mailbox] | None
+    changed: q.ChangedEmails | None
 
 
 class JmapClient:
@@ -91,9 +102,14 @@ class JmapClient:
     # -- the one POST ------------------------------------------------------------
 
     def call(
-        self, calls: Sequence[m.Invocation], *, using: Sequence[str] = (CORE, MAIL)
+        self,
+        calls: Sequence[m.Invocation],
+        *,
+        using: Sequence[str] = (CORE, MAIL),
+        tolerate: Collection[str] = (),
     ) -> list[m.Invocation]:
-        """Send ``calls`` in ONE request; any ``error`` answer raises JmapMethodError."""
+        """Send ``calls`` in ONE request; any ``error`` answer raises JmapMethodError,
+        but those to the call ids in ``tolerate``, which are returned for the caller."""
         body = {"using": list(using), "methodCalls": [list(inv) for inv in calls]}
         response = self._send("POST", self.session.api_url, json=body)
         answers = _json(response).get("methodResponses")
@@ -102,7 +118,7 @@ class JmapClient:
         asked = {call_id: name for name, _args, call_id in calls}
         result: list[m.Invocation] = []
         for name, args, call_id in answers:
-            if name == "error":
+            if name == "error" and call_id not in tolerate:
                 method = asked.get(call_id, "?")
                 raise JmapMethodError(
                     method, str(args.get("type", "unknown")), str(args.get("description", ""))
@@ -154,35 +170,104 @@ class JmapClient:
     def query_emails_many(
         self, filters: Sequence[Mapping[str, Any]], *, with_mailboxes: bool = False
     ) -> tuple[list[q.EmailQueryResult], list[Mailbox] | None]:
+        """Every email each filter matches, one result per filter (``scan_emails``)."""
+        found = self.scan_emails(filters, with_mailboxes=with_mailboxes)
+        return found.results, found.mailboxes
+
+    def scan_emails(
+        self,
+        filters: Sequence[Mapping[str, Any]],
+        *,
+        with_mailboxes: bool = False,
+        changes_since: str | None = None,
+        max_changes: int = MAX_CHANGES,
+    ) -> ScanAnswer:
         """Every email each filter matches, one result per filter, in few requests.
 
         Each page is an Email/query + Email/get pair; the pairs of all filters still
         paging go out together, as many per request as ``maxCallsInRequest`` allows.
-        With ``with_mailboxes`` a Mailbox/get rides along in the first request.
+        With ``with_mailboxes`` a Mailbox/get rides along in the first request; with
+        ``changes_since`` the Email/changes + Email/get of the mail created since then.
         """
         paging = q.Paging(filters)
         boxes: list[Mailbox] | None = None
-        per_request = max(1, (self.session.max_calls_in_request - 1) // 2)
+        changed: q.ChangedEmails | None = None
+        first = []
+        if with_mailboxes:
+            first.append(m.mailbox_get(self.session.account_id))
+        if changes_since is not None:
+            most = min(max_changes, self._read_size)  # the Email/get reads them all
+            first += q.changes_get(self.session.account_id, changes_since, max_changes=most)
+        per_request = max(1, (self.session.max_calls_in_request - len(first)) // 2)
         while paging.pending:
             for chunk in _chunks(paging.pending, per_request):
-                calls = []
-                if with_mailboxes and boxes is None:
-                    calls.append(m.mailbox_get(self.session.account_id))
+                calls, first = first, []
+                riders = {call_id for _n, _a, call_id in calls}
                 for i in chunk:
                     calls += paging.calls(i, self.session.account_id, self._read_size)
-                answers = q.by_call_id(self.call(calls))
-                if calls[0][0] == "Mailbox/get":
+                answers = q.by_call_id(self.call(calls, tolerate=q.changes_call_ids() & riders))
+                if "m" in riders:
                     boxes = m.parse_mailbox_get(q.answer_to(answers, "m", "Mailbox/get"))[0]
+                if q.changes_call_ids() <= riders:
+                    changed = q.parse_changes_get(answers)
                 for i in chunk:
                     paging.took(i, q.parse_query_get(answers, str(i)), self._read_size)
-        return paging.results(), boxes
+        return ScanAnswer(paging.results(), boxes, changed)
 
-    def get_emails(self, ids: Sequence[str]) -> list[Email]:
+    def newest_emails(self, after: str, *, limit: int) -> tuple[list[Email], list[Mailbox]]:
+        """At most ``limit`` of the newest emails received after ``after`` (a UTCDate), in
+        every mailbox, newest first, with ``received_at``; and the account's mailboxes.
+
+        ONE request (Mailbox/get, Email/query, Email/get), one page: a bounded look, not
+        a listing. A server that uses a smaller limit than asked gives fewer.
+        """
+        account = self.session.account_id
+        calls = [
+            m.mailbox_get(account),
+            *q.newest_get(account, after, limit=min(limit, self._read_size), tag="0"),
+        ]
+        answers = q.by_call_id(self.call(calls))
+        boxes = m.parse_mailbox_get(q.answer_to(answers, "m", "Mailbox/get"))[0]
+        return list(q.parse_query_get(answers, "0").emails), boxes
+
+    def changed_emails(
+        self, since_state: str, *, max_changes: int = MAX_CHANGES
+    ) -> q.ChangedEmails:
+        """The mail created since ``since_state`` (one request): Email/changes + Email/get."""
+        most = min(max_changes, self._read_size)
+        calls = q.changes_get(self.session.account_id, since_state, max_changes=most)
+        return q.parse_changes_get(q.by_call_id(self.call(calls, tolerate=q.changes_call_ids())))
+
+    def query_page(
+        self, filter: Mapping[str, Any], *, position: int, limit: int, properties: Sequence[str]
+    ) -> q.EmailPage:
+        """One page of one filter, read with ``properties`` (one request)."""
+        calls = q.query_get(
+            self.session.account_id,
+            filter,
+            position=position,
+            limit=limit,
+            tag="0",
+            properties=properties,
+        )
+        return q.parse_query_get(q.by_call_id(self.call(calls)), "0")
+
+    def identities(self) -> list[str]:
+        """The addresses the account sends as; none when the server offers no submission."""
+        if m.SUBMISSION not in self.session.capabilities:
+            return []
+        inv = m.identity_get(self.session.account_id)
+        answers = q.by_call_id(self.call([inv], using=(CORE, MAIL, m.SUBMISSION)))
+        return m.parse_identity_get(q.answer_to(answers, inv[2], inv[0]))
+
+    def get_emails(
+        self, ids: Sequence[str], *, properties: Sequence[str] = m.EMAIL_PROPERTIES
+    ) -> list[Email]:
         emails: list[Email] = []
         if not ids:
             return emails
         for chunk in _chunks(list(ids), self._read_size):
-            inv = m.email_get(self.session.account_id, chunk)
+            inv = m.email_get(self.session.account_id, chunk, properties=properties)
             emails.extend(m.parse_email_get(self._call_one(inv))[0])
         return emails
 

@@ -10,14 +10,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailroom.errors import JmapError, JmapMethodError, JmapSetError
-from mailroom.jmap.models import Address, Email, Mailbox, QueryPage, SetResult
+from mailroom.jmap.models import Address, Changes, Email, Mailbox, QueryPage, SetResult
 
 Invocation = tuple[str, dict[str, Any], str]
 
 EMAIL_PROPERTIES = ("from", "mailboxIds")
+ARRIVAL_PROPERTIES = ("from", "mailboxIds", "receivedAt")
+SUBMISSION = "urn:ietf:params:jmap:submission"  # Identity/get's capability (RFC 8621 §6)
 MAILBOX_PROPERTIES = ("id", "name", "parentId", "role")
 # Oldest first: a stable order, so positions mean the same thing from page to page.
 EMAIL_SORT = ({"property": "receivedAt", "isAscending": True},)
+NEWEST_FIRST = ({"property": "receivedAt", "isAscending": False},)
 
 
 def email_query(
@@ -27,11 +30,12 @@ def email_query(
     position: int = 0,
     limit: int,
     call_id: str = "q",
+    sort: Sequence[Mapping[str, Any]] = EMAIL_SORT,
 ) -> Invocation:
     args = {
         "accountId": account_id,
         "filter": dict(filter),
-        "sort": [dict(s) for s in EMAIL_SORT],
+        "sort": [dict(s) for s in sort],
         "position": position,
         "limit": limit,
     }
@@ -82,11 +86,41 @@ def _email(item: Mapping[str, Any]) -> Email:
         first = senders[0]
         sender = Address(email=first.get("email") or "", name=first.get("name") or None)
     boxes = item.get("mailboxIds") or {}
+    received = item.get("receivedAt")
     return Email(
         id=item["id"],
         sender=sender,
         mailbox_ids=frozenset(box for box, present in boxes.items() if present),
+        received_at=received if isinstance(received, str) else None,
     )
+
+
+def email_changes(
+    account_id: str, since_state: str, *, max_changes: int, call_id: str = "c"
+) -> Invocation:
+    """What changed since ``since_state``, at most ``max_changes`` ids (RFC 8620 §5.2)."""
+    args = {"accountId": account_id, "sinceState": since_state, "maxChanges": max_changes}
+    return ("Email/changes", args, call_id)
+
+
+def parse_email_changes(args: Mapping[str, Any]) -> Changes:
+    return Changes(
+        old_state=str(_required(args, "oldState", "Email/changes")),
+        new_state=str(_required(args, "newState", "Email/changes")),
+        has_more=bool(args.get("hasMoreChanges")),
+        created=tuple(args.get("created") or ()),
+    )
+
+
+def identity_get(account_id: str, *, call_id: str = "i") -> Invocation:
+    """Every identity the account sends as (needs the submission capability)."""
+    return ("Identity/get", {"accountId": account_id, "ids": None}, call_id)
+
+
+def parse_identity_get(args: Mapping[str, Any]) -> list[str]:
+    """The identities' addresses, as written."""
+    items = _required(args, "list", "Identity/get")
+    return [str(item["email"]) for item in items if item.get("email")]
 
 
 def email_set(

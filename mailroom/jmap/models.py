@@ -43,6 +43,7 @@ class Email:
     id: str
     sender: Address | None  # the first `from` address, None when there is none
     mailbox_ids: frozenset[str]
+    received_at: str | None = None  # only when asked for (ARRIVAL_PROPERTIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +64,16 @@ class QueryPage:
     limit: int | None  # present when the server clamped the limit asked for (RFC 8620 §5.5)
     total: int | None  # only when asked for, and never trusted for paging
     query_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """One Email/changes answer: the ids created since ``old_state`` (RFC 8620 §5.2).
+
+    Updates and destructions are not kept: only new mail is judged.
+    """
+
+    old_state: str
+    new_state: str
+    has_more: bool
+    created: tuple[str, ...]

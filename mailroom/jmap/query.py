@@ -3,7 +3,8 @@
 Pure: ``query_get`` builds the pair of calls for one page of one filter (the get reads
 the query's ids through a back-reference, RFC 8620 §3.7); ``parse_query_get`` pairs the
 answers with the calls by call id; ``is_last_page`` says whether to ask for the next
-page. ``JmapClient.query_emails_many`` is the only loop that sends them.
+page. ``JmapClient.scan_emails`` is the only loop that sends them. ``changes_get`` is
+the Email/changes + Email/get pair that rides along in its first request (new mail).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailroom.errors import JmapError
+from mailroom.errors import JmapError, JmapMethodError
 from mailroom.jmap import methods as m
-from mailroom.jmap.models import Email, QueryPage
+from mailroom.jmap.models import Changes, Email, QueryPage
 
 # A server that answers full pages for ever is an error, not a loop: at the smallest
 # page a server may use (500) this is 100,000 emails for one filter.
@@ -39,12 +40,79 @@ class EmailQueryResult:
 
 
 def query_get(
-    account_id: str, filter: Mapping[str, Any], *, position: int, limit: int, tag: str
+    account_id: str,
+    filter: Mapping[str, Any],
+    *,
+    position: int,
+    limit: int,
+    tag: str,
+    sort: Sequence[Mapping[str, Any]] = m.EMAIL_SORT,
+    properties: Sequence[str] = m.EMAIL_PROPERTIES,
 ) -> list[m.Invocation]:
     """The two calls for one page: call ids ``q<tag>`` and ``g<tag>``."""
-    query = m.email_query(account_id, filter, position=position, limit=limit, call_id=f"q{tag}")
+    query = m.email_query(
+        account_id, filter, position=position, limit=limit, call_id=f"q{tag}", sort=sort
+    )
     ref = m.result_ref(f"q{tag}", "Email/query", "/ids")
-    return [query, m.email_get(account_id, ref, call_id=f"g{tag}")]
+    return [query, m.email_get(account_id, ref, properties=properties, call_id=f"g{tag}")]
+
+
+def newest_get(account_id: str, after: str, *, limit: int, tag: str) -> list[m.Invocation]:
+    """One page of the newest emails received after ``after`` (a UTCDate), in every
+    mailbox, newest first, with when each arrived: a bounded look at recent arrivals."""
+    return query_get(
+        account_id,
+        {"after": after},
+        position=0,
+        limit=limit,
+        tag=tag,
+        sort=m.NEWEST_FIRST,
+        properties=m.ARRIVAL_PROPERTIES,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedEmails:
+    """The emails created since a state, read with their sender, mailboxes and arrival.
+
+    ``changes`` is None when the server cannot calculate changes since that state
+    (``cannotCalculateChanges``; or ``invalidArguments``, which Cyrus answers for a
+    state it never issued): the caller falls back to a query by ``receivedAt``.
+    """
+
+    changes: Changes | None
+    emails: tuple[Email, ...]
+    state: str  # the Email state the get read; "" when changes is None
+
+
+CANNOT_CALCULATE = frozenset({"cannotCalculateChanges", "invalidArguments"})
+
+
+def changes_get(
+    account_id: str, since_state: str, *, max_changes: int, tag: str = "a"
+) -> list[m.Invocation]:
+    """Email/changes and the Email/get of its created ids: call ids ``c<tag>``, ``d<tag>``."""
+    changes = m.email_changes(account_id, since_state, max_changes=max_changes, call_id=f"c{tag}")
+    ref = m.result_ref(f"c{tag}", "Email/changes", "/created")
+    get = m.email_get(account_id, ref, properties=m.ARRIVAL_PROPERTIES, call_id=f"d{tag}")
+    return [changes, get]
+
+
+def changes_call_ids(tag: str = "a") -> frozenset[str]:
+    """The calls of ``changes_get`` whose error answers ``parse_changes_get`` reads."""
+    return frozenset({f"c{tag}", f"d{tag}"})
+
+
+def parse_changes_get(answers: Mapping[str, m.Invocation], tag: str = "a") -> ChangedEmails:
+    """The created emails; "cannot calculate" is an answer, any other error raises."""
+    try:
+        changes = m.parse_email_changes(answer_to(answers, f"c{tag}", "Email/changes"))
+    except JmapMethodError as exc:
+        if exc.error_type not in CANNOT_CALCULATE:
+            raise
+        return ChangedEmails(None, (), "")
+    emails, state = m.parse_email_get(answer_to(answers, f"d{tag}", "Email/get"))
+    return ChangedEmails(changes, tuple(emails), state)
 
 
 def by_call_id(answers: Sequence[m.Invocation]) -> dict[str, m.Invocation]:

@@ -1,8 +1,9 @@
 """`mailroom check`: is everything in place for triage to run?
 
 It checks the credentials, reaches JMAP and CardDAV with them, looks for every mailbox
-and contact group ``mailroom setup`` would create, probes the EventSource and compares
-the installed routing rules with the categories (a note where they are the user's). Each
+and contact group ``mailroom setup`` would create, probes the EventSource, compares
+the installed routing rules with the categories (a note where they are the user's) and
+judges the routing by where the last week's new mail landed (``ops.routing_check``). Each
 problem is one line that says what to do. Push being unavailable is a warning, not a
 problem: polling carries triage without it. Exit 0 only when there is no problem.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
@@ -23,7 +25,7 @@ from mailroom.httpbounds import DeadlineExceeded, HttpLimits, budget, new_client
 from mailroom.jmap.client import JmapClient, raise_for_status
 from mailroom.jmap.models import Mailbox, Session
 from mailroom.jmap.session import expand_event_source_url
-from mailroom.ops import rules, setup
+from mailroom.ops import routing_check, rules, setup
 from mailroom.triage.mailboxes import find_mailbox, find_role
 
 Level = Literal["ok", "note", "warning", "problem"]
@@ -158,8 +160,10 @@ def run_checks(
     carddav: CardDavClient,
     *,
     push_transport: httpx.BaseTransport | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
-    """Every finding, in the order printed."""
+    """Every finding, in the order printed; ``now`` (default: the clock) dates the
+    window of new mail the routing is judged by."""
     jmap_found, session = check_jmap(settings, jmap)
     carddav_found = check_carddav(settings, carddav)
     found = [*jmap_found, *carddav_found]
@@ -167,6 +171,10 @@ def run_checks(
         found.append(check_push(settings, session, transport=push_transport))
         if carddav_found[0].level == "ok":  # the rules name groups: CardDAV must answer
             found.append(check_rules(settings, jmap, carddav))
+            judged = routing_check.check_routing(
+                settings, jmap, carddav, now=now or datetime.now(UTC)
+            )
+            found += [Finding(level, text) for level, text in judged]
     return found
 
 

@@ -6,8 +6,10 @@ on 127.0.0.1 with the checkout's ``dev/cyrus/start.sh``, runs ``mailroom setup
 mail from a handful of senders over LMTP (the rules put it in the Screener), starts the
 service (``mailroom run``: listener, worker and health under supervisord), puts
 ``@ToFeed`` on one email and shows the sender triaged, then delivers a new email from
-that sender (the rules file it in Feed) and one from a stranger (the Screener), and
-says how to go on and how to stop. Ctrl-C stops the service and the server.
+that sender (the rules file it in Feed) and one from a stranger (the Screener), shows
+``mailroom check`` naming a missing rule (one more email from that sender put in the
+Inbox past the rules, as a server without the rule for Feed leaves it), and says how
+to go on and how to stop. Ctrl-C stops the service and the server.
 
 In a second terminal: ``mailroom demo label ADDRESS LABEL`` puts a triage label on the
 newest email of ADDRESS, as a mail client would; ``mailroom demo send ADDRESS SUBJECT``
@@ -214,6 +216,27 @@ def show_routing(env: Mapping[str, str], address: str, name: str) -> None:
     say("an email from a sender nobody has screened yet arrives")
     where = send(env, NEWCOMER, "Hello from a stranger")
     print(f"the server's rules put it in {where}", flush=True)
+    show_check(env, address, name)
+
+
+def show_check(env: Mapping[str, str], address: str, name: str) -> None:
+    """`mailroom check` catching a missing rule: the next email from the triaged sender
+    lands in the Inbox, as on Fastmail before the rule for Feed is made."""
+    from datetime import UTC, datetime
+
+    from mailroom.clients import open_clients
+    from mailroom.config import load_settings
+    from mailroom.ops.routing_check import check_routing
+
+    say(
+        f"on Fastmail before you make the rule for Feed, {name}'s next email stays in the "
+        "Inbox. One put there past the rules: `mailroom check` names the missing rule"
+    )
+    demo_mail.into_inbox(env, address, name, "Thursday digest")
+    settings = load_settings(env)
+    with open_clients(settings) as (jmap, carddav):
+        found = check_routing(settings, jmap, carddav, now=datetime.now(UTC))
+    print("\n".join(f"{level}: {text}" for level, text in found), flush=True)
 
 
 def _pushing(port: str) -> bool:
@@ -232,8 +255,9 @@ def instructions(env: Mapping[str, str]) -> None:
     print("  .venv/bin/mailroom demo label ada@lovelace.example @ToPerson")
     print("  .venv/bin/mailroom demo label promo@shouty.example @ToJail")
     print("  .venv/bin/mailroom demo label billing@power.example @ToPaperTrail")
-    print("  .venv/bin/mailroom demo send news@paperboy.example 'Thursday digest'")
+    print("  .venv/bin/mailroom demo send news@paperboy.example 'Friday digest'")
     print(f"  curl http://127.0.0.1:{env['MAILROOM_HEALTH_PORT']}/healthz")
+    print("  .venv/bin/mailroom status    # finds the demo's service: its programs and /healthz")
     imap, user = env["MAILROOM_DEMO_IMAP"], env["MAILROOM_CARDDAV_USERNAME"]
     password = env["MAILROOM_CARDDAV_PASSWORD"]  # the throwaway demo user's, not yours
     print(f"Or point any IMAP client at {imap} (user {user}, password {password}) and")

@@ -1,8 +1,9 @@
 """The demo's mail: delivered over LMTP like an MTA would, so the server's rules run.
 
 Mail delivered this way goes through the account's Sieve script; mail imported over
-JMAP or appended over IMAP does not. ``landed`` finds one delivered email again (by
-its Message-ID) and says which mailboxes it is in; ``apply_label`` acts as the user.
+JMAP or appended over IMAP does not (``into_inbox`` uses that: an email lands as it
+would with no rule). ``landed`` finds one delivered email again (by its Message-ID) and
+says which mailboxes it is in; ``apply_label`` acts as the user.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from email.utils import formataddr, make_msgid
 from mailroom.errors import MailroomError
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
-from mailroom.triage.mailboxes import find_mailbox
+from mailroom.triage.mailboxes import find_mailbox, find_role
 from mailroom.triage.sender import SenderId
 
 RECENT = 100  # the newest emails searched for a delivered one (a demo account is small)
@@ -50,6 +51,17 @@ def deliver(env: Mapping[str, str], address: str, name: str, subject: str) -> st
             "is the demo running?"
         ) from exc
     return message_id
+
+
+def into_inbox(env: Mapping[str, str], address: str, name: str, subject: str) -> str:
+    """Import one email into the Inbox over JMAP, past the rules: where a server with no
+    rule for its sender leaves it. Its id."""
+    raw, _message_id = message(address, name, subject, recipient(env))
+    with JmapClient(env["MAILROOM_JMAP_SESSION_URL"], env["MAILROOM_JMAP_TOKEN"]) as jmap:
+        inbox = find_role(jmap.get_mailboxes()[0], "inbox")
+        if inbox is None:
+            raise MailroomError("the demo account has no Inbox")
+        return jmap.import_email(raw, [inbox])
 
 
 def landed(env: Mapping[str, str], message_id: str) -> list[str] | None:

@@ -17,7 +17,7 @@ from mailroom.errors import MailroomError, SetupNeededError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.sieve import SieveScripts
 from mailroom.routing import server
-from mailroom.routing.fastmail import fastmail_steps
+from mailroom.routing.fastmail import enforce_alternative, fastmail_steps
 from mailroom.routing.install import InstallPlan, RestorePlan, plan_install, plan_restore, verdict
 from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME
 
@@ -67,7 +67,8 @@ def setup_rules(
     try:
         api = server.find_sieve(jmap)
         if api is None:
-            return RulesOutcome(tuple(fastmail_steps(model)))
+            steps = [*fastmail_steps(model), *enforce_alternative(settings.routing)]
+            return RulesOutcome(tuple(steps))
         mailboxes, _state = jmap.get_mailboxes()
         text = server.rules_for(model, mailboxes, server.group_uids(carddav))
         installed = server.read_installed(api)
@@ -100,7 +101,8 @@ def check_rules(
             return (
                 "note",
                 "routing rules: this server offers no Sieve API, so the rules are yours to "
-                "create; `mailroom setup` prints the steps",
+                "create (`mailroom setup` prints the steps) or `routing: enforce` routes new "
+                "mail instead; the routing line judges them by where new mail lands",
             )
         mailboxes, _state = jmap.get_mailboxes()
         text = server.rules_for(model, mailboxes, server.group_uids(carddav))

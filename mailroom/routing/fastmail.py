@@ -6,6 +6,9 @@ model the Sieve script renders, in the same order, so the two cannot disagree. T
 first matching rule must be the last one applied ("Continue to apply other rules"
 unticked): a sender of a child category is also in its parents' groups, and the
 parents' rules would otherwise add their labels and the Inbox again.
+
+Instead of the rules, ``routing: enforce`` has mailroom move each new email itself, at
+the cost of the email's second in the Inbox: ``enforce_alternative`` says so.
 """
 
 from __future__ import annotations
@@ -45,7 +48,24 @@ def fastmail_steps(model: Routing) -> list[str]:
         "parents' groups, so the child's rule comes first and must be the only one applied."
     )
     lines.append(
-        "These rules are yours to make: mailroom cannot install rules on this server, "
-        "and `mailroom check` cannot see them."
+        "These rules are yours to make: mailroom cannot install rules on this server. "
+        "`mailroom check` judges them by where new mail lands."
     )
     return lines
+
+
+def enforce_alternative(mode: str) -> list[str]:
+    """What ``routing: enforce`` offers instead of the rules, and its cost; under
+    ``mode`` enforce, that it is in force."""
+    if mode == "enforce":
+        return [
+            "routing: enforce is set: mailroom routes each new email itself, so these "
+            "rules are optional. With them, new mail goes straight to its place; without "
+            "them, it lands in the Inbox for about a second first (a phone may notify)."
+        ]
+    return [
+        "Or, instead of these rules: MAILROOM_ROUTING=enforce (YAML `routing: enforce`) "
+        "has mailroom route each new email itself, without any rule. The cost: new mail "
+        "lands in the Inbox for about a second first, until mailroom moves it (a phone "
+        "may notify)."
+    ]

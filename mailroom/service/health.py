@@ -1,4 +1,4 @@
-"""`mailroom health`: GET /healthz from the two status files.
+"""`mailroom health`: GET /healthz and GET /metrics from the two status files.
 
 Standard library only, and nothing heavy is imported (no pydantic, httpx, structlog,
 mailroom.config): it starts in milliseconds and keeps answering whatever the other
@@ -11,9 +11,12 @@ a connection that sends nothing for ``IDLE_TIMEOUT`` seconds is closed, so idle
 connections do not hold threads. HTTP is ``mailroom.service.tinyhttp``, not
 ``http.server`` (which imports ``ssl`` and ``email``: 8 MiB of resident memory).
 
-HTTP 200 while the worker's last successful pass is younger than 2 x poll_interval
-(before its first pass: its start time counts); 503 otherwise. Push being down keeps
-200 (the fallback timer still triages) but shows in the body as "degraded".
+HTTP 200 while the worker's last successful pass is younger than 2 x poll_interval;
+503 ("failing", with a ``reason``) at once when the server refused the credentials,
+when the worker has had no successful pass since it started and STARTUP_GRACE is
+past, or when the last one is older than that. Push being down keeps 200 (the
+fallback timer still triages) but shows in the body as "degraded", with its reason.
+GET /metrics is the same documents in Prometheus's text format (``metrics``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import sys
 import threading
 import time
 
-from mailroom.errors import ConfigError
+from mailroom.errors import AuthError, ConfigError
 from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
+from mailroom.service import metrics
 from mailroom.service.status import (
     LISTENER_FILE,
     STALE_AFTER_SECONDS,
@@ -50,28 +54,89 @@ DEFAULT_POLL_INTERVAL = 60.0
 EX_CONFIG = 78
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
 IDLE_TIMEOUT = 5.0  # seconds a connection may stay silent before it is closed
+# A worker with no successful pass since it started is failing once this is past
+# (docs/decisions.md: a start-up pass takes 0.15 s idle, a few seconds with a backlog).
+STARTUP_GRACE = 30.0
 _WORKER_FIELDS = ("pid", "started_at", "poll_interval", "consecutive_failures", "last_error")
 _EVENTSOURCE_FIELDS = ("connected_since", "last_event_at", "reconnect_count", "last_error")
 
 
 def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[str, Any]]:
     """The HTTP status and JSON body for GET /healthz, from the two documents (pure)."""
-    interval = _poll_interval(worker_doc)
-    last = parse_iso((worker_doc or {}).get("last_successful_poll"))
-    since = last if last is not None else parse_iso((worker_doc or {}).get("started_at"))
-    healthy = since is not None and now - since < 2 * interval
     worker = _worker(worker_doc, now)
     eventsource = _eventsource(listener_doc, now)
-    fine = worker["status"] == "up" and eventsource["status"] == "connected"
+    last = parse_iso((worker_doc or {}).get("last_successful_poll"))
+    failing = _failing(worker_doc, worker, eventsource, now)
+    degraded = _degraded(worker, eventsource, _poll_interval(worker_doc))
     body = {
-        "status": ("ok" if fine else "degraded") if healthy else "failing",
+        "status": "failing" if failing else "degraded" if degraded else "ok",
+        "reason": failing or degraded,
         "last_poll_age_seconds": None if last is None else round(now - last, 1),
         "last_poll_trigger": None if last is None else (worker_doc or {}).get("last_poll_trigger"),
         "worker": worker,
         "eventsource": eventsource,
         "parked": _parked(worker_doc),
+        "routing": _routing(worker_doc),
     }
-    return (200 if healthy else 503), body
+    return (503 if failing else 200), body
+
+
+def _failing(
+    worker_doc: Doc, worker: dict[str, Any], eventsource: dict[str, Any], now: float
+) -> str | None:
+    """Why the service is failing (503), or None. In this order: the server refused the
+    credentials (the worker's last pass, or the listener while not connected: at once);
+    no worker status; no successful pass since the worker started, past STARTUP_GRACE;
+    the last successful pass older than 2 x poll_interval."""
+    doc = worker_doc or {}
+    refused = _auth_error(worker["last_error"] if worker["consecutive_failures"] else None)
+    if refused is None and eventsource["status"] not in ("connected", "down"):
+        refused = _auth_error(eventsource["last_error"])
+    if refused is not None:
+        return f"authentication failed: {refused}"
+    started = parse_iso(doc.get("started_at"))
+    last = parse_iso(doc.get("last_successful_poll"))
+    if started is None and last is None:
+        return "no worker status: worker.json is missing or unreadable (is the worker running?)"
+    if last is None or (started is not None and last < started):
+        age = now - (started if started is not None else now)
+        if age < STARTUP_GRACE:
+            return None
+        error = worker["last_error"]
+        return f"no successful pass since the worker started {age:.0f} s ago" + (
+            f"; last error: {error}" if error else ""
+        )
+    interval = _poll_interval(worker_doc)
+    if now - last >= 2 * interval:
+        return (
+            f"the last successful pass was {now - last:.0f} s ago "
+            f"(failing past twice the poll interval, {2 * interval:.0f} s)"
+        )
+    return None
+
+
+def _auth_error(error: object) -> str | None:
+    """The message of an ``AuthError: ...`` summary (status.error_summary), else None."""
+    prefix = AuthError.__name__ + ": "
+    if isinstance(error, str) and error.startswith(prefix):
+        return error.removeprefix(prefix)
+    return None
+
+
+def _degraded(worker: dict[str, Any], eventsource: dict[str, Any], interval: float) -> str | None:
+    """Why a passing service is degraded (the worker's process or push is down, its
+    last pass failed), or None: all is well."""
+    if worker["status"] != "up":
+        return "the worker is down (its heartbeat is stale or it stopped)"
+    failures = worker["consecutive_failures"]
+    if isinstance(failures, int) and not isinstance(failures, bool) and failures > 0:
+        return f"the last {failures} pass(es) failed (retried): {worker['last_error']}"
+    if eventsource["status"] != "connected":
+        return (
+            f"push is {eventsource['status']}: mail is triaged on the fallback timer "
+            f"(every {interval:.0f} s) until it reconnects"
+        )
+    return None
 
 
 def _poll_interval(doc: Doc) -> float:
@@ -112,6 +177,12 @@ def _parked(doc: Doc) -> list[dict[str, str]]:
     ]
 
 
+def _routing(doc: Doc) -> dict[str, Any] | None:
+    """What the worker made of new mail since it started, as worker.json holds it."""
+    section = (doc or {}).get("routing")
+    return section if isinstance(section, dict) else None
+
+
 def _eventsource(doc: Doc, now: float) -> dict[str, Any]:
     status = (doc or {}).get("status") if _alive(doc, now) else "down"
     out: dict[str, Any] = {"status": status if isinstance(status, str) else "down"}
@@ -121,12 +192,25 @@ def _eventsource(doc: Doc, now: float) -> dict[str, Any]:
 
 
 def answer(state_dir: StrPath, path: str, now: float) -> tuple[int, dict[str, Any]]:
-    """Read the status files and answer one request path."""
+    """Read the status files and answer GET /healthz (404 for any other path)."""
     if _path_of(path) != "/healthz":
-        return 404, {"error": "not found; try GET /healthz"}
+        return 404, {"error": "not found; try GET /healthz or GET /metrics"}
+    return evaluate(*_documents(state_dir), now)
+
+
+def respond(state_dir: StrPath, target: str, now: float) -> tuple[int, str, bytes]:
+    """(status, content type, body) for one request target: /healthz or /metrics."""
+    if _path_of(target) == "/metrics":  # 200 whatever the verdict: a scrape reads it
+        worker, listener = _documents(state_dir)
+        text = metrics.render(worker, listener, evaluate(worker, listener, now))
+        return 200, metrics.CONTENT_TYPE, text.encode()
+    code, body = answer(state_dir, target, now)
+    return code, "application/json", json.dumps(body, indent=2).encode() + b"\n"
+
+
+def _documents(state_dir: StrPath) -> tuple[Doc, Doc]:
     worker = read_status(os.path.join(state_dir, WORKER_FILE))
-    listener = read_status(os.path.join(state_dir, LISTENER_FILE))
-    return evaluate(worker, listener, now)
+    return worker, read_status(os.path.join(state_dir, LISTENER_FILE))
 
 
 def _path_of(target: str) -> str:
@@ -145,8 +229,7 @@ def make_server(
     """The /healthz server, bound and listening (OSError when the address is taken)."""
 
     def reply(method: str, target: str) -> tuple[int, str, bytes]:
-        code, body = answer(state_dir, target, time.time())
-        return code, "application/json", json.dumps(body, indent=2).encode() + b"\n"
+        return respond(state_dir, target, time.time())
 
     return TinyHTTPServer((host, port), reply, backlog=BACKLOG, idle_timeout=idle_timeout)
 

@@ -3,6 +3,7 @@
 ``supervisor.childutils`` and ``supervisor.xmlrpc`` pull in much of supervisor (about
 10 MiB per process); the event listener, which lives as long as the service, needs
 only ``xmlrpc.client`` over the unix socket named by ``SUPERVISOR_SERVER_URL``.
+The project's one supervisord client: ``mailroom status`` and the harness use it too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ class _UnixConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self._path)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()  # nothing listens there (or no permission): no socket left open
+            raise
         self.sock = sock
 
 
@@ -29,8 +34,14 @@ class _UnixTransport(xmlrpc.client.Transport):
         super().__init__()
         self._path = path
 
-    def make_connection(self, host: object) -> http.client.HTTPConnection:
-        return _UnixConnection(self._path)
+    def make_connection(self, host: tuple[str, dict[str, str]] | str) -> http.client.HTTPConnection:
+        """One connection, reused for the next call and closed by ``close()`` (as the
+        standard library's own transport keeps it), never one per call left open."""
+        connection = self._connection[1]
+        if connection is None:
+            connection = _UnixConnection(self._path)
+            self._connection = (host, connection)
+        return connection
 
 
 def server_proxy(url: str) -> Any:

@@ -36,13 +36,25 @@ from mailroom.service.status import (
 )
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom.triage.report import PassReport
+from mailroom.version import version
 
 if TYPE_CHECKING:
     from mailroom.config import Settings
 
 MAX_CONSECUTIVE_FAILURES = 10
-# passes_held: push passes whose news waited for the end of the debounce window
-COUNTERS = ("passes", "failures", "wakes", "echoes_skipped", "seen_skipped", "passes_held")
+# passes_held: push passes whose news waited for the end of the debounce window;
+# emails_moved, senders_failed, senders_parked: summed over the passes (for /metrics)
+COUNTERS = (
+    "passes",
+    "failures",
+    "wakes",
+    "echoes_skipped",
+    "seen_skipped",
+    "passes_held",
+    "emails_moved",
+    "senders_failed",
+    "senders_parked",
+)
 PassFn = Callable[[str], PassReport]
 PARKED_KEPT = 20  # worker.json keeps the newest parked senders, a restart included
 log = structlog.get_logger("mailroom.worker")
@@ -74,6 +86,7 @@ class Worker:
         self._last: PassReport | None = None
         self._failures_in_a_row = 0
         self._counters = dict.fromkeys(COUNTERS, 0)
+        self._tallies: dict[str, dict[str, int]] = {"passes_by_trigger": {}, "triaged": {}}
         self._stopping = False
         self._parked = parked_entries(status.snapshot().get("parked"), (), 0.0)
 
@@ -138,6 +151,11 @@ class Worker:
         self._last = report
         self._failures_in_a_row = 0
         self._counters["passes"] += 1
+        self._counters["emails_moved"] += report.emails_moved
+        self._counters["senders_failed"] += report.failures
+        self._counters["senders_parked"] += len(report.parked)
+        tally(self._tallies["passes_by_trigger"], [(report.trigger, 1)])
+        tally(self._tallies["triaged"], report.triaged)
         now = self._wall()
         self._parked = parked_entries(self._parked, report.parked, now)
         self._status.update(
@@ -147,6 +165,8 @@ class Worker:
             last_error=None,
             counters=dict(self._counters),
             parked=self._parked,
+            **({} if report.routing is None else {"routing": dict(report.routing)}),
+            **{k: dict(v) for k, v in self._tallies.items()},
         )
 
     def _failed(self, exc: Exception) -> None:
@@ -164,6 +184,13 @@ class Worker:
             last_error=error_summary(exc),
             counters=dict(self._counters),
         )
+
+
+def tally(counts: dict[str, int], items: Sequence[tuple[str, int]]) -> None:
+    """Add ``items`` (name, count) to ``counts``: worker.json's passes_by_trigger and
+    triaged (senders by category), which /metrics exposes as labelled counters."""
+    for name, count in items:
+        counts[name] = counts.get(name, 0) + count
 
 
 def parked_entries(previous: object, parked: Sequence[str], now: float) -> list[dict[str, str]]:
@@ -200,13 +227,18 @@ def initial_status(
         "consecutive_failures": 0,
         "last_error": None,
         "counters": dict.fromkeys(COUNTERS, 0),
+        "passes_by_trigger": {},
+        "triaged": {},
         "parked": parked_entries(before.get("parked"), (), now),
+        "routing": before.get("routing"),  # where judging new mail resumes (routing/arrivals)
+        "version": version(),
     }
 
 
 def main(settings: Settings) -> int:
     """`mailroom work`: the real pass function, wired to the loop."""
     from mailroom.clients import open_clients
+    from mailroom.routing.arrivals import ArrivalRouter
     from mailroom.triage.engine import Triager
     from mailroom.triage.strikes import STRIKES_FILE
 
@@ -214,8 +246,10 @@ def main(settings: Settings) -> int:
     with open_clients(settings) as (jmap, carddav):
         kept = ensure_state_dir(settings.state_dir) / STRIKES_FILE  # strikes outlive a restart
         triager = Triager(settings, jmap, carddav, strikes_file=kept)  # keeps mailbox ids
+        previous = read_status(settings.state_dir / WORKER_FILE)
+        router = ArrivalRouter(settings, jmap, carddav, triager, previous=previous)
         # one triaging worker per account, however spelled: locked at the first pass
-        locked = accountlock.locked(triager.run_pass, lambda: jmap.session, settings.state_dir)
+        locked = accountlock.locked(router.run_pass, lambda: jmap.session, settings.state_dir)
         return serve(
             locked,
             settings.state_dir,

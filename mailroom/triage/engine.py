@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from functools import partial
@@ -66,6 +67,9 @@ class Triager:
         self._deadline_s = deadline_s
         self._strikes_file = strikes_file  # None: the strikes live as long as this object
         self._strikes = strikes.load(strikes_file) if strikes_file else parking.Strikes()
+        # Routing sets this to the Email state it last judged: the scan then reads the
+        # mail created since, in the same request (``PassReport.arrivals``).
+        self.arrivals_since: str | None = None
 
     # ------------------------------------------------------------------ pass
     def run_pass(self, trigger: str) -> PassReport:
@@ -93,7 +97,7 @@ class Triager:
 
     def _run(self, trigger: str) -> PassReport:
         started = self._clock()
-        scan = self._scanner.scan()
+        scan = self._scanner.scan(self.arrivals_since)
         scanned = plan.plan_scan(scan.emails, labels=scan.ids.labels, error_id=scan.ids.error)
         writes: list[SetResult] = []
         for email_id in scanned.without_sender:
@@ -117,6 +121,8 @@ class Triager:
             writes=tuple(writes),
             search_misses=misses,
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
+            arrivals=scan.changed,
+            triaged=tuple(sorted(Counter(d.category for d in done).items())),
         )
         log.info(
             "poll_completed",

@@ -1,4 +1,5 @@
-"""The lookup phase of a pass: every read about the senders' contacts, and nothing else.
+"""The lookup phase of a pass: every read about the senders' contacts, and nothing else;
+and the same read for routing: which managed groups each sender of new mail is in.
 
 One REPORT (per 50 senders) brings the senders' cards and every group card. When it
 fails, or a card in it cannot be read, the groups are read on their own and each
@@ -67,3 +68,25 @@ def _found(
         existing = contacts.pick_contact(cards.get(s.email, []), s.email)
     uid = existing.uid if existing else contacts.contact_uid(s.email)
     found[s.id] = plan.Found(existing, uid, book.groups_of(uid, managed))
+
+
+def contact_groups(
+    carddav: CardDavClient, senders: Sequence[SenderId], groups: Sequence[str]
+) -> dict[SenderId, frozenset[str] | None]:
+    """Which of ``groups`` each sender's contact is in; None: the sender is no contact.
+
+    One REPORT for all the senders and every group card (routing judges a batch of
+    new mail with it). A contact whose card has no UID is in no group.
+    """
+    if not senders:
+        return {}
+    addresses = [s.address for s in senders]
+    read = carddav.find_by_emails(addresses, per_query=len(addresses), with_groups=True)
+    book = contacts.GroupBook(carddav, groups, read)
+    cards = contacts.cards_by_address(read)
+    found: dict[SenderId, frozenset[str] | None] = {}
+    for s in senders:
+        existing = contacts.pick_contact(cards.get(s.address, []), s.address)
+        uid = existing.contact.uid if existing is not None else None
+        found[s] = None if existing is None else book.groups_of(uid or "", groups)
+    return found

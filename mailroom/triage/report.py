@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailroom.jmap.models import SetResult
+from mailroom.jmap.query import ChangedEmails
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,12 @@ class PassReport:
     # Senders given the error label this pass after failing pass after pass:
     # "address: reason", for the log, worker.json and /healthz.
     parked: tuple[str, ...] = ()
+    # The new mail the scan read along (routing asked for it), and what routing made
+    # of the arrivals for worker.json (its "routing" section); None when not asked.
+    arrivals: ChangedEmails | None = None
+    routing: Mapping[str, Any] | None = None
+    # (category, senders triaged into it) this pass, by category name: /metrics
+    triaged: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:

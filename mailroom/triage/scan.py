@@ -15,6 +15,7 @@ from mailroom.config import Settings
 from mailroom.errors import JmapError, JmapMethodError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email
+from mailroom.jmap.query import ChangedEmails
 from mailroom.triage.mailboxes import MailboxIds, resolve
 
 
@@ -23,6 +24,7 @@ class Scan:
     ids: MailboxIds  # the mailboxes as they were when the labelled mail was read
     emails: tuple[Email, ...]
     email_state: str
+    changed: ChangedEmails | None = None  # the new mail, when asked for (routing)
 
 
 def label_filter(ids: MailboxIds) -> dict[str, Any]:
@@ -37,30 +39,37 @@ class Scanner:
         self.jmap = jmap
         self._ids: MailboxIds | None = None
 
-    def _query(self, ids: MailboxIds) -> Scan:
+    def _query(self, ids: MailboxIds, since: str | None) -> Scan:
         self._ids = ids
-        (found,), _ = self.jmap.query_emails_many([label_filter(ids)])
-        return Scan(ids, found.emails, found.state)
+        found = self.jmap.scan_emails([label_filter(ids)], changes_since=since)
+        (labelled,) = found.results
+        return Scan(ids, labelled.emails, labelled.state, found.changed)
 
-    def _fresh(self) -> Scan:
+    def _fresh(self, since: str | None) -> Scan:
         mailboxes, _ = self.jmap.get_mailboxes()
-        return self._query(resolve(self.settings, mailboxes))
+        return self._query(resolve(self.settings, mailboxes), since)
 
-    def _checked(self, ids: MailboxIds) -> Scan:
+    def _checked(self, ids: MailboxIds, since: str | None) -> Scan:
         """The scan with the kept ids, read again with new ids when the mailboxes changed."""
-        (found,), mailboxes = self.jmap.query_emails_many([label_filter(ids)], with_mailboxes=True)
-        if mailboxes is None:
+        found = self.jmap.scan_emails([label_filter(ids)], with_mailboxes=True, changes_since=since)
+        if found.mailboxes is None:
             raise JmapError("the JMAP answer lacks the Mailbox/get asked for")
-        now = resolve(self.settings, mailboxes)
-        return Scan(ids, found.emails, found.state) if now == ids else self._query(now)
+        now = resolve(self.settings, found.mailboxes)
+        if now != ids:
+            return self._query(now, since)
+        (labelled,) = found.results
+        return Scan(ids, labelled.emails, labelled.state, found.changed)
 
-    def scan(self) -> Scan:
-        """Every email carrying a triage label, in any mailbox; one request when idle."""
+    def scan(self, since: str | None = None) -> Scan:
+        """Every email carrying a triage label, in any mailbox; one request when idle.
+
+        With ``since`` (an Email state) the mail created since then rides along.
+        """
         if self._ids is None:
-            return self._fresh()
+            return self._fresh(since)
         try:
-            return self._checked(self._ids)
+            return self._checked(self._ids, since)
         except JmapMethodError as exc:
             if exc.error_type != "invalidArguments":
                 raise
-            return self._fresh()  # a label mailbox went missing
+            return self._fresh(since)  # a label mailbox went missing
