@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import ConfigError
 from mailroom.paths import read_small_file
+from mailroom.redaction import clip
 
 if TYPE_CHECKING:
     import yaml
@@ -70,11 +71,14 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
 
 
 def _check_shape(text: str, path: Path) -> None:
-    """Refuse deep nesting and alias bombs from the event stream, before anything is built."""
+    """Refuse deep nesting, alias bombs and duplicate keys from the event stream,
+    before anything is built."""
     import yaml
 
     depth = aliases = 0
+    keys = _DuplicateKeys(path)
     for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        keys.see(event)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > NESTING_LIMIT:
@@ -87,6 +91,53 @@ def _check_shape(text: str, path: Path) -> None:
             aliases += 1
             if aliases > ALIAS_LIMIT:
                 raise ConfigError([f"{path}: more than {ALIAS_LIMIT} aliases (*name); expand them"])
+    if keys.problems:
+        raise ConfigError(keys.problems)
+
+
+class _DuplicateKeys:
+    """A key written twice in one mapping (YAML would keep the last one, silently).
+
+    Follows the events: each open mapping remembers its keys (plain scalars, with the
+    line they are on) and whether the next node is a key or a value.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.open: list[tuple[dict[str, int], list[bool]] | None] = []  # None: a sequence
+        self.problems: list[str] = []
+
+    def see(self, event: yaml.Event) -> None:
+        import yaml  # loaded by the caller already: a lookup, not a load
+
+        if isinstance(event, yaml.CollectionEndEvent):
+            self.open.pop()
+            return
+        if not isinstance(event, yaml.NodeEvent):
+            return
+        top = self.open[-1] if self.open else None
+        if top is not None:
+            seen, expect_key = top
+            if expect_key[0] and isinstance(event, yaml.ScalarEvent):
+                self._key(seen, event)
+            expect_key[0] = not expect_key[0]
+        if isinstance(event, yaml.MappingStartEvent):
+            self.open.append(({}, [True]))
+        elif isinstance(event, yaml.SequenceStartEvent):
+            self.open.append(None)
+
+    def _key(self, seen: dict[str, int], event: yaml.ScalarEvent) -> None:
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if event.value == "<<":  # a merge key may repeat
+            return
+        if event.value in seen:
+            self.problems.append(
+                f"{self.path}: the key {clip(event.value, 40)!r} at line {line} is already set "
+                f"at line {seen[event.value]} of the same mapping; YAML would silently keep "
+                "the last one. Remove one of them"
+            )
+        else:
+            seen[event.value] = line
 
 
 def read_yaml(path_text: str) -> dict[str, Any]:

@@ -176,21 +176,31 @@ def ensure_state_dir(path: Path) -> Path:
 
 def check_state_dir(path: Path) -> None:
     """ConfigError unless ``path`` is a real directory owned by us and closed to others."""
+    check_private_dir(
+        path,
+        name="MAILROOM_STATE_DIR",
+        instead="set MAILROOM_STATE_DIR to a directory of your own",
+    )
+
+
+def check_private_dir(path: Path, *, name: str, instead: str) -> None:
+    """ConfigError (``name: ...``, then what to do, ``instead``) unless ``path`` is a
+    real directory owned by us and closed to others: no link, not another user's, not
+    writable by group or others."""
     info = os.lstat(path)
-    fix = f"chmod 700 {path}, or set MAILROOM_STATE_DIR to a directory of your own"
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
-        raise ConfigError([f"MAILROOM_STATE_DIR: {path} is {kind}; name a directory"])
+        raise ConfigError([f"{name}: {path} is {kind}; name a directory"])
     if info.st_uid != os.geteuid():
         raise ConfigError(
             [
-                f"MAILROOM_STATE_DIR: {path} belongs to uid {info.st_uid}, not to you "
+                f"{name}: {path} belongs to uid {info.st_uid}, not to you "
                 f"(uid {os.geteuid()}); another user could plant files there. "
-                "Set MAILROOM_STATE_DIR to a directory of your own"
+                f"{instead[0].upper()}{instead[1:]}"
             ]
         )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError([f"MAILROOM_STATE_DIR: {path} is writable by others; {fix}"])
+        raise ConfigError([f"{name}: {path} is writable by others; chmod 700 {path}, or {instead}"])
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
@@ -202,4 +212,22 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
             raise ConfigError(
                 [f"{path} is a symbolic link; mailroom will not follow it. Remove it"]
             ) from exc
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: a temp file in the same directory, then
+    ``os.replace``, so a reader sees the old file or the new one, never half of one;
+    neither step follows a symbolic link."""
+    import contextlib
+    import tempfile  # here: it imports shutil, bz2 and lzma, and health never writes
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise

@@ -8,6 +8,7 @@ import pytest
 from mailroom.errors import AuthError, PushError, ServerError, TransportError
 from mailroom.service.backoff import (
     Backoff,
+    Reconnect,
     StreamEnd,
     after_error,
     after_stream,
@@ -121,3 +122,54 @@ def test_a_catch_up_pass_is_skipped_only_for_a_resumed_stream_after_a_routine_re
     assert needs_catch_up(resumed=True, previous=failed)
     assert needs_catch_up(resumed=True, previous=None)
     assert needs_catch_up(resumed=False, previous=None)  # the first connect
+
+
+# -- streams that open and deliver nothing ----------------------------------------------
+
+
+def failed_streams(end: StreamEnd, count: int, retry_ms: int | None = None) -> list[Reconnect]:
+    """``count`` streams in a row ending as ``end``, each after a successful connect."""
+    decisions, backoff = [], Backoff()
+    for _ in range(count):
+        backoff = backoff.connected()  # what the listener does when the stream opens
+        if retry_ms is not None:
+            backoff = backoff.with_server_retry(retry_ms)
+        decision = after_stream(end, backoff)
+        decisions.append(decision)
+        backoff = decision.backoff
+    return decisions
+
+
+BROKEN = StreamEnd(connected=True, error=PushError("a line longer than 65536 bytes"))
+
+
+def test_failed_streams_in_a_row_grow_the_delay_to_the_cap_as_failed_connects_do() -> None:
+    found = failed_streams(BROKEN, 9)
+    assert [d.delay for d in found] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert [d.failed_streams for d in found] == list(range(1, 10))
+    assert [d.level for d in found] == ["warning"] + ["debug"] * 8  # logged once per run
+
+
+def test_a_server_retry_of_zero_does_not_shorten_the_run_of_failed_streams() -> None:
+    found = failed_streams(StreamEnd(connected=True), 8, retry_ms=0)
+    assert [d.delay for d in found] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert [d.level for d in found] == ["info"] + ["debug"] * 7
+
+
+def test_a_delivering_or_long_quiet_stream_ends_the_run() -> None:
+    backoff = failed_streams(BROKEN, 5)[-1].backoff
+    for end in (
+        StreamEnd(connected=True, delivered=True),
+        StreamEnd(connected=True, pinged=True, delivered=True, error=PushError("cut")),
+        StreamEnd(connected=True, timed_out=True, error=PushError("t")),  # never pings
+    ):
+        decision = after_stream(end, backoff.connected())
+        assert (decision.delay, decision.failed_streams) == (1, 0)
+        assert decision.backoff.failed_streams == 0
+
+
+def test_a_failed_connect_leaves_the_run_of_failed_streams_as_it_is() -> None:
+    backoff = failed_streams(BROKEN, 3)[-1].backoff
+    refused = after_stream(StreamEnd(error=TransportError("JMAP EventSource", "u", "no")), backoff)
+    assert refused.backoff.failed_streams == 3
+    assert after_stream(BROKEN, refused.backoff.connected()).delay == 8

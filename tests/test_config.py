@@ -460,6 +460,40 @@ def test_invalid_yaml_gives_the_position_but_not_the_text(tmp_path: Path) -> Non
     assert TOKEN not in line
 
 
+def test_a_key_written_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "poll_interval: 30\n"
+        "categories:\n"
+        "  - name: Feed\n"
+        "    label: '@Feed'\n"
+        "    label: '@Other'\n"
+        "  - name: Jail\n"  # the same key in another mapping is fine
+        "    label: '@J'\n"
+        "poll_interval: 60\n",
+        encoding="utf-8",
+    )
+    assert problems_of({**HOME, "MAILROOM_CONFIG": str(path)}) == [
+        f"{path}: the key 'label' at line 5 is already set at line 4 of the same mapping; "
+        "YAML would silently keep the last one. Remove one of them",
+        f"{path}: the key 'poll_interval' at line 8 is already set at line 1 of the same "
+        "mapping; YAML would silently keep the last one. Remove one of them",
+    ]
+
+
+def test_merge_keys_and_keys_in_sibling_mappings_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "categories:\n"
+        "  - &base {name: Feed, add_to_inbox: false}\n"
+        "  - {<<: *base, name: Jail}\n"
+        "  - {name: Imbox, add_to_inbox: true}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings({**HOME, "MAILROOM_CONFIG": str(path)})
+    assert [c.name for c in settings.categories] == ["Feed", "Jail", "Imbox"]
+
+
 def test_odd_top_level_keys_are_unknown_keys_not_crashes(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("1: x\n_secrets_dir: /nowhere\npoll_interval: 30\n", encoding="utf-8")

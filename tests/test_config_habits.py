@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.categories import category, category_problems
-from mailroom.config import load_settings
+from mailroom.categories import GROUP_PAIRS_SHOWN, ancestry, category, category_problems
+from mailroom.config import Settings, load_settings
 from mailroom.errors import ConfigError
+from mailroom.routing.model import routing
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = {"HOME": "/home/test"}
@@ -170,3 +171,28 @@ def test_two_thousand_chained_categories_validate_without_a_false_problem() -> N
         "categories form a parent cycle: 'C0' -> 'C1999' -> 'C1998' -> 'C1997' -> 'C1996' "
         "-> 'C1995' -> ... -> 'C1' -> 'C0' (2000 categories); break the cycle"
     )
+
+
+def test_two_thousand_chained_categories_sharing_one_group_load_and_route_as_one() -> None:
+    cats = [
+        category("C0", contact_group="Shared"),
+        *(category(f"C{i}", parent=f"C{i - 1}", contact_group="Shared") for i in range(1, 2000)),
+    ]
+    walker = ancestry(cats)
+    assert walker.visits == 2000  # the walk reaches each category exactly once
+    assert walker.depth("C1999") == 1999
+    assert walker.is_ancestor("C0", "C1999")
+    assert not walker.is_ancestor("C1999", "C0")
+    settings = Settings(categories=cats)
+    assert len(settings.categories) == 2000
+    assert [c.name for c in settings.chain("C3")] == ["C3", "C2", "C1", "C0"]
+    (route,) = routing(cats, screener_mailbox="Screener").routes
+    assert (route.group, route.category) == ("Shared", "C0")  # the shallowest holder
+
+
+def test_a_shared_group_off_the_chain_is_named_in_at_most_a_bounded_number_of_lines() -> None:
+    cats = [category(f"S{i}", contact_group="Shared") for i in range(50)]
+    lines = category_problems(cats)
+    assert len(lines) == GROUP_PAIRS_SHOWN + 1
+    assert lines[0].startswith("categories 'S0' and 'S1' share the contact group 'Shared'")
+    assert lines[-1].startswith("contact group 'Shared': more categories share it")

@@ -59,6 +59,7 @@ def test_cyrus_relative_urls_are_resolved_against_the_session_url():
         max_calls_in_request=50,
         capabilities=frozenset({"urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"}),
         download_url="http://127.0.0.1:8008/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+        username="test",
     )
 
 

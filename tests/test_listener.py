@@ -86,8 +86,10 @@ class FakeTime:
     """The listener's clock and wait: ``wait`` records the delay, moves the clock and,
     after ``waits`` of them, sets ``stop``. ``tick`` moves the clock on every reading."""
 
-    def __init__(self, stop: threading.Event, waits: int, tick: float = 0.0) -> None:
-        self.stop, self.left, self.tick = stop, waits, tick
+    def __init__(
+        self, stop: threading.Event, waits: int, tick: float = 0.0, window: float | None = None
+    ) -> None:
+        self.stop, self.left, self.tick, self.window = stop, waits, tick, window
         self.now = 0.0
         self.delays: list[float] = []
 
@@ -102,7 +104,7 @@ class FakeTime:
         self.delays.append(delay)
         self.now += delay
         self.left -= 1
-        if self.left <= 0:
+        if self.left <= 0 or (self.window is not None and self.now >= self.window):
             self.stop.set()
 
 
@@ -116,13 +118,14 @@ class Stepped:
         *,
         waits: int,
         tick: float = 0.0,
+        window: float | None = None,
         token: str = TOKEN,
         worker: bool = True,
         **options: Any,
     ) -> None:
         receiver = WakeReceiver(state_dir / "wake.sock") if worker else None
         stop = threading.Event()
-        self.time = FakeTime(stop, waits, tick)
+        self.time = FakeTime(stop, waits, tick, window)
         options.setdefault("backoff", Backoff())
         opts = ListenerOptions(
             server.session_url,
@@ -229,15 +232,58 @@ def test_server_retry_field_sets_the_next_delay(state_dir: Path) -> None:
 def test_a_tiny_server_retry_gives_at_most_one_reconnect_a_second(
     field: bytes, state_dir: Path
 ) -> None:
-    with FaultServer([Play(chunks=(field + b"\n\n",))]) as server:
+    # each stream delivers (a ping): the floor alone bounds a working stream's recycling;
+    # a stream that delivers nothing backs off further (the tests of failed streams below)
+    with FaultServer([Play(chunks=(field + b"\n\n", PING))]) as server:
         run = Stepped(server, state_dir, waits=20)
     assert run.delays == [1.0] * 20
     assert server.connections == 20
     assert server.connections / sum(run.delays) <= 1.0  # per second of (fake) time
 
 
+BROKEN_STREAMS = {
+    "garbage": Play(chunks=(b"\x00\xff\xfe not an event stream at all\n\n" * 10,)),
+    "an over-long line": Play(chunks=(b"data: " + b"x" * (MAX_LINE_BYTES + 10),)),
+    "retry: 0": Play(chunks=(b"retry: 0\n\n",)),
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN_STREAMS)
+def test_a_stream_that_delivers_nothing_backs_off_to_the_cap_and_logs_once(
+    broken: str, state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    # ten minutes of fake time against a server that accepts every stream and breaks it
+    with FaultServer([BROKEN_STREAMS[broken]]) as server:
+        run = Stepped(server, state_dir, waits=10_000, window=600.0)
+    assert server.connections == 15  # not one a second (600): 1+2+4+...+32, then 60 s each
+    assert run.delays == [1, 2, 4, 8, 16, 32] + [60] * 9
+    loud = [e["event"] for e in logs if e["log_level"] != "debug"]
+    assert loud == [  # one line per change of state, not two per connect
+        "eventsource_listener_started",
+        "eventsource_connected",
+        "eventsource_disconnected",
+        "eventsource_reconnected",
+    ]
+    assert [e["failed_streams"] for e in events(logs, "eventsource_disconnected")] == list(
+        range(1, 16)
+    )
+
+
+def test_a_stream_that_delivers_ends_the_run_of_failed_streams(
+    state_dir: Path, logs: list[dict[str, Any]]
+) -> None:
+    bad = BROKEN_STREAMS["garbage"]
+    with FaultServer([bad, bad, bad, Play(chunks=(PING,)), bad]) as server:
+        run = Stepped(server, state_dir, waits=5)
+    assert run.delays == [1, 2, 4, 1, 1]  # the ping: back to the first delay
+    [recovered] = events(logs, "eventsource_streams_recovered")
+    assert recovered["failed_streams"] == 3
+    closed = events(logs, "eventsource_disconnected")
+    assert [e["log_level"] for e in closed] == ["info", "debug", "debug", "info", "info"]
+
+
 def test_a_negative_server_retry_is_ignored(state_dir: Path) -> None:
-    with FaultServer([Play(chunks=(b"retry: -1\n\n",))]) as server:
+    with FaultServer([Play(chunks=(b"retry: -1\n\n", PING))]) as server:
         run = Stepped(server, state_dir, waits=3, backoff=Backoff(initial=5, cap=60))
     assert run.delays == [5, 5, 5]
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
+from mailroom.triage.parking import PARK_AFTER
+from mailroom.triage.strikes import STRIKES_FILE
 from mailroom_dev.realserver import Account
 from mailroom_dev.triagebox import Box
 
@@ -102,3 +106,22 @@ def test_poll_triages_and_exits_zero(account: Account) -> None:
     assert box.where(mail) == {"Jail"}
     assert '"poll_completed"' in result.stdout + result.stderr
     assert_no_secret(result, account.token, account.password)
+
+
+@pytest.mark.real
+def test_poll_parks_a_refused_sender_across_runs(account: Account, tmp_path: Path) -> None:
+    box = Box.create(account)
+    huge = box.deliver(from_addr="huge@name.example", from_name="N" * 100_000, subject="h")
+    box.label(huge, "@ToFeed")
+    env = {**account.env(), "MAILROOM_STATE_DIR": str(tmp_path / "state")}
+
+    runs = [poll(env) for _ in range(PARK_AFTER)]  # each run a new process
+
+    assert [r.returncode for r in runs] == [1] * PARK_AFTER  # the contact write: HTTP 500
+    assert ['"sender_parked"' in r.stdout + r.stderr for r in runs] == [False, False, True]
+    assert box.where(huge) == {"Screener", "@ToFeed", box.settings.error_label}
+    assert box.account.contacts_with_email("huge@name.example") == []
+    assert json.loads((tmp_path / "state" / STRIKES_FILE).read_text()) == {"strikes": {}}
+    after = poll(env)
+    assert after.returncode == 0, after.stderr  # parked: no longer retried
+    assert box.where(huge) == {"Screener", "@ToFeed", box.settings.error_label}

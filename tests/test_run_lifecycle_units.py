@@ -4,6 +4,7 @@ and processes (fast: no supervisord)."""
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from mailroom.errors import ConfigError
+from mailroom.jmap.models import Session
 from mailroom.ops import status
 from mailroom.service import accountlock, fatal, lifeline, runner, runsupervisor
 from mailroom_dev.wait import wait_until
@@ -241,20 +243,38 @@ def test_a_second_run_lock_on_a_state_dir_names_the_first_pid(tmp_path: Path) ->
 
 
 # -- the account lock ------------------------------------------------------------------------
-def test_the_account_lock_is_named_by_url_and_user_never_the_token() -> None:
-    a = accountlock.account_key("https://x.example/jmap/session", "ada")
-    assert a == accountlock.account_key("https://x.example/jmap/session", "ada")
-    assert a != accountlock.account_key("https://x.example/jmap/session", "bob")
-    assert a != accountlock.account_key("https://y.example/jmap/session", "ada")
-    assert "ada" not in a
+def session_of(api_url: str, username: str, account_id: str) -> Session:
+    return Session("s", api_url, None, None, account_id, 500, 500, 16, username=username)
+
+
+def test_the_account_lock_is_named_by_the_account_as_the_server_names_it() -> None:
+    a = accountlock.account_key(session_of("https://x.example/jmap/api/", "Ada@x.example", "u1"))
+    same = [
+        session_of("https://X.example:443/jmap/api", " ada@X.EXAMPLE ", "u1"),
+        session_of("https://x.example/other/path/", "ada@x.example", " u1"),
+    ]
+    assert [accountlock.account_key(s) for s in same] == [a, a]
+    others = [
+        session_of("https://x.example/jmap/api/", "bob@x.example", "u1"),
+        session_of("https://x.example/jmap/api/", "ada@x.example", "u2"),
+        session_of("https://y.example/jmap/api/", "ada@x.example", "u1"),
+        session_of("http://x.example/jmap/api/", "ada@x.example", "u1"),
+    ]
+    assert a not in {accountlock.account_key(s) for s in others}
+    assert "ada" not in a.lower()
     assert "x.example" not in a
 
 
-def test_the_lock_dir_is_the_runtime_dir_else_a_per_user_tmp_dir() -> None:
-    assert accountlock.lock_dir({"XDG_RUNTIME_DIR": "/run/user/7"}, 7) == Path(
-        "/run/user/7/mailroom"
+def test_the_lock_dir_is_in_the_home_the_password_database_names_not_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    assert accountlock.home_lock_dir(os.getuid()) == Path(
+        home, ".local", "state", "mailroom-accounts"
     )
-    assert accountlock.lock_dir({}, 7) == Path("/tmp/mailroom-7")
+    assert accountlock.tmp_lock_dir(7) == Path("/tmp/mailroom-7")
 
 
 def test_a_second_worker_on_the_same_account_is_a_config_error_naming_the_first(
@@ -279,9 +299,9 @@ def test_a_lock_dir_others_can_write_to_is_refused(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    with pytest.raises(ConfigError, match="is not a private directory"):
-        accountlock.private_dir(shared, os.getuid())
-    made = accountlock.private_dir(tmp_path / "new", os.getuid())
+    with pytest.raises(ConfigError, match=r"the account lock directory: .* is writable by others"):
+        accountlock.private_dir(shared)
+    made = accountlock.private_dir(tmp_path / "new")
     assert made.stat().st_mode & 0o777 == 0o700
 
 

@@ -23,8 +23,17 @@ from mailroom.jmap.sieve import (
     sieve_script_set,
     sieve_script_validate,
 )
-from mailroom.routing.install import Installed, plan_install, plan_restore, verdict
-from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME, wrapper_script
+from mailroom.ops.rules import plan_lines
+from mailroom.routing.install import Installed, is_ours, plan_install, plan_restore, verdict
+from mailroom.routing.sieve import (
+    RULES_KIND,
+    RULES_NAME,
+    WRAPPER_KIND,
+    WRAPPER_NAME,
+    seal,
+    unseal,
+    wrapper_script,
+)
 
 RULES = 'require ["fileinto"];\nfileinto "Screener";\n'
 USERS = SieveScript("u", "my rules", "Gu", is_active=True)
@@ -211,3 +220,86 @@ def test_the_shell_sends_the_sieve_capability_and_reads_scripts_as_blobs() -> No
     assert body["using"] == ["urn:ietf:params:jmap:core", CYRUS_SIEVE]
     assert body["methodCalls"] == [["SieveScript/get", {"accountId": "acc", "ids": None}, "sg"]]
     assert str(seen[2].url) == "http://h/dl/acc/G9/x.sieve?accept=application%2Fsieve"
+
+
+# -- recognised by content, never by name alone (issue 18) --------------------------------
+
+
+def test_a_seal_holds_only_over_the_text_it_was_made_for() -> None:
+    sealed = seal(RULES_KIND, RULES)
+    assert sealed.startswith("# mailroom-seal rules sha256=")
+    assert unseal(sealed) == (RULES_KIND, RULES)
+    assert unseal(sealed.replace("Screener", "Elsewhere")) == (
+        None,
+        sealed.replace("Screener", "Elsewhere"),
+    )
+    assert unseal(RULES) == (None, RULES)
+    assert unseal(seal(WRAPPER_KIND, RULES))[0] == WRAPPER_KIND
+
+
+THEIRS = SieveScript("t", RULES_NAME, "Gt", is_active=True)
+
+
+def test_a_users_active_script_called_mailroom_rules_is_wrapped_and_the_rules_go_elsewhere() -> (
+    None
+):
+    state = installed(THEIRS, rules="keep;\n")
+    assert state.rules is None  # a name is not enough
+    plan = plan_install(state, RULES)
+    assert (plan.rules, plan.rules_name, plan.wrapper, plan.wraps, plan.activate) == (
+        "create",
+        f"{RULES_NAME}-2",
+        "create",
+        RULES_NAME,
+        True,
+    )
+    assert plan.wrapper_text == wrapper_script(RULES_NAME, f"{RULES_NAME}-2")
+    assert plan_restore(state).empty  # nothing of mailroom's to delete
+    assert verdict(state, RULES) == "missing"
+    assert any(
+        f"keeps its rules in '{RULES_NAME}-2'" in line for line in plan_lines(plan, apply=True)
+    )
+
+
+def test_once_installed_around_it_the_users_script_is_restored_never_deleted() -> None:
+    scripts = (
+        SieveScript("t", RULES_NAME, "Gt", False),
+        SieveScript("r", f"{RULES_NAME}-2", "Gr", False),
+        SieveScript("w", WRAPPER_NAME, "Gw", True),
+    )
+    wrapper = seal(WRAPPER_KIND, wrapper_script(RULES_NAME, f"{RULES_NAME}-2"))
+    state = Installed(scripts, "keep;\n", wrapper, {f"{RULES_NAME}-2": seal(RULES_KIND, RULES)})
+    assert state.rules == scripts[1]
+    assert [is_ours(state, s) for s in scripts] == [False, True, True]
+    plan = plan_install(state, RULES)
+    assert plan.nothing_to_do
+    assert (plan.wraps, plan.rules_name) == (RULES_NAME, f"{RULES_NAME}-2")
+    assert verdict(state, RULES) == "current"
+    assert plan_install(state, RULES + "#changed\n").rules == "update"  # ours: updated
+    restore = plan_restore(state)
+    assert (restore.switch, restore.restore) == (True, RULES_NAME)
+    assert [s.name for s in restore.destroy] == [WRAPPER_NAME, f"{RULES_NAME}-2"]
+
+
+def test_a_script_of_mailrooms_the_user_edited_is_theirs_from_then_on() -> None:
+    edited = seal(RULES_KIND, RULES).replace("Screener", "Mine")
+    scripts = (
+        SieveScript("r", RULES_NAME, "Gr", False),
+        SieveScript("w", WRAPPER_NAME, "Gw", True),
+    )
+    state = installed(*scripts, rules=edited, wrapper=seal(WRAPPER_KIND, wrapper_script(None)))
+    assert state.rules is None
+    plan = plan_install(state, RULES)
+    assert (plan.rules, plan.rules_name) == ("create", f"{RULES_NAME}-2")
+    assert [s.name for s in plan_restore(state).destroy] == [WRAPPER_NAME]
+
+
+def test_a_sealed_wrapper_vouches_for_no_unsealed_script() -> None:
+    scripts = (
+        SieveScript("r", RULES_NAME, "Gr", False),
+        SieveScript("w", WRAPPER_NAME, "Gw", True),
+    )
+    state = installed(*scripts, rules=RULES, wrapper=seal(WRAPPER_KIND, wrapper_script(None)))
+    assert state.rules is None  # only an unsealed (older) wrapper vouches for its rules
+    legacy = installed(*scripts, rules=RULES, wrapper=wrapper_script(None))
+    assert legacy.rules == scripts[0]

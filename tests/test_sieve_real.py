@@ -188,3 +188,67 @@ def test_a_script_the_server_refuses_is_never_written(account: Account) -> None:
         created = api.set(create={"s": {"name": "fine", "blobId": blob}})
         (script,) = api.list()
         assert (script.id, script.name, api.text(script)) == (created["s"], "fine", text)
+
+
+# -- a user's script called mailroom-rules is never taken (issue 18) ---------------------
+
+MINE = """require ["fileinto"];
+if header :contains "subject" "mine" { fileinto "Receipts"; }
+"""
+
+
+def script_text(account: Account, name: str) -> str:
+    with JmapClient(account.session_url, account.token) as jmap:
+        api = SieveScripts(jmap, CYRUS_SIEVE)
+        (script,) = [s for s in api.list() if s.name == name]
+        return api.text(script)
+
+
+def test_a_users_active_script_called_mailroom_rules_is_wrapped_then_restored_unchanged(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account.create_mailbox("Receipts")
+    put_sieve_script(account, RULES_NAME, MINE, activate=True)
+
+    box = Box.create(account)  # setup --apply
+
+    out = capsys.readouterr().out
+    assert f"  sieve    {RULES_NAME}-2 created" in out
+    assert f"runs your script '{RULES_NAME}' first, unchanged" in out
+    assert f"a script of yours is called '{RULES_NAME}'" in out
+    assert script_text(account, RULES_NAME) == MINE
+    assert sieve_scripts(account) == {
+        RULES_NAME: False,
+        f"{RULES_NAME}-2": False,
+        WRAPPER_NAME: True,
+    }
+    assert "Receipts" in arrive(account, "shop@store.example", "mine 1")  # theirs runs first
+    assert arrive(account, "other@store.example", "no match") == {"Screener"}  # then ours
+    listed = sieve_call(account, "SieveScript/get", {"ids": None})["list"]
+    assert setup.main(box.settings, apply=True) == 0
+    assert sieve_call(account, "SieveScript/get", {"ids": None})["list"] == listed
+    assert rules_finding(box).level == "ok"
+
+    code, out = run_reset(box)
+
+    assert code == 0, out
+    assert sieve_scripts(account) == {RULES_NAME: True}  # active again, as before setup
+    assert script_text(account, RULES_NAME) == MINE
+    assert arrive(account, "shop@store.example", "mine 2") == {"Receipts"}
+
+
+def test_reset_never_deletes_an_inactive_script_of_the_users_called_mailroom_rules(
+    account: Account,
+) -> None:
+    put_sieve_script(account, RULES_NAME, MINE, activate=False)
+    box = Box.create(account)
+    assert sieve_scripts(account) == {
+        RULES_NAME: False,
+        f"{RULES_NAME}-2": False,
+        WRAPPER_NAME: True,
+    }
+    code, out = run_reset(box)
+    assert code == 0, out
+    assert f"'{RULES_NAME}-2'" in out
+    assert sieve_scripts(account) == {RULES_NAME: False}
+    assert script_text(account, RULES_NAME) == MINE

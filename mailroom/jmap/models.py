@@ -19,6 +19,7 @@ class Session:
     max_calls_in_request: int
     capabilities: frozenset[str] = frozenset()  # the session's capability URIs
     download_url: str | None = None  # a template: {accountId} {blobId} {type} {name}
+    username: str = ""  # the session's `username`: the account as the server names it
 
 
 @dataclass(frozen=True, slots=True)

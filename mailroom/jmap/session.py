@@ -50,6 +50,7 @@ def parse_session(data: Mapping[str, Any], session_url: str) -> Session:
         max_calls_in_request=_limit(core, "maxCallsInRequest", FLOOR_CALLS_IN_REQUEST),
         capabilities=frozenset(data.get("capabilities") or {}),
         download_url=_absolute(session_url, data.get("downloadUrl")),
+        username=str(data.get("username") or ""),
     )
 
 

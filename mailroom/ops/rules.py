@@ -45,12 +45,18 @@ def plan_lines(plan: InstallPlan, *, apply: bool) -> list[str]:
         return {"create": "created", "update": "updated"}[change] if apply else f"would {change}"
 
     active = "active" if not plan.activate else ("activated" if apply else "would activate")
-    return [
+    lines = [
         HEADER,
-        f"  sieve    {RULES_NAME:<16} {status(plan.rules):<14} (the routing rules)",
+        f"  sieve    {plan.rules_name:<16} {status(plan.rules):<14} (the routing rules)",
         f"  sieve    {WRAPPER_NAME:<16} {status(plan.wrapper):<14} "
         f"({active}; {_wraps(plan.wraps)}, then mailroom's rules)",
     ]
+    if plan.rules_name != RULES_NAME:
+        lines.append(
+            f"  (a script of yours is called {RULES_NAME!r}: mailroom leaves it as it is and "
+            f"keeps its rules in {plan.rules_name!r})"
+        )
+    return lines
 
 
 def setup_rules(

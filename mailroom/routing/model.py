@@ -18,10 +18,10 @@ never triaged) matches nothing and stays in the Inbox: contacts are not screened
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailroom.categories import Category
+from mailroom.categories import Ancestry, Category, ancestry
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,42 +52,42 @@ class Routing:
         return tuple(r.group for r in self.routes)
 
 
-def chain(name: str, by_name: Mapping[str, Category]) -> tuple[Category, ...]:
-    """The category, then its parent, grandparent ... (validation rules out cycles)."""
-    found: list[Category] = []
-    current: str | None = name
-    while current is not None and current in by_name and by_name[current] not in found:
-        found.append(by_name[current])
-        current = by_name[current].parent
-    return tuple(found)
-
-
-def route_categories(categories: Sequence[Category]) -> list[Category]:
+def route_categories(
+    categories: Sequence[Category], walker: Ancestry | None = None
+) -> list[Category]:
     """One category per contact group, deepest first, config order among equals.
 
     Validation lets a group be shared only along a parent chain; its members cannot
     be told apart, so the group routes as the shallowest category that uses it.
     """
-    by_name = {c.name: c for c in categories}
+    walker = walker or ancestry(categories)
+
+    def depth(c: Category) -> int:
+        return walker.depth(c.name) or 0
+
     chosen: dict[str, Category] = {}
     for c in categories:
         held = chosen.get(c.contact_group)
-        if held is None or len(chain(c.name, by_name)) < len(chain(held.name, by_name)):
+        if held is None or depth(c) < depth(held):
             chosen[c.contact_group] = c
-    depth = {c.name: len(chain(c.name, by_name)) for c in chosen.values()}
-    return sorted(chosen.values(), key=lambda c: -depth[c.name])
+    return sorted(chosen.values(), key=lambda c: -depth(c))
 
 
 def routing(categories: Sequence[Category], *, screener_mailbox: str) -> Routing:
     """The routing model of a (valid) category list."""
+    walker = ancestry(categories)
     by_name = {c.name: c for c in categories}
     routes = tuple(
         Route(
             group=c.contact_group,
             category=c.name,
-            mailboxes=tuple(dict.fromkeys(a.destination_mailbox for a in chain(c.name, by_name))),
+            mailboxes=tuple(
+                dict.fromkeys(
+                    by_name[n].destination_mailbox for n in [c.name, *walker.ancestors(c.name)]
+                )
+            ),
             keep_in_inbox=c.add_to_inbox,
         )
-        for c in route_categories(categories)
+        for c in route_categories(categories, walker)
     )
     return Routing(routes=routes, screener=screener_mailbox)

@@ -17,9 +17,16 @@ from mailroom.errors import JmapMethodError, JmapRequestError, SetupNeededError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Mailbox
 from mailroom.jmap.sieve import SieveScripts, sieve_capability
-from mailroom.routing.install import Installed, InstallPlan, RestorePlan
+from mailroom.routing.install import Installed, InstallPlan, RestorePlan, rules_names
 from mailroom.routing.model import Routing, routing
-from mailroom.routing.sieve import RULES_NAME, WRAPPER_NAME, rules_script
+from mailroom.routing.sieve import (
+    RULES_KIND,
+    RULES_NAME,
+    WRAPPER_KIND,
+    WRAPPER_NAME,
+    rules_script,
+    seal,
+)
 from mailroom.triage.mailboxes import find_mailbox
 
 log = structlog.get_logger()
@@ -48,13 +55,12 @@ def find_sieve(jmap: JmapClient) -> SieveScripts | None:
 
 
 def read_installed(api: SieveScripts) -> Installed:
+    """The scripts, with the text of every one that may be mailroom's (by its name)."""
     scripts = tuple(api.list())
-
-    def text(name: str) -> str | None:
-        script = next((s for s in scripts if s.name == name), None)
-        return None if script is None else api.text(script)
-
-    return Installed(scripts, text(RULES_NAME), text(WRAPPER_NAME))
+    candidates = {WRAPPER_NAME, *rules_names()}
+    texts = {s.name: api.text(s) for s in scripts if s.name in candidates}
+    others = {n: t for n, t in texts.items() if n not in (RULES_NAME, WRAPPER_NAME)}
+    return Installed(scripts, texts.get(RULES_NAME), texts.get(WRAPPER_NAME), others)
 
 
 def model_of(settings: Settings) -> Routing:
@@ -98,27 +104,33 @@ def rules_for(model: Routing, mailboxes: Sequence[Mailbox], uids: Mapping[str, s
 
 
 def install(api: SieveScripts, installed: Installed, plan: InstallPlan) -> None:
-    """Validate both scripts on the server, then write and activate them in one call."""
+    """Validate both scripts on the server, then write (sealed) and activate them in one
+    call. Only mailroom's own scripts are updated; the rules go to ``plan.rules_name``."""
     create: dict[str, dict[str, str]] = {}
     update: dict[str, dict[str, str]] = {}
-    for name, change, text, cid in (
-        (RULES_NAME, plan.rules, plan.rules_text, "rules"),
-        (WRAPPER_NAME, plan.wrapper, plan.wrapper_text, "wrapper"),
+    for name, existing, kind, change, text, cid in (
+        (plan.rules_name, installed.rules, RULES_KIND, plan.rules, plan.rules_text, "rules"),
+        (WRAPPER_NAME, installed.wrapper, WRAPPER_KIND, plan.wrapper, plan.wrapper_text, "wrapper"),
     ):
         if change == "current":
             continue
-        blob_id = api.upload_valid(name, text)
-        existing = installed.named(name)
+        blob_id = api.upload_valid(name, seal(kind, text))
         if existing is None:
             create[cid] = {"name": name, "blobId": blob_id}
         else:
             update[existing.id] = {"blobId": blob_id}
-    wrapper = installed.named(WRAPPER_NAME)
+    wrapper = installed.wrapper
     activate = None
     if plan.activate:
         activate = "#wrapper" if wrapper is None else wrapper.id
     api.set(create=create, update=update, activate=activate)
-    log.info("sieve_installed", rules=plan.rules, wrapper=plan.wrapper, wraps=plan.wraps)
+    log.info(
+        "sieve_installed",
+        rules=plan.rules,
+        rules_name=plan.rules_name,
+        wrapper=plan.wrapper,
+        wraps=plan.wraps,
+    )
 
 
 def restore(api: SieveScripts, plan: RestorePlan) -> None:

@@ -9,12 +9,19 @@ the only one applied; ``fileinto`` without ``keep`` cancels the implicit keep (R
 
 mailroom never replaces the user's active script: it installs its rules as their own
 script and activates a wrapper that ``include``s the user's script first, unchanged,
-then the rules (RFC 6609). The wrapper names the script it wraps, so ``reset`` reads
-what to restore from the server itself.
+then the rules (RFC 6609). The wrapper names the script it wraps, then the rules
+script, so ``reset`` reads what to restore from the server itself.
+
+Every script mailroom writes is sealed: a first line ``# mailroom-seal <kind>
+sha256=<hex>`` over the rest of the text (``seal``). ``unseal`` gives the kind back only
+when the hash matches, so a script is known to be mailroom's by what it holds, not by
+its name: a user's script called ``mailroom-rules``, or one of mailroom's that the user
+edited, is the user's (``routing.install`` decides what that means).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -24,6 +31,9 @@ from mailroom.routing.model import Route, Routing
 RULES_NAME = "mailroom-rules"
 WRAPPER_NAME = "mailroom"
 WRAPPER_MARK = "# mailroom: the active script"
+SEAL = "# mailroom-seal"
+RULES_KIND, WRAPPER_KIND = "rules", "wrapper"
+_SEAL_LINE = re.compile(r"# mailroom-seal (rules|wrapper) sha256=([0-9a-f]{64})")
 _INCLUDE = re.compile(r'^include :personal "((?:[^"\\]|\\.)*)";$', re.MULTILINE)
 
 
@@ -71,8 +81,9 @@ def rules_script(model: Routing, *, group_uids: Mapping[str, str], paths: Mappin
     return "\n".join(lines) + "\n"
 
 
-def wrapper_script(wrapped: str | None) -> str:
-    """The script mailroom activates: the user's script ``wrapped`` first, then the rules."""
+def wrapper_script(wrapped: str | None, rules_name: str = RULES_NAME) -> str:
+    """The script mailroom activates: the user's script ``wrapped`` first, then the rules
+    (the script named ``rules_name``)."""
     if wrapped is None:
         said = "# No script of yours was active; `mailroom reset` leaves none active."
     else:
@@ -83,7 +94,7 @@ def wrapper_script(wrapped: str | None) -> str:
     lines = [f"{WRAPPER_MARK}, installed by `mailroom setup`.", said, 'require ["include"];']
     if wrapped is not None:
         lines.append(f"include :personal {quote(wrapped)};")
-    lines.append(f"include :personal {quote(RULES_NAME)};")
+    lines.append(f"include :personal {quote(rules_name)};")
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +102,36 @@ def is_wrapper(text: str) -> bool:
     return text.startswith(WRAPPER_MARK)
 
 
+def _includes(text: str) -> list[str]:
+    return [unquote(m.group(1)) for m in _INCLUDE.finditer(text)]
+
+
 def wrapped_by(text: str) -> str | None:
-    """The user's script a wrapper runs first (None: it wraps none)."""
-    names = [unquote(m.group(1)) for m in _INCLUDE.finditer(text)]
-    return next((n for n in names if n != RULES_NAME), None)
+    """The user's script a wrapper runs first (None: it wraps none): every include but
+    the last, which is the rules."""
+    names = _includes(text)
+    return names[0] if len(names) >= 2 else None
+
+
+def rules_included(text: str) -> str | None:
+    """The rules script a wrapper includes: its last include."""
+    names = _includes(text)
+    return names[-1] if names else None
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def seal(kind: str, body: str) -> str:
+    """``body`` as mailroom installs it: a first line naming its kind and its hash."""
+    return f"{SEAL} {kind} sha256={_digest(body)}\n{body}"
+
+
+def unseal(text: str) -> tuple[str | None, str]:
+    """(kind, body) of a sealed script whose hash matches; (None, text) for any other."""
+    first, newline, body = text.partition("\n")
+    found = _SEAL_LINE.fullmatch(first)
+    if found is None or not newline or found.group(2) != _digest(body):
+        return None, text
+    return found.group(1), body

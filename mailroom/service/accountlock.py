@@ -1,84 +1,145 @@
-"""One triaging worker per account, whatever its state dir.
+"""One triaging worker per account, however its settings spell it.
 
 The worker's ``STATE_DIR/worker.lock`` stops a second worker on the same state dir; this
-lock stops one on another state dir that points at the same account (two `mailroom
-run`s with different ``MAILROOM_STATE_DIR``s would race on the same mail). The lock
-file lives in a per-user directory, ``$XDG_RUNTIME_DIR/mailroom`` or else
-``/tmp/mailroom-<uid>``, named by a hash of the JMAP session URL and the username
-(never the token). A second worker exits 78 with a message naming the first one's
-pid and state dir: it is a configuration mistake, not something a restart fixes.
+lock stops one on another state dir, another spelling of the session URL or another
+``XDG_RUNTIME_DIR`` that reaches the same account. It is keyed on the account as the
+server names it, so it is taken at the worker's first pass, once the JMAP session is
+known (a session that cannot be fetched is an ordinary failed pass, retried; no pass
+writes anything before the lock is held): the session's ``username`` (trimmed,
+case-folded), its mail account id, and the origin of its API URL (scheme, host and
+port, lower-cased, the default port filled in: two servers may both have a user
+"test"). The lock file is named by a hash of these, never a credential.
 
-The kernel releases an ``flock`` when its holder dies, so a crashed worker never
-leaves the account locked.
+It lives in ``~/.local/state/mailroom-accounts``, with ``~`` the home the password
+database gives this OS user (not ``$HOME`` nor ``$XDG_RUNTIME_DIR``, which differ
+between a shell, a service manager and a test run), else in ``/tmp/mailroom-<uid>``
+when there is no such home or it cannot be written; either is created 0700 and must be
+ours and closed to others (``paths.check_private_dir``). What it cannot see (another
+OS user, another machine) is in docs/decisions.md.
+
+A second worker exits 78 with a message naming the first one's pid and state dir: it
+is a configuration mistake, not something a restart fixes. The kernel releases an
+``flock`` when its holder dies, so a crashed worker never leaves the account locked;
+a worker that ends normally removes its file (a waiting opener notices the file it
+locked is no longer the one at the path, and takes the new one).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import stat
-from collections.abc import Mapping
+import pwd
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO, TypeVar
+from urllib.parse import urlsplit
 
 from mailroom.errors import ConfigError
+from mailroom.jmap.models import Session
+from mailroom.paths import check_private_dir
 
-if TYPE_CHECKING:
-    from mailroom.config import Settings
-
-_held: list[TextIO] = []  # the open lock file lives as long as the process
-
-
-def lock_dir(environ: Mapping[str, str], uid: int) -> Path:
-    """The per-user directory for account locks."""
-    runtime = environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and Path(runtime).is_absolute():
-        return Path(runtime) / "mailroom"
-    return Path("/tmp") / f"mailroom-{uid}"  # checked: ours, mode 0700
+T = TypeVar("T")
+LOCK_DIR = (".local", "state", "mailroom-accounts")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+OPEN_ATTEMPTS = 5  # a holder removing its file as we open it: try the new file
 
 
-def account_key(session_url: str, username: str) -> str:
-    """A stable file name for one account: no credential goes into it."""
-    digest = hashlib.sha256(f"{session_url}\n{username}".encode()).hexdigest()
-    return f"account-{digest[:32]}.lock"
+class AccountTaken(ConfigError):
+    """Another worker of this OS user triages the same account."""
 
 
-def private_dir(path: Path, uid: int) -> Path:
+def home_lock_dir(uid: int) -> Path | None:
+    """``~/.local/state/mailroom-accounts`` for the home the password database names."""
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return None
+    return Path(home).joinpath(*LOCK_DIR) if home and os.path.isabs(home) else None
+
+
+def tmp_lock_dir(uid: int) -> Path:
+    return Path("/tmp") / f"mailroom-{uid}"
+
+
+def account_key(session: Session) -> str:
+    """A stable file name for the account ``session`` opens: no credential goes into it."""
+    parts = urlsplit(session.api_url)
+    scheme = parts.scheme.lower()
+    port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    origin = f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+    who = session.username.strip().casefold()
+    digest = hashlib.sha256(f"{origin}\n{who}\n{session.account_id.strip()}".encode())
+    return f"account-{digest.hexdigest()[:32]}.lock"
+
+
+def private_dir(path: Path) -> Path:
     """``path`` created 0700 if missing; ConfigError unless it is our own, private directory."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o022:
-        raise ConfigError(
-            [
-                f"{path} (where mailroom keeps its per-account locks) is not a private "
-                "directory of this user; remove it or set XDG_RUNTIME_DIR to one"
-            ]
-        )
+    check_private_dir(
+        path,
+        name="the account lock directory",
+        instead="remove it (mailroom makes a new one)",
+    )
     return path
 
 
+def lock_dir(uid: int) -> Path:
+    """The home's lock directory, else the per-user one in /tmp (created, checked)."""
+    home = home_lock_dir(uid)
+    if home is not None:
+        try:
+            return private_dir(home)
+        except OSError:
+            pass  # a read-only or missing home: /tmp, as every run of this user will
+    return private_dir(tmp_lock_dir(uid))
+
+
 def acquire(path: Path, state_dir: Path) -> TextIO:
-    """The locked file at ``path``; ConfigError naming the holder when it is taken."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    f = os.fdopen(fd, "r+", encoding="utf-8")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(f.read())
+    """The locked file at ``path``; AccountTaken naming the holder when it is taken."""
+    for _ in range(OPEN_ATTEMPTS):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        f = os.fdopen(fd, "r+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(f.read())
+            f.close()
+            raise AccountTaken(
+                [
+                    f"another mailroom worker (pid {holder.get('pid', '?')}, state dir "
+                    f"{holder.get('state_dir', '?')}) already triages this account; two "
+                    "workers would race: stop that one, or point this one at another account"
+                ]
+            ) from None
+        if _is_at(f, path):
+            f.truncate(0)
+            f.write(json.dumps({"pid": os.getpid(), "state_dir": str(state_dir)}) + "\n")
+            f.flush()
+            return f
+        f.close()  # its holder removed it as it ended: lock the file now at the path
+    raise ConfigError([f"cannot lock {path}: it keeps being replaced; try again"])
+
+
+def release(f: TextIO, path: Path) -> None:
+    """Remove the lock file (if it is still ours), then let the lock go."""
+    if not f.closed:
+        with contextlib.suppress(OSError):
+            if _is_at(f, path):
+                path.unlink()
         f.close()
-        raise ConfigError(
-            [
-                f"another mailroom worker (pid {holder.get('pid', '?')}, state dir "
-                f"{holder.get('state_dir', '?')}) already triages this account; two workers "
-                "would race: stop that one, or point this one at another account"
-            ]
-        ) from None
-    f.truncate(0)
-    f.write(json.dumps({"pid": os.getpid(), "state_dir": str(state_dir)}) + "\n")
-    f.flush()
-    return f
+
+
+def _is_at(f: TextIO, path: Path) -> bool:
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(f.fileno())
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _holder(text: str) -> dict[str, object]:
@@ -89,9 +150,24 @@ def _holder(text: str) -> dict[str, object]:
     return doc if isinstance(doc, dict) else {}
 
 
-def hold(settings: Settings) -> None:
-    """The worker's call: lock its account for the rest of the process, or ConfigError."""
-    uid = os.getuid()
-    directory = private_dir(lock_dir(os.environ, uid), uid)
-    name = account_key(settings.jmap_session_url, settings.carddav_username or "")
-    _held.append(acquire(directory / name, settings.state_dir))
+def hold(session: Session, state_dir: Path) -> None:
+    """Lock the account ``session`` opens for the rest of the process, or AccountTaken."""
+    path = lock_dir(os.getuid()) / account_key(session)
+    f = acquire(path, state_dir)
+    atexit.register(release, f, path)
+
+
+def locked(
+    pass_fn: Callable[[str], T], session: Callable[[], Session], state_dir: Path
+) -> Callable[[str], T]:
+    """``pass_fn`` behind the account lock, taken at the first pass that gets a session."""
+    held = False
+
+    def run(trigger: str) -> T:
+        nonlocal held
+        if not held:
+            hold(session(), state_dir)
+            held = True
+        return pass_fn(trigger)
+
+    return run

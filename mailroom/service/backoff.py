@@ -6,6 +6,14 @@ connect. A server's ``retry:`` field (milliseconds) or ``Retry-After`` sets the 
 delay instead, clamped to ``[SERVER_RETRY_FLOOR, cap]``: a server asking for
 ``retry: 0`` gets at most one reconnect a second, not hundreds.
 
+A stream that opens and then fails (garbage, an over-long line, ``retry: 0``, a close)
+before it delivered anything (no state change, no ping) is a failed attempt too:
+``failed_streams`` counts them in a row, and from the second one on the delay doubles
+from ``initial`` as for failed connects, up to the cap, whatever the server's
+``retry:`` asks. Only a stream that delivers (or lived to the read timeout on a
+server that does not ping) ends the run. Within a run only the first failed stream is
+logged at its level; the rest are debug lines (the listener logs the recovery).
+
 ``after_stream``: what to do once a connection has ended (``StreamEnd``): the delay,
 the log level and event, whether the end is an error to report in listener.json, and
 whether it was a routine recycle (the server closed the stream, or a stream that
@@ -35,6 +43,7 @@ class Backoff:
     failures: int = 0  # failed attempts since the last successful connect
     server_retry: float | None = None  # seconds, from the server's `retry:` or Retry-After
     floor: float = SERVER_RETRY_FLOOR
+    failed_streams: int = 0  # streams in a row that opened but delivered nothing
 
     def next_delay(self) -> tuple[float, Backoff]:
         """The delay before the next attempt, and the schedule after that attempt."""
@@ -50,8 +59,20 @@ class Backoff:
         return self.cap, replace(self, failures=self.failures + 1, server_retry=None)
 
     def connected(self) -> Backoff:
-        """A connect succeeded: the next failure waits ``initial`` again."""
+        """A connect succeeded: the next failed connect waits ``initial`` again."""
         return replace(self, failures=0)
+
+    def delivered(self) -> Backoff:
+        """A stream delivered an event or a ping: a run of failed streams is over."""
+        return replace(self, failed_streams=0)
+
+    def stream_failed(self, delay: float) -> tuple[float, Backoff]:
+        """One more failed stream in a row: ``delay`` (what the end alone asks for), grown
+        from the second failed stream on as failed connects grow, up to the cap."""
+        streak = self.failed_streams + 1
+        if streak >= 2:
+            delay = max(delay, min(self.initial * 2 ** min(streak - 1, 30), self.cap))
+        return delay, replace(self, failed_streams=streak)
 
     def with_server_retry(self, retry_ms: int) -> Backoff:
         """The server asked (``retry: <ms>``) for this delay before the next attempt."""
@@ -71,9 +92,10 @@ class StreamEnd:
     pinged: bool = False  # a ping arrived: the server keeps quiet streams alive
     timed_out: bool = False  # no data at all within the read timeout
     error: MailroomError | None = None
+    delivered: bool = False  # a state change or a ping arrived: the stream worked
 
 
-Level = Literal["info", "warning", "error"]
+Level = Literal["debug", "info", "warning", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +108,30 @@ class Reconnect:
     last_error: str | None  # for listener.json; None for a routine recycle
     routine: bool  # a clean recycle: a stream resumed after it needs no catch-up pass
     backoff: Backoff
+    failed_streams: int = 0  # the failed streams in a row this one ends (0: not one)
 
 
 def after_stream(end: StreamEnd, backoff: Backoff) -> Reconnect:
     """What the listener does once the connection ``end`` describes is over."""
-    if end.connected and end.error is None:
-        return _routine("the server closed the stream", backoff)
     if end.connected and end.timed_out and not end.pinged:
-        return _routine("no event within the read timeout; the server does not ping", backoff)
-    return after_error(end.error or PushError("the stream ended"), backoff)
+        # a quiet stream on a server that does not ping: it lived the whole read timeout
+        quiet = "no event within the read timeout; the server does not ping"
+        return _routine(quiet, backoff.delivered())
+    if end.delivered:
+        backoff = backoff.delivered()
+    if end.connected and end.error is None:
+        decision = _routine("the server closed the stream", backoff)
+    else:
+        decision = after_error(end.error or PushError("the stream ended"), backoff)
+    return decision if end.delivered or not end.connected else _failed_stream(decision)
+
+
+def _failed_stream(decision: Reconnect) -> Reconnect:
+    """A stream that opened and delivered nothing: grow the delay; log the first one only."""
+    delay, backoff = decision.backoff.stream_failed(decision.delay)
+    level: Level = decision.level if backoff.failed_streams == 1 else "debug"
+    streak = backoff.failed_streams
+    return replace(decision, delay=delay, level=level, backoff=backoff, failed_streams=streak)
 
 
 def after_error(error: MailroomError, backoff: Backoff) -> Reconnect:

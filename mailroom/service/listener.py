@@ -246,6 +246,8 @@ class _Listener:
         fields: dict[str, Any] = {"next_delay": decision.delay, "error": decision.reason}
         if decision.routine:
             fields["routine"] = True
+        if decision.failed_streams:
+            fields["failed_streams"] = decision.failed_streams
         getattr(log, decision.level)(event, **fields)
         changes: dict[str, Any] = {"status": "disconnected", "connected_since": None}
         if decision.last_error is not None:
@@ -261,7 +263,9 @@ class _Listener:
         if self.connects == 1:
             log.info("eventsource_connected", url=safe_url(url))
         else:
-            log.info(
+            # within a run of failed streams, one line per run (backoff.py), not per connect
+            level = "debug" if self.backoff.failed_streams > 1 else "info"
+            getattr(log, level)(
                 "eventsource_reconnected", reconnect_count=self.connects - 1, catch_up=catch_up
             )
         if catch_up:
@@ -280,4 +284,7 @@ class _Listener:
         self.sender.send(Wake(changed=change.changed, reason="state"))
 
     def event_seen(self) -> None:
+        if self.events.delivered and self.backoff.failed_streams:
+            log.info("eventsource_streams_recovered", failed_streams=self.backoff.failed_streams)
+            self.backoff = self.backoff.delivered()
         self.update(last_event_at=self.options.wall())

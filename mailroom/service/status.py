@@ -13,7 +13,6 @@ Standard library only: the health process imports this module.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from mailroom.paths import write_atomic
 from mailroom.redaction import clip, scrub
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
@@ -49,18 +49,7 @@ def error_summary(exc: BaseException) -> str:
 
 def write_status(path: Path, data: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically."""
-    import tempfile  # here: it imports shutil, bz2 and lzma, and health never writes
-
-    text = scrub(json.dumps(dict(data), indent=2, sort_keys=True)) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, scrub(json.dumps(dict(data), indent=2, sort_keys=True)) + "\n")
 
 
 def read_status(path: StrPath) -> dict[str, Any] | None:

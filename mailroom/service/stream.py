@@ -79,6 +79,7 @@ class EventStream:
         self.response: httpx.Response | None = None
         self._connected = False
         self._pinged = False
+        self.delivered = False  # this connection brought a state change or a ping
         self.client = httpx.Client(
             verify=shared_ssl_context(),
             timeout=httpx.Timeout(connect_timeout, read=read_timeout),
@@ -87,7 +88,7 @@ class EventStream:
 
     def read(self, url: str, account_id: str, handler: StreamHandler) -> StreamEnd:
         """One connection, to its end."""
-        self._connected = self._pinged = False
+        self._connected = self._pinged = self.delivered = False
         timed_out = False
         error: MailroomError | None = None
         try:
@@ -98,7 +99,7 @@ class EventStream:
             error = _translate(exc, safe_url(url), self.read_timeout)
         finally:
             self.response = None
-        return StreamEnd(True, self._connected, self._pinged, timed_out, error)
+        return StreamEnd(True, self._connected, self._pinged, timed_out, error, self.delivered)
 
     def abort(self) -> None:
         """Cut the connection in progress, if any (from another thread)."""
@@ -151,6 +152,7 @@ class EventStream:
             log.warning("eventsource_bad_event", event_id=decoded.event_id, reason=decoded.reason)
         elif isinstance(decoded, StateChange):
             handler.state_changed(decoded)
+        self.delivered = self.delivered or found.is_ping or isinstance(decoded, StateChange)
         handler.event_seen()
 
 

@@ -135,7 +135,9 @@ class Worker:
             wait: float | None = None  # the server's Retry-After
             try:
                 report = self._pass_fn(trigger)
-            except Exception as exc:  # any failed pass is counted and retried, never fatal
+            except accountlock.AccountTaken:
+                raise  # a second worker on this account: exit 78, as a config error
+            except Exception as exc:  # any other failed pass is counted and retried
                 wait = debounce.retry_after(exc)
                 self._failed(exc, wait)
             else:
@@ -241,15 +243,18 @@ def main(settings: Settings) -> int:
     from mailroom.clients import open_clients
     from mailroom.routing.arrivals import ArrivalRouter
     from mailroom.triage.engine import Triager
+    from mailroom.triage.strikes import STRIKES_FILE
 
     settings.require_credentials()
-    accountlock.hold(settings)  # one triaging worker per account, whatever its state dir
     with open_clients(settings) as (jmap, carddav):
-        triager = Triager(settings, jmap, carddav)  # one per process: it keeps mailbox ids
+        kept = ensure_state_dir(settings.state_dir) / STRIKES_FILE  # strikes outlive a restart
+        triager = Triager(settings, jmap, carddav, strikes_file=kept)  # keeps mailbox ids
         previous = read_status(settings.state_dir / WORKER_FILE)
         router = ArrivalRouter(settings, jmap, carddav, triager, previous=previous)
+        # one triaging worker per account, however spelled: locked at the first pass
+        locked = accountlock.locked(router.run_pass, lambda: jmap.session, settings.state_dir)
         return serve(
-            router.run_pass,
+            locked,
             settings.state_dir,
             poll_interval=settings.poll_interval,
             debounce_seconds=settings.debounce_seconds,

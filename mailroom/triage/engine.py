@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from functools import partial
+from pathlib import Path
 
 import structlog
 
@@ -26,7 +27,8 @@ from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import SetResult
-from mailroom.triage import contacts, lookup, parking, plan
+from mailroom.paths import ensure_state_dir
+from mailroom.triage import contacts, lookup, parking, plan, strikes
 from mailroom.triage.filing import file_senders
 from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
@@ -55,6 +57,7 @@ class Triager:
         today: Callable[[], date] = date.today,
         clock: Callable[[], float] = time.monotonic,
         deadline_s: float = PASS_DEADLINE_S,
+        strikes_file: Path | None = None,
     ) -> None:
         self.settings = settings
         self.jmap = jmap
@@ -64,7 +67,8 @@ class Triager:
         self._scanner = Scanner(settings, jmap)
         self._managed = tuple(dict.fromkeys(c.contact_group for c in settings.categories))
         self._deadline_s = deadline_s
-        self._strikes = parking.Strikes()
+        self._strikes_file = strikes_file  # None: the strikes live as long as this object
+        self._strikes = strikes.load(strikes_file) if strikes_file else parking.Strikes()
         # Routing sets this to the Email state it last judged: the scan then reads the
         # mail created since, in the same request (``PassReport.arrivals``).
         self.arrivals_since: str | None = None
@@ -147,8 +151,22 @@ class Triager:
         writes: list[SetResult],
     ) -> tuple[parking.Parked, ...]:
         """The error label on the senders that failed ``PARK_AFTER`` passes in a row."""
-        strikes, parked = self._strikes.after_pass(ledger.failed, [d.sender.id for d in done])
-        self._strikes = strikes
+        before = self._strikes
+        counts, parked = before.after_pass(ledger.failed, [d.sender.id for d in done])
+        self._strikes = counts
+        try:
+            return self._label_parked(senders, parked, ids, writes)
+        finally:
+            if self._strikes_file and self._strikes != before:
+                strikes.save(self._strikes_file, self._strikes)
+
+    def _label_parked(
+        self,
+        senders: Sequence[plan.LabelledSender],
+        parked: tuple[parking.Parked, ...],
+        ids: MailboxIds,
+        writes: list[SetResult],
+    ) -> tuple[parking.Parked, ...]:
         if not parked:
             return ()
         names = {p.sender for p in parked}
@@ -158,7 +176,7 @@ class Triager:
             writes.extend(self.jmap.update_emails(update))
         except MailroomError as exc:
             stop_if_unanswered(exc)
-            self._strikes = strikes.unpark(parked)
+            self._strikes = self._strikes.unpark(parked)
             log.error("sender_parking_failed", senders=sorted(map(str, names)), error=str(exc))
             return ()
         for p in parked:
@@ -272,6 +290,7 @@ def _moves(d: plan.Decision, group: str, members: frozenset[str], *, removing: b
 
 def poll_main(settings: Settings) -> int:
     """`mailroom poll`: one pass, exit 0 when every labelled sender was handled."""
+    kept = ensure_state_dir(settings.state_dir) / strikes.STRIKES_FILE
     with open_clients(settings) as (jmap, carddav):
-        report = Triager(settings, jmap, carddav).run_pass("manual")
+        report = Triager(settings, jmap, carddav, strikes_file=kept).run_pass("manual")
     return 0 if report.ok else 1
