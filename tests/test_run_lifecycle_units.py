@@ -19,7 +19,7 @@ import pytest
 from mailroom.errors import ConfigError
 from mailroom.jmap.models import Session
 from mailroom.ops import status
-from mailroom.service import accountlock, fatal, lifeline, runner, runsupervisor
+from mailroom.service import accountlock, fatal, lifeline, outpipes, runner, runsupervisor
 from mailroom_dev.wait import wait_until
 
 
@@ -317,12 +317,11 @@ def test_a_symlink_at_the_account_lock_is_not_followed(tmp_path: Path) -> None:
 # -- mailroom status's rendering ---------------------------------------------------------------
 INFOS = [
     {"name": "worker", "group": "worker", "statename": "RUNNING", "pid": 12, "description": "d"},
-    {"name": "fatal", "group": "fatal", "statename": "RUNNING", "pid": 10, "description": "x"},
     {"name": "health", "group": "health", "statename": "EXITED", "pid": 0, "description": "e"},
 ]
 
 
-def test_status_lists_the_programs_by_name_without_the_event_listener() -> None:
+def test_status_lists_the_programs_by_name() -> None:
     assert status.parse_programs(INFOS) == [
         status.Program("health", "EXITED", None, "e"),
         status.Program("worker", "RUNNING", 12, "d"),
@@ -450,14 +449,33 @@ def test_a_closed_output_stops_everything() -> None:
 
 def test_the_output_watch_sees_a_pipe_whose_reader_is_gone() -> None:
     read_end, write_end = os.pipe()
-    saved = os.dup(1)
     try:
-        os.dup2(write_end, 1)
-        watch = runsupervisor.OutputWatch()
+        watch = outpipes.OutputWatch((write_end,))
         assert not watch.closed()
         os.close(read_end)
         assert watch.closed()
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
         os.close(write_end)
+
+
+def test_a_reload_closes_what_supervisord_leaked_but_not_the_output_copiers_fds() -> None:
+    """``RunOptions.cleanup_fds`` (supervisord's, on `supervisorctl reload`) in a process
+    of its own: it closes every descriptor from 5 up, so it must not run here."""
+    code = (
+        "import os\n"
+        "from mailroom.service.runsupervisor import RunOptions\n"
+        "null = os.open(os.devnull, os.O_RDONLY)\n"
+        "fds = [os.dup2(null, fd) for fd in range(10, 16)]\n"
+        "options = RunOptions()\n"
+        "options.minfds, options.keep = 64, frozenset(fds[1::2])\n"
+        "options.cleanup_fds()\n"
+        "def is_open(fd):\n"
+        "    try:\n"
+        "        os.fstat(fd)\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "    return True\n"
+        "print([is_open(fd) for fd in fds])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[0] == "[False, True, False, True, False, True]", done.stderr

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from mailroom.config import Settings
 
 EX_NOT_RUNNING = 3
-EVENT_LISTENERS = frozenset({"fatal"})  # supervisord's helpers, not mailroom's programs
 # A system supervisord: where Debian's package and supervisord's sample config put the
 # control socket (/var/run is a link to /run on Debian), and the deploy snippet's group
 # and state dir (deploy/supervisor/mailroom.conf).
@@ -86,7 +85,7 @@ def rpc(socket_path: Path) -> Iterator[Any]:
 
 
 def parse_programs(infos: Sequence[Mapping[str, Any]]) -> list[Program]:
-    """getAllProcessInfo's answer as Programs, event listeners left out, by name."""
+    """getAllProcessInfo's answer as Programs, by name."""
     found = [
         Program(
             name=str(i["name"]) if i.get("group") == i.get("name") else f"{i['group']}:{i['name']}",
@@ -95,7 +94,6 @@ def parse_programs(infos: Sequence[Mapping[str, Any]]) -> list[Program]:
             description=str(i.get("description", "")),
         )
         for i in infos
-        if i.get("name") not in EVENT_LISTENERS
     ]
     return sorted(found, key=lambda p: p.name)
 

@@ -9,8 +9,11 @@ records), and runs supervisord's own loop in this process
 (``mailroom.service.runsupervisor``): `mailroom run`'s pid is supervisord's, so there is
 no parent to keep alive, tie to supervisord or pass signals on. The lock is held until
 this process is gone (supervisord closes it in the programs it starts); the programs
-die with it, even by kill -9 (``mailroom.service.lifeline``). ``outcome`` (pure) turns
-the way it ended into an exit code and one line.
+die with it, even by kill -9 (``mailroom.service.lifeline``). supervisord's stdout and
+stderr are pipes of this process, copied to the real ones by a thread
+(``mailroom.service.outpipes``: `> run.log` keeps every line, a stdout owned by another
+user works). ``outcome`` (pure) turns the way it ended into an exit code and one line,
+printed after everything supervisord wrote.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import IO
 from mailroom.errors import MailroomError
 from mailroom.service.fatal import STOPPED_FILE, Stopped, read_stopped
 from mailroom.service.lifeline import STARTS_SUFFIX
+from mailroom.service.outpipes import piped_output
 
 RUN_LOCK = "run.lock"
 
@@ -97,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             clear_previous_run(state_dir)
             from mailroom.service.runsupervisor import serve  # supervisor: only from here on
 
-            asked = serve(args[2:])
+            with piped_output() as output:
+                asked = serve(args[2:], output)
     except AlreadyRunning as exc:
         _say(f"mailroom run: {exc}")
         return 1

@@ -3,14 +3,17 @@ the run's rules added.
 
 ``serve`` does what ``supervisor.supervisord.main`` does (options, then the Supervisor's
 loop, again after a ``supervisorctl reload``), with ``RunSupervisor`` instead of
-supervisord's Supervisor. It adds three things:
+supervisord's Supervisor and ``RunOptions`` (a reload leaves the output copier's
+descriptors open) instead of its ServerOptions. It adds three things:
 
 - **Stop signals.** SIGINT, SIGTERM and SIGHUP (and SIGQUIT, as in supervisord) all
   stop everything (supervisord alone reloads its configuration on SIGHUP, which a
   closed terminal sends); the first one is recorded as what asked for the stop.
-- **The output pipe.** When our stdout or stderr is a pipe whose reader is gone
-  (`mailroom run | tee log` after the tee was killed), everything stops; polled once
-  per turn of supervisord's loop (at least once a second).
+- **The output closed.** When the reader of our real stdout or stderr is gone
+  (`mailroom run | tee log` after the tee was killed: a copy's write failed with EPIPE,
+  or the pipe shows it), everything stops; asked once per turn of supervisord's loop
+  (at least once a second). supervisord's fd 1 and 2 are the pipes
+  ``mailroom.service.outpipes`` copies to the real ones.
 - **The first spawn at once.** supervisord starts its programs after the first turn of
   its loop, whose ``poll()`` waits its full 1 s timeout when nothing is ready yet;
   ``RunSupervisor`` starts them before that first turn.
@@ -25,10 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from supervisor import supervisord
 from supervisor.medusa import asyncore_25 as asyncore
@@ -37,36 +39,40 @@ from supervisor.states import SupervisorStates
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # a terminal's, a service manager's
 EXIT_SIGNALS = (*STOP_SIGNALS, signal.SIGQUIT)  # and supervisord's own third one
-PIPE_GONE = select.POLLERR | select.POLLHUP
-S_IFIFO, S_IFMT = 0o010000, 0o170000
 
 
-class OutputWatch:
-    """Our stdout and stderr when they are pipes: ``closed()`` once a reader is gone."""
+class Output(Protocol):
+    """What the loop asks of the run's output each turn: has its reader gone?"""
 
-    def __init__(self) -> None:
-        self._poller = select.poll()
-        self._fds: set[int] = set()
-        for fd in (1, 2):
-            with contextlib.suppress(OSError):
-                if os.fstat(fd).st_mode & S_IFMT == S_IFIFO:
-                    self._poller.register(fd, 0)  # no events asked: only POLLERR/POLLHUP come
-                    self._fds.add(fd)
+    def closed(self) -> bool: ...
 
-    def closed(self) -> bool:
-        if not self._fds:
-            return False
-        gone = [fd for fd, events in self._poller.poll(0) if events & PIPE_GONE]
-        for fd in gone:
-            self._poller.unregister(fd)
-            self._fds.discard(fd)
-        return bool(gone)
+
+class PipedOutput(Output, Protocol):
+    """The run's output as ``mailroom.service.outpipes.OutputPipes`` has it: also the
+    descriptors a reload must leave open."""
+
+    keep: frozenset[int]
+
+
+class RunOptions(ServerOptions):  # type: ignore[misc]
+    """supervisord's options; a reload (``supervisorctl reload``) closes the descriptors
+    it leaked, from fd 5 up, as supervisord's does, but leaves ``keep`` open (the output
+    copier's)."""
+
+    keep: frozenset[int] = frozenset()
+
+    def cleanup_fds(self) -> None:
+        start = 5
+        for fd in sorted(fd for fd in self.keep if start <= fd < self.minfds):
+            os.closerange(start, fd)
+            start = fd + 1
+        os.closerange(start, self.minfds)
 
 
 class RunSupervisor(supervisord.Supervisor):  # type: ignore[misc]
     """supervisord's Supervisor with `mailroom run`'s rules (see the module's doc)."""
 
-    def __init__(self, options: Any, output: OutputWatch) -> None:
+    def __init__(self, options: Any, output: Output) -> None:
         super().__init__(options)
         self.asked: str | None = None
         self._output = output
@@ -104,14 +110,14 @@ class RunSupervisor(supervisord.Supervisor):  # type: ignore[misc]
         self.options.mood = SupervisorStates.SHUTDOWN
 
 
-def serve(args: Sequence[str]) -> str | None:
+def serve(args: Sequence[str], output: PipedOutput) -> str | None:
     """supervisord with ``args`` (its command line) until it ends; what asked it to
     stop (a signal's name, "output closed"), or None (supervisorctl shutdown, the
     FATAL plugin)."""
-    output = OutputWatch()
     first = True
     while True:
-        options = ServerOptions()
+        options = RunOptions()
+        options.keep = output.keep
         options.realize(list(args), doc=supervisord.__doc__)
         options.first, options.test = first, False
         run = RunSupervisor(options, output)
