@@ -12,7 +12,7 @@ its label.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,6 +21,7 @@ from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
@@ -60,32 +61,57 @@ class Searched:
 
 
 def find_sender_mail(
-    jmap: JmapClient, ids: MailboxIds, decisions: Sequence[Decision], ledger: Ledger
+    jmap: JmapClient,
+    ids: MailboxIds,
+    decisions: Sequence[Decision],
+    ledger: Ledger,
+    screener: EmailQueryResult | None = None,
 ) -> Searched:
-    """Each sender's mail: one batch for every sender; one sender at a time if it fails."""
+    """Each sender's mail: one batch for every sender; one sender at a time if it fails.
+
+    ``screener``: the Screener already listed in this pass (``list_screener``), if so.
+    """
     retriage = [d for d in decisions if not d.initial]
     initial = [d for d in decisions if d.initial]
+    listed = bool(initial) and screener is None  # the Screener is listed here
     filters = [search_filter(ids, d.sender.email) for d in retriage]
-    if initial:
+    if listed:
         filters.append(screener_filter(ids))
-    state: str | None = None
-    try:
-        answered = jmap.query_emails_many(filters)[0]
-        results = [r.emails for r in answered]
-        state = answered[0].state
-    except PassDeadline:
-        raise
-    except Exception:  # the batch failed: one filter at a time, isolated
-        owners = _owners(filters, retriage, initial)
-        results = [_one(jmap, f, ledger, whose) for f, whose in owners]
+    state: str | None = screener.state if screener is not None and initial else None
+    results: list[tuple[Email, ...]] = []
+    if filters:
+        try:
+            answered = jmap.query_emails_many(filters)[0]
+            results = [r.emails for r in answered]
+            # read twice: the whole-set write is guarded only when both reads agree
+            state = answered[0].state if state in (None, answered[0].state) else None
+        except PassDeadline:
+            raise
+        except Exception:  # the batch failed: one filter at a time, isolated
+            owners = _owners(filters, retriage, initial if listed else [])
+            results = [_one(jmap, f, ledger, whose) for f, whose in owners]
+            state = None
+    if initial and screener is not None:
+        results.append(screener.emails)
     mail: dict[SenderId, Sequence[Email]] = {}
     for d, found in zip(retriage, results, strict=False):
         mail[d.sender.id] = [e for e in found if d.sender.id.sent(e)]
-    screener = by_sender(results[-1]) if initial else {}
+    by_screener = by_sender(results[-1]) if initial else {}
     for d in initial:
-        mail[d.sender.id] = screener.get(d.sender.id, [])
+        mail[d.sender.id] = by_screener.get(d.sender.id, [])
     misses = sum(missed(ids, d, mail[d.sender.id]) for d in decisions if ledger.ok(d))
     return Searched(mail, misses, state)
+
+
+def list_screener(jmap: JmapClient, ids: MailboxIds) -> EmailQueryResult | None:
+    """The Screener listed ahead, beside the contact lookup; None when that failed
+    (``find_sender_mail`` lists it again, isolated)."""
+    try:
+        return jmap.query_emails_many([screener_filter(ids)])[0][0]
+    except PassDeadline:
+        raise
+    except MailroomError:
+        return None
 
 
 def _owners(
@@ -184,11 +210,20 @@ def file_senders(
     decisions: Sequence[Decision],
     writes: list[SetResult],
     ledger: Ledger,
+    *,
+    screener: EmailQueryResult | None = None,
+    before_labels: Callable[[], object] = lambda: None,
 ) -> int:
-    """Steps 6 and 7 of triage.md for every sender still standing; the search misses."""
+    """Steps 6 and 7 of triage.md for every sender still standing; the search misses.
+
+    ``before_labels`` is called between the first write and the last one (the labels):
+    it waits for the pass's other side (the contact and group writes, run beside this)
+    so that a label comes off only once everything it stands for is done.
+    """
     if not decisions:
+        before_labels()
         return 0
-    searched = find_sender_mail(jmap, ids, decisions, ledger)
+    searched = find_sender_mail(jmap, ids, decisions, ledger, screener)
     filing: dict[SenderId, Update] = {}
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
@@ -196,6 +231,7 @@ def file_senders(
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
     if not write_whole(jmap, first, searched, writes):
         apply_per_sender(jmap, first, decisions, writes, ledger)
+    before_labels()
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }

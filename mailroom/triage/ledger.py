@@ -7,6 +7,7 @@ the one thing a pass changes as it goes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -26,9 +27,13 @@ def sender_of(item: Decision | LabelledSender) -> LabelledSender:
 
 
 class Ledger:
+    """Shared by the two sides of a pass (``sides.beside``): a failure is recorded under
+    a lock; ``moved`` is written by the JMAP side only."""
+
     def __init__(self) -> None:
         self.failed: dict[SenderId, str] = {}
         self.moved: dict[SenderId, int] = {}
+        self._lock = threading.Lock()
 
     def ok(self, item: Decision | LabelledSender) -> bool:
         return sender_of(item).id not in self.failed
@@ -50,9 +55,10 @@ class Ledger:
         return True
 
     def fail(self, sender: LabelledSender, exc: BaseException) -> None:
-        if sender.id in self.failed:
-            return
-        self.failed[sender.id] = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            if sender.id in self.failed:
+                return
+            self.failed[sender.id] = f"{type(exc).__name__}: {exc}"
         log.error(
             "sender_failed",
             sender=sender.email,
