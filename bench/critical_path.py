@@ -165,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = [measure_pass(box, proxy, n, args.other) for n in range(args.passes)]
             trials = served_trials(box, proxy, args.trials)
     print_path(runs[0])
+    rounds, requests = sorted({r.rounds for r in runs}), sorted({r.requests for r in runs})
+    print(f"critical path: {'/'.join(map(str, rounds))} round trips, ", end="")
+    print(f"{'/'.join(map(str, requests))} requests")
     delay_ms = args.delay * 1000
     table(
         f"One pass through a proxy adding {delay_ms:.0f} ms each way: an initial triage, "

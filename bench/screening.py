@@ -8,8 +8,10 @@ Email/get every 25 ms and notes when each is triaged (label gone, out of the
 Screener, in the destination: t1). It prints the median and max of t1 - t0 over every
 label, and the passes each round of labels caused (push passes, and those that
 triaged someone). Configurations run interleaved round by round on one account:
-the defaults (debounce_seconds 0.5: passes at least 0.5 s apart) and, with
---modes default,window3, debounce_seconds 3 (the old 3 s window's behaviour).
+the defaults (debounce_seconds 0.5: passes at least 0.5 s apart), debounce_seconds 3
+(the old 3 s window's behaviour), and with --before DIR the service run from another
+checkout DIR (e.g. `git archive main | tar -x -C DIR`) at its own defaults, through
+PYTHONPATH, so that before and after meet the same load.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from mailroom_dev.triagebox import Box
 MODES = {
     "default": Mode("defaults (debounce_seconds 0.5)", True, 0.5, 60.0),
     "window3": Mode("debounce_seconds 3 (the old window)", True, 3.0, 60.0),
+    "before": Mode("--before checkout, debounce_seconds 3", True, 3.0, 60.0),
 }
 
 
@@ -46,6 +49,7 @@ class Round:
     push_passes: int
     triaging_passes: int
     held: int  # push passes that waited for the spacing (worker.json's passes_held)
+    pass_seconds: tuple[float, ...]  # duration_s of each triaging pass
 
 
 class Poller:
@@ -133,13 +137,15 @@ def one_round(
         done = dict(poller.done)
     time.sleep(mode.debounce + 2.5)  # would a stray pass come?
     passes = svc.passes(since=mark)
+    triaging = [p for p in passes if int(p.get("senders_triaged", 0)) > 0]
     now_held = int(svc.worker_status().get("counters", {}).get("passes_held", 0))
     return Round(
         tuple(done[i] - t0s[i] for i in ids),
         tuple(events.first_after(t0s[i], 30) - t0s[i] for i in ids),
         sum(1 for p in passes if p.get("trigger") == "push"),
-        sum(1 for p in passes if int(p.get("senders_triaged", 0)) > 0),
+        len(triaging),
         now_held - held,
+        tuple(float(p.get("duration_s", 0.0)) for p in triaging),
     )
 
 
@@ -149,6 +155,7 @@ def report(results: dict[str, list[Round]], args: argparse.Namespace, server: st
         lat = [x for r in rounds for x in r.latencies]
         push = [x for r in rounds for x in r.push_delays]
         ours = [a - b for a, b in zip(lat, push, strict=True)]
+        seconds = [x for r in rounds for x in r.pass_seconds]
         rows.append(
             [
                 MODES[name].name,
@@ -158,6 +165,7 @@ def report(results: dict[str, list[Round]], args: argparse.Namespace, server: st
                 f"{max(lat):.3f} s",
                 f"{statistics.median(push):.3f} s",
                 f"{statistics.median(ours):.3f} s / {max(ours):.3f} s",
+                f"{statistics.median(seconds):.3f} s",
                 "/".join(str(r.push_passes) for r in rounds),
                 "/".join(str(r.triaging_passes) for r in rounds),
                 "/".join(str(r.held) for r in rounds),
@@ -174,6 +182,7 @@ def report(results: dict[str, list[Round]], args: argparse.Namespace, server: st
             "max",
             "push delay tp-t0 (median)",
             "t1-tp median / max",
+            "pass duration (median)",
             "push passes/round",
             "triaging passes/round",
             "held/round",
@@ -212,6 +221,8 @@ def served_round(
     args: argparse.Namespace,
 ) -> Round:
     """One round on a service of its own (started for it, stopped after)."""
+    if mode is MODES["before"]:
+        env = {**env, "PYTHONPATH": f"{args.before}:{args.before}/dev"}
     with service(box, env, mode) as svc:
         return one_round(svc, probe, events, mode, n, args.senders, args.pace, args.poll_every)
 
@@ -222,8 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--senders", type=int, default=8, help="labels per round (8)")
     p.add_argument("--pace", type=float, default=1.5, help="s between two labels (1.5)")
     p.add_argument("--poll-every", type=float, default=0.025, help="s between polls (0.025)")
-    p.add_argument("--modes", default="default,window3", help="default,window3 (both)")
+    p.add_argument("--modes", default="default,window3", help="of default,window3,before")
+    p.add_argument("--before", default=None, help="the checkout the `before` mode runs")
     args = p.parse_args(argv)
+    if "before" in args.modes and not args.before:
+        p.error("the `before` mode needs --before DIR (a checkout of the code to compare)")
     with cyrus() as server:
         box = prepared_box(server)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")}
