@@ -31,7 +31,7 @@ from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.report import PassReport
 from mailroom.triage.scan import Scanner
-from mailroom.triage.sides import beside
+from mailroom.triage.sides import all_at_once, beside
 
 log = structlog.get_logger("mailroom.triage")
 
@@ -39,6 +39,9 @@ log = structlog.get_logger("mailroom.triage")
 # trickling its answers); the labels that were not yet removed make the next pass
 # pick up what is left.
 PASS_DEADLINE_S = 300.0
+# Contact writes in flight at once in a pass with several senders (a round trip each
+# on Fastmail); a small number, for the server's sake.
+CONTACT_WRITES = 4
 
 
 class Triager:
@@ -222,10 +225,13 @@ class Triager:
     def _write_contacts(
         self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
     ) -> None:
-        """The CardDAV side: provenance, then each contact, then the groups."""
+        """The CardDAV side: provenance, then the contacts (CONTACT_WRITES at once: each
+        card is its own resource), then the groups."""
         self._join_provenance(decisions, book, ledger)
-        for d in ledger.standing(decisions):
-            ledger.guard([d], partial(self._upsert, d))
+        upserts = [
+            partial(ledger.guard, [d], partial(self._upsert, d)) for d in ledger.standing(decisions)
+        ]
+        all_at_once(upserts, CONTACT_WRITES)
         self._change_groups(decisions, book, ledger)
 
     def _decide(self, s: plan.LabelledSender, found: plan.Found) -> plan.Decision:

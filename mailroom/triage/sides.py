@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
@@ -59,3 +59,22 @@ def beside(fn: Callable[[], T]) -> Iterator[Side[T]]:
         yield side
     finally:
         side.wait()
+
+
+def all_at_once(steps: Sequence[Callable[[], object]], width: int) -> None:
+    """Run ``steps`` ``width`` at a time, each in a thread; wait for every one of a round
+    before the next round; then raise the first exception any step raised. One step
+    runs in the caller's thread."""
+    if len(steps) == 1:
+        steps[0]()
+        return
+    error: BaseException | None = None
+    for at in range(0, len(steps), width):
+        sides = [Side(step) for step in steps[at : at + width]]
+        for side in sides:
+            try:
+                side.join()
+            except BaseException as exc:  # the others are still waited for
+                error = error or exc
+    if error is not None:
+        raise error
