@@ -103,12 +103,12 @@ def via(url: str, port: int) -> str:
     return f"{scheme}://{host.rsplit(':', 1)[0]}:{port}/{path}"
 
 
-def measure_pass(box: Box, proxy: DelayProxy, n: int, other: int) -> PassRun:
-    sender = f"path-{uuid.uuid4().hex[:6]}-{n}@mailroom-bench.invalid"
-    labelled = box.deliver(from_addr=sender, subject=f"path {n}")
-    for k in range(other):
-        box.deliver(from_addr=sender, subject=f"path {n} other {k}")
-    box.label(labelled, "@ToFeed")
+def measure_pass(box: Box, proxy: DelayProxy, n: int, other: int, senders: int) -> PassRun:
+    """A warm-up pass (the first reads the mailboxes on their own), then the measured
+    one: ``senders`` fresh senders, each with one labelled and ``other`` more emails."""
+    run = uuid.uuid4().hex[:6]
+    warm = box.deliver(from_addr=f"warm-{run}@mailroom-bench.invalid", subject=f"warm {n}")
+    box.label(warm, "@ToFeed")
     s, c = box.settings, box.settings.credentials()
     recorder = Recorder()
     jmap = JmapClient(via(s.jmap_session_url, proxy.port), c.jmap_token, transport=recorder)
@@ -117,12 +117,15 @@ def measure_pass(box: Box, proxy: DelayProxy, n: int, other: int) -> PassRun:
     )
     try:
         triager = Triager(s, jmap, carddav)
-        triager.run_pass("bench")  # the first pass reads the mailboxes on their own: warm up
-        box.deliver(from_addr=sender, subject=f"path {n} again")
-        again = box.deliver(from_addr=sender.replace("path-", "path2-"), subject=f"path {n} b")
-        for k in range(other):
-            box.deliver(from_addr=sender.replace("path-", "path2-"), subject=f"b other {k}")
-        box.label(again, "@ToFeed")
+        triager.run_pass("bench")
+        labelled = []
+        for j in range(senders):
+            sender = f"path-{run}-{n}-{j}@mailroom-bench.invalid"
+            labelled.append(box.deliver(from_addr=sender, subject=f"path {n} {j}"))
+            for k in range(other):
+                box.deliver(from_addr=sender, subject=f"path {n} {j} other {k}")
+        for email_id in labelled:
+            box.label(email_id, "@ToFeed")
         recorder.spans.clear()
         started = time.monotonic()
         report = triager.run_pass("bench")
@@ -130,10 +133,10 @@ def measure_pass(box: Box, proxy: DelayProxy, n: int, other: int) -> PassRun:
     finally:
         jmap.close()
         carddav.close()
-    if (report.senders_triaged, report.failures) != (1, 0):
-        raise RuntimeError(f"the measured pass did not triage its one sender: {report}")
-    if box.where(again) != {"Feed"}:
-        raise RuntimeError(f"the measured pass left the email in {box.where(again)}")
+    if (report.senders_triaged, report.failures) != (senders, 0):
+        raise RuntimeError(f"the measured pass did not triage its {senders} senders: {report}")
+    if any(box.where(e) != {"Feed"} for e in labelled):
+        raise RuntimeError("the measured pass left a labelled email out of Feed")
     spans = tuple(recorder.spans)
     return PassRun(len(spans), len(chain(spans)), seconds, spans)
 
@@ -155,23 +158,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--delay", type=float, default=0.040, help="s added each way (0.040)")
     p.add_argument("--passes", type=int, default=5, help="in-process passes measured (5)")
-    p.add_argument("--trials", type=int, default=10, help="labels with the service (10)")
+    p.add_argument("--trials", type=int, default=10, help="labels with the service (10; 0: none)")
     p.add_argument("--other", type=int, default=1, help="the sender's other Screener mail (1)")
+    p.add_argument("--senders", type=int, default=1, help="senders in the measured pass (1)")
     args = p.parse_args(argv)
     with cyrus() as server:
         box = prepared_box(server)
         port = int(box.settings.jmap_session_url.split("://", 1)[1].split("/")[0].rsplit(":", 1)[1])
         with DelayProxy(port, args.delay) as proxy:
-            runs = [measure_pass(box, proxy, n, args.other) for n in range(args.passes)]
-            trials = served_trials(box, proxy, args.trials)
+            runs = [
+                measure_pass(box, proxy, n, args.other, args.senders) for n in range(args.passes)
+            ]
+            trials = served_trials(box, proxy, args.trials) if args.trials else []
     print_path(runs[0])
     rounds, requests = sorted({r.rounds for r in runs}), sorted({r.requests for r in runs})
     print(f"critical path: {'/'.join(map(str, rounds))} round trips, ", end="")
     print(f"{'/'.join(map(str, requests))} requests")
     delay_ms = args.delay * 1000
     table(
-        f"One pass through a proxy adding {delay_ms:.0f} ms each way: an initial triage, "
-        f"one sender, {args.other} more email(s) of it in the Screener",
+        f"One pass through a proxy adding {delay_ms:.0f} ms each way: initial triages of "
+        f"{args.senders} new sender(s), {args.other} more email(s) each in the Screener",
         [
             "passes",
             "requests (the critical path when sent one by one)",
@@ -187,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         ],
     )
+    if not trials:
+        return 0
     lat = [t.latency for t in trials]
     table(
         f"`mailroom run` through the proxy ({delay_ms:.0f} ms each way), label -> triaged",
