@@ -4,7 +4,9 @@ Where a sender's mail is looked for depends on the decision: an initial triage s
 the Screener, which is listed once for every sender of the pass (``inMailbox`` needs
 no search index) and matched to each sender exactly here; a re-triage searches all
 mail but Trash and Junk by ``from``. Every listing and search of the pass goes out
-together through ``JmapClient.query_emails_many``. The writes for all senders go out
+together through ``JmapClient.query_emails_many``, but for the Screener listing when
+the engine had it read ahead (``list_screener``, beside the contact lookup). The
+label writes wait for ``before_labels`` (the contact side). The writes for all senders go out
 together, chunked by the server's ``maxObjectsInSet``; when a batched write fails, the
 same writes are redone one sender at a time, so that only the sender at fault keeps
 its label.
