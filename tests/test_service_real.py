@@ -120,10 +120,10 @@ def labelled_still(box: Box, email_id: str, label: str) -> bool:
 
 
 def in_flight(box: Box, address: str, trigger: str) -> bool:
-    """A pass is part-way through ``address``: its contact exists, its label is still on."""
-    return bool(box.account.contacts_with_email(address)) and labelled_still(
-        box, trigger, "@ToFeed"
-    )
+    """A pass is part-way through ``address``: its contact exists (CardDAV only: while
+    the pass's big Email/set runs beside its contact writes, a JMAP read waits for it).
+    Whether the label was still on is checked afterwards, from the pass's end."""
+    return bool(box.account.contacts_with_email(address))
 
 
 def label_one_by_one(box: Box, email_ids: list[str], label: str) -> None:
@@ -253,8 +253,7 @@ def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box:
         box.label(big_first, "@ToFeed")
         wait_until(lambda: in_flight(box, big, big_first), "the pass for the backlog to start", 60)
         box.label(small_first, "@ToFeed")
-        if not labelled_still(box, big_first, "@ToFeed"):
-            pytest.fail(f"the pass over {BACKLOG} emails ended before the second label")
+        applied = time.time()
 
         wait_until(
             lambda: len(service.passes("push", since)) >= 2,
@@ -263,6 +262,9 @@ def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box:
         )
         pushes = service.passes("push", since)
         print(f"the pass over the backlog took {pushes[0]['duration_s']} s")
+        ended = parse_iso(pushes[0]["timestamp"])
+        if ended is None or applied >= ended:
+            pytest.fail(f"the pass over {BACKLOG} emails ended before the second label")
         assert [(p["senders_triaged"], p["emails_moved"]) for p in pushes[:2]] == [
             (1, BACKLOG),
             (1, 1),

@@ -2,8 +2,8 @@
 
 It holds ``STATE_DIR/worker.lock`` (two workers would race), binds the wake socket,
 runs a catch-up pass, then loops: wait for a wake or the fallback timer, pass. The
-decisions (echo rule, coalescing with a minimum spacing, fallback) are in ``debounce``; this module
-is the loop around an injected ``pass_fn(trigger) -> PassReport``. Wakes that came in
+decisions (echo rule, coalescing with a minimum spacing, fallback) are in ``debounce``;
+this module is the loop around an injected ``pass_fn(trigger) -> PassReport``. Wakes that came in
 while a pass ran are drained as soon as it returns, so that they are known to have
 arrived before its last write returned (the echo rule for long writes).
 """
