@@ -2,7 +2,9 @@
 
 Each round imports one fresh email from each of --senders fresh senders into the
 Screener, waits for a quiet spell (the worker idle, as when a person opens the
-Screener), then labels one sender's email every --pace seconds (one Email/set each,
+Screener) and a further (r + 0.5) / rounds of Cyrus's 1 s push tick in round r (so
+that the rounds spread the labels over the tick's phases, alike for every
+configuration), then labels one sender's email every --pace seconds (one Email/set each,
 t0 just before it) while a poller of its own reads all the labelled emails in one
 Email/get every 25 ms and notes when each is triaged (label gone, out of the
 Screener, in the destination: t1). It prints the median and max of t1 - t0 over every
@@ -27,7 +29,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from latency import Mode, Probe, StateEvents, nearest_rank, quiet_spell, service
+from latency import PUSH_TICK, Mode, Probe, StateEvents, nearest_rank, quiet_spell, service
 
 from mailroom.config import load_settings
 from mailroom.jmap.client import JmapClient
@@ -119,10 +121,16 @@ def one_round(
     senders: int,
     pace: float,
     every: float,
+    phase: float,
 ) -> Round:
     before_import = svc.mark()
     ids = [probe.import_fresh(n * 100 + k) for k in range(senders)]
     quiet_spell(svc, mode, before_import)
+    # The quiet spell ends a fixed time after the import's pass, which started at one of
+    # the listener's push ticks: without this the first label (and every other one, at a
+    # 1.5 s pace) would meet the same phase of Cyrus's 1 s push poll in every round, a
+    # different one for each debounce_seconds. Round r waits (r + 0.5) / rounds of a tick.
+    time.sleep(phase)
     mark = svc.mark()
     held = int(svc.worker_status().get("counters", {}).get("passes_held", 0))
     t0s: dict[str, float] = {}
@@ -199,13 +207,14 @@ def run(box: Box, env: dict[str, str], args: argparse.Namespace) -> dict[str, li
         try:
             with StateEvents.open(probe) as events:
                 n = 0
-                for _ in range(args.rounds):
+                for r in range(args.rounds):
+                    phase = (r + 0.5) / args.rounds * PUSH_TICK  # the same phases for each
                     for name in names:  # interleaved: the machine's load falls on both alike
                         n += 1
-                        r = served_round(box, env, probe, events, MODES[name], n, args)
-                        results[name].append(r)
-                        lat = " ".join(f"{x:.2f}" for x in r.latencies)
-                        print(f"round {n} {name}: {lat} s; {r.push_passes} push passes")
+                        one = served_round(box, env, probe, events, MODES[name], n, phase, args)
+                        results[name].append(one)
+                        lat = " ".join(f"{x:.2f}" for x in one.latencies)
+                        print(f"round {n} {name}: {lat} s; {one.push_passes} push passes")
         finally:
             probe.clean_up()
     return results
@@ -218,13 +227,16 @@ def served_round(
     events: StateEvents,
     mode: Mode,
     n: int,
+    phase: float,
     args: argparse.Namespace,
 ) -> Round:
     """One round on a service of its own (started for it, stopped after)."""
     if mode is MODES["before"]:
         env = {**env, "PYTHONPATH": f"{args.before}:{args.before}/dev"}
     with service(box, env, mode) as svc:
-        return one_round(svc, probe, events, mode, n, args.senders, args.pace, args.poll_every)
+        return one_round(
+            svc, probe, events, mode, n, args.senders, args.pace, args.poll_every, phase
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
