@@ -11,9 +11,9 @@ mailroom and the test Cyrus, and measures two things.
    all requests of a pass, counted one by one, are what a pass that sends them one
    after another (mailroom before issue 16) has on its critical path.
 2. `mailroom run` through the proxy (its JMAP, EventSource and CardDAV traffic), the
-   label put on by this script directly: label -> triaged (t1 - t0), the push as
-   this script's own EventSource stream (through the proxy too) sees it, and our
-   share t1 - tp, as bench/latency.py measures them at the defaults.
+   label put on by this script directly: label -> triaged (t1 - t0), the push as this
+   script's own EventSource stream sees it (direct, not through the proxy: tp - t0),
+   and our share t1 - tp, as bench/latency.py measures them at the defaults.
 """
 
 from __future__ import annotations
