@@ -1,6 +1,6 @@
 """Latency from a triage label to the sender fully triaged, with the whole service running.
 
-For each configuration (the defaults: push, `debounce_seconds` 3, `poll_interval` 60;
+For each configuration (the defaults: push, `debounce_seconds` 0.5, `poll_interval` 60;
 push with debounce 0; push off) the script starts the service, then runs trials:
 import a fresh email from a fresh sender into the Screener, wait until it is searchable,
 the service has dealt with the import and a quiet spell of `debounce_seconds` has
@@ -13,7 +13,7 @@ script keeps open: tp is the first state event on it after t0. It prints the med
 and p90 of t1 - t0, the median push delay tp - t0, our share t1 - tp and its ratio to
 the whole, and the passes each label caused (must be 1). The `burst` mode labels ten
 fresh senders' emails within one second, --bursts times, and counts the passes each
-burst caused (at most 2).
+burst caused (at most 3: passes start at least `debounce_seconds` apart).
 """
 
 from __future__ import annotations
@@ -424,8 +424,8 @@ def report(results: list[tuple[Mode, list[Trial]]], server: str) -> bool:
     print(f"\npasses per single label (must be 1): {'met' if ok else 'NOT MET'}")
     if bursts:
         worst = max(t.push_passes for t in bursts)
-        print(f"push passes per burst of labels within 1 s (at most 2): {worst} at most")
-        ok = ok and worst <= 2
+        print(f"push passes per burst of labels within 1 s (at most 3): {worst} at most")
+        ok = ok and worst <= 3
     return ok
 
 
@@ -443,7 +443,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fallback-interval", type=float, default=10.0, help="poll_interval, push off")
     p.add_argument("--poll-every", type=float, default=None, help="s between polls (0.025/0.1)")
     p.add_argument(
-        "--modes", default="default,burst", help="any of default,burst,push0,off (default,burst)"
+        "--modes",
+        default="default,burst",
+        help="any of default,burst,window3,push0,off (default,burst)",
     )
     p.add_argument("--i-understand", action="store_true", help="allow a non-loopback server")
     return p.parse_args(argv)
@@ -451,8 +453,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def modes(args: argparse.Namespace) -> list[Mode]:
     every = {
-        "default": Mode("defaults: push, debounce 3 s, poll_interval 60 s", True, 3.0, 60.0),
-        "burst": Mode("defaults, 10 labels within 1 s", True, 3.0, 60.0, burst=10),
+        "default": Mode("defaults: push, debounce 0.5 s, poll_interval 60 s", True, 0.5, 60.0),
+        "burst": Mode("defaults, 10 labels within 1 s", True, 0.5, 60.0, burst=10),
+        "window3": Mode("push, debounce 3 s (the old default)", True, 3.0, 60.0),
         "push0": Mode("push, debounce 0 s", True, 0.0, 60.0),
         "off": Mode(
             f"push off, fallback poll every {args.fallback_interval:g} s",

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     provenance_group: Name = "Mailroom"
     categories: Categories = DEFAULT_CATEGORIES
     poll_interval: float = Field(60.0, ge=1, le=86400, allow_inf_nan=False)
-    debounce_seconds: float = Field(3.0, ge=0, le=600, allow_inf_nan=False)
+    debounce_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
     state_dir: Annotated[Path, AfterValidator(lambda p: p.expanduser().absolute())] = Field(
         default_factory=lambda: default_state_dir(os.environ)
     )

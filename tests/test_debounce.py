@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 
+from mailroom.config import Settings
 from mailroom.errors import ServerError, ServerNotAnswering
 from mailroom.jmap.models import SetResult
 from mailroom.service import debounce
@@ -208,3 +212,80 @@ def test_a_servers_retry_after_is_clamped_and_holds_every_pass() -> None:
     timer = timer.on_wakes(["news"], 5.0)
     assert (timer.deadline(), timer.due(120.0), timer.due(121.0)) == (121.0, None, "push")
     assert timer.after_pass(121.0, 122.0).deadline() == 182.0  # the next pass: no hold
+
+
+# -- coalesce, don't delay: the defaults, a loop stepped on a fake clock -------------
+
+SPACING = 0.5  # the default debounce_seconds: the least time between two passes' starts
+
+
+def simulate(
+    wakes: list[tuple[float, str]], duration: float, spacing: float = SPACING
+) -> list[float]:
+    """The worker's loop reduced to the Timer: the start of every push pass.
+
+    ``wakes`` are (arrival, verdict); a wake that arrives while a pass runs is taken
+    when the pass ends, as the worker drains it then. Passes take ``duration``.
+    """
+    t = Timer(poll_interval=60.0, debounce_seconds=spacing, last_pass_at=-100.0)
+    queue = sorted(wakes)
+    now, starts = 0.0, []
+    while queue or t.pending_since is not None:
+        if queue and (t.pending_since is None or queue[0][0] <= t.deadline()):
+            now = max(now, queue[0][0])
+            batch = [v for at, v in queue if at <= now]
+            queue = [(at, v) for at, v in queue if at > now]
+            t = t.on_wakes(batch, now)  # type: ignore[arg-type]
+        else:
+            now = max(now, t.deadline())
+        if t.due(now) == "push":
+            starts.append(now)
+            t = t.after_pass(started=now, ended=now + duration)
+            now += duration
+            during = [v for at, v in queue if at <= now]
+            queue = [(at, v) for at, v in queue if at > now]
+            t = t.on_wakes(during, now)  # type: ignore[arg-type]
+    return starts
+
+
+def test_news_after_a_quiet_spell_starts_a_pass_at_once() -> None:
+    assert simulate([(5.0, "news")], duration=0.2) == [5.0]
+    assert simulate([(5.0, "news"), (6.5, "news")], duration=0.2) == [5.0, 6.5]
+
+
+def test_news_during_a_pass_makes_exactly_one_more_right_after_it() -> None:
+    # a pass of 1 s, longer than the spacing: three wakes during it, one pass at its end
+    during = [(5.0, "news"), (5.2, "news"), (5.5, "news"), (5.9, "news")]
+    assert simulate(during, duration=1.0) == [5.0, 6.0]
+
+
+def test_a_short_pass_is_followed_no_sooner_than_the_spacing() -> None:
+    # the pass of 5.0 ended at 5.05; news at 5.1 waits for 5.0 + the spacing
+    assert simulate([(5.0, "news"), (5.1, "news")], duration=0.05) == [5.0, 5.5]
+
+
+@pytest.mark.parametrize("duration", [0.02, 0.1, 0.3, 0.6, 1.5])
+@pytest.mark.parametrize("seed", range(5))
+def test_ten_wakes_within_one_second_cost_at_most_three_passes(duration: float, seed: int) -> None:
+    rng = random.Random(seed)
+    arrivals = sorted([10.0, 11.0, *(10.0 + rng.uniform(0, 1.0) for _ in range(8))])
+    starts = simulate([(a, "news") for a in arrivals], duration=duration)
+    assert 2 <= len(starts) <= 3
+    assert starts[0] == 10.0  # the first at once
+    assert all(b - a >= SPACING for a, b in itertools.pairwise(starts))
+
+
+def test_a_steady_stream_of_news_is_passed_no_more_often_than_the_spacing() -> None:
+    stream = [(10.0 + k * 0.1, "news") for k in range(50)]  # 10 news a second for 5 s
+    starts = simulate(stream, duration=0.05)
+    assert all(round(b - a, 9) >= SPACING for a, b in itertools.pairwise(starts))
+    assert starts == [10.0 + k * SPACING for k in range(11)]  # 14.6-14.9 make the one at 15
+
+
+def test_echoes_during_a_pass_make_no_further_pass() -> None:
+    wakes = [(5.0, "news"), (5.1, "echo"), (5.3, "seen"), (7.0, "echo")]
+    assert simulate(wakes, duration=0.2) == [5.0]
+
+
+def test_the_default_spacing_is_the_documented_one() -> None:
+    assert Settings.model_fields["debounce_seconds"].default == SPACING

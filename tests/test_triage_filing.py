@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from mailroom.config import load_settings
 from mailroom.jmap.models import Address, Email
+from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
-from mailroom.triage.filing import last_write, missed, other_mail, whole
+from mailroom.triage.filing import (
+    find_sender_mail,
+    last_write,
+    missed,
+    other_mail,
+    search_filter,
+    whole,
+)
+from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.sender import SenderId
 
+SETTINGS = load_settings({"HOME": "/nonexistent"})  # the default categories
 IDS = MailboxIds(
     screener="S",
     inbox="I",
@@ -66,3 +79,41 @@ def test_a_whole_mailbox_set_is_the_patch_applied_to_what_was_read() -> None:
     email = mail("o", "S", "Other", "W")
     patch: plan.Patch = {"mailboxIds/F": True, "mailboxIds/S": None, "mailboxIds/W": None}
     assert whole(email, patch) == {"mailboxIds": {"F": True, "Other": True}}
+
+
+class FakeJmap:
+    """Answers every query with ``emails`` in Email state ``state``; records the filters."""
+
+    def __init__(self, state: str, *emails: Email) -> None:
+        self.state, self.emails, self.asked = state, emails, list[list[dict[str, Any]]]()
+
+    def query_emails_many(
+        self, filters: list[dict[str, Any]]
+    ) -> tuple[list[EmailQueryResult], None]:
+        self.asked.append(list(filters))
+        return [EmailQueryResult(self.emails, self.state) for _ in filters], None
+
+
+def test_a_screener_listed_ahead_is_not_listed_again_and_its_state_guards_the_write() -> None:
+    trigger, other = mail("t", "S", "L"), mail("o", "S")
+    ahead = EmailQueryResult((trigger, other), "s1")
+    jmap = FakeJmap("s9")
+    found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger)], Ledger(), ahead)  # type: ignore[arg-type]
+    assert jmap.asked == []
+    assert found.mail[BOB] == [trigger, other]
+    assert found.state == "s1"
+
+
+def test_with_a_screener_listed_ahead_only_the_re_triage_searches_go_out() -> None:
+    carol = SenderId("carol@example.com")
+    trigger = mail("t", "S", "L")
+    retriaged = Email("c", Address(carol.address, None), frozenset({"X", "L"}))
+    sender = plan.LabelledSender(carol, None, "Feed", "L", (retriaged,))
+    again = plan.Decision(sender, "Feed", "company", ("Feed",), None, "v", False, "line", False)
+    ahead = EmailQueryResult((trigger,), "s1")
+    for state, guarded in (("s1", "s1"), ("s2", None)):
+        jmap = FakeJmap(state, retriaged)
+        found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger), again], Ledger(), ahead)  # type: ignore[arg-type]
+        assert jmap.asked == [[search_filter(IDS, carol.address)]]
+        assert found.mail == {BOB: [trigger], carol: [retriaged]}
+        assert found.state == guarded  # two reads in different states: no whole-set write

@@ -118,11 +118,11 @@ def status(tmp_path: Path) -> StatusFile:
 
 
 def make_worker(
-    clock: Clock, status: StatusFile, *, until: float
+    clock: Clock, status: StatusFile, *, until: float, spacing: float = DEBOUNCE
 ) -> tuple[Worker, ScriptedWakes, FakePass]:
     wakes = ScriptedWakes(clock, until)
     fake = FakePass(clock)
-    worker = Worker(fake, wakes, status, poll_interval=POLL, debounce_seconds=DEBOUNCE, clock=clock)
+    worker = Worker(fake, wakes, status, poll_interval=POLL, debounce_seconds=spacing, clock=clock)
     wakes.stop = worker.stop
     return worker, wakes, fake
 
@@ -160,6 +160,45 @@ def test_a_lone_wake_gets_a_push_pass_at_once(clock: Clock, status: StatusFile) 
     assert worker.run() == 0
     assert fake.calls == [("startup", START), ("push", START + 5)]
     assert status.snapshot()["counters"]["passes_held"] == 0
+
+
+SPACING = 0.5  # the default debounce_seconds
+
+
+def test_at_the_defaults_news_during_a_pass_makes_one_more_as_it_ends(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30, spacing=SPACING)
+    for k in range(10):  # a burst of ten within one second; each pass takes 1 s
+        wakes.at(START + 5 + k * 0.1, email(f"s{k}"))
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START), ("push", START + 5), ("push", START + 6)]
+    assert status.snapshot()["counters"]["passes_held"] == 0
+
+
+def test_at_the_defaults_a_person_labelling_every_1_5_s_gets_a_pass_at_once_each_time(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30, spacing=SPACING)
+    fake.duration = 0.2
+    label_at = [START + 5 + k * 1.5 for k in range(8)]
+    for k, t in enumerate(label_at):
+        wakes.at(t, email(f"s{k}"))
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START)] + [("push", t) for t in label_at]
+
+
+def test_at_the_defaults_the_own_echo_of_a_pass_wakes_nothing(
+    clock: Clock, status: StatusFile
+) -> None:
+    worker, wakes, fake = make_worker(clock, status, until=START + 30, spacing=SPACING)
+    fake.outcomes = [PassReport(trigger="startup"), wrote("s1", "s2", "s3")]
+    wakes.at(START + 5, email("s1"))
+    wakes.at(START + 5.5, email("s2"))  # during the pass: an intermediate state of its chain
+    wakes.at(START + 7, email("s3"))  # after it: its last write
+    assert worker.run() == 0
+    assert fake.calls == [("startup", START), ("push", START + 5)]
+    assert status.snapshot()["counters"]["echoes_skipped"] == 2
 
 
 def test_a_burst_of_ten_wakes_costs_two_passes(clock: Clock, status: StatusFile) -> None:

@@ -22,12 +22,16 @@ Which wakes are news (``classify``):
   simple and safe. A ``Mailbox`` state next to an echoed ``Email`` state is ignored:
   moving mail changes mailbox counts on some servers.
 
-When the next pass is due (``Timer``), leading-edge: news after a quiet period starts a
-pass at once (trigger ``push``). News that arrives within ``debounce_seconds`` of the
-last pass's start waits until that window ends, and all of it is collapsed into one
-pass; so a burst costs at most two passes (the first at once, the rest together), and
-a steady stream of news one pass per window. Without news, a pass runs
-``poll_interval`` after the previous one ended (trigger ``fallback``).
+When the next pass is due (``Timer``): coalesce, don't delay. At most one pass runs at
+a time (the worker is one loop). News after a quiet spell starts a pass at once
+(trigger ``push``). News that arrives while a pass runs (drained as the pass returns,
+after the echo rule above) makes exactly one more pass, which starts as soon as the
+running one has ended, all of that news collapsed into it. The one brake is a minimum
+spacing between the starts of two passes, ``debounce_seconds`` (0.5 s by default): news
+within it of the last pass's start waits for the rest of it. With a spacing of at least
+half a second, any burst of news within one second costs at most three passes (starts
+at t, >= t + 0.5, >= t + 1), whatever the server's push delay. Without news, a pass
+runs ``poll_interval`` after the previous one ended (trigger ``fallback``).
 
 A pass that failed because the server said to come back later (``Retry-After`` on a
 429 or 503, ``retry_after``) holds every pass, push or fallback, until then: at least
@@ -91,15 +95,15 @@ class Timer:
     """When the next pass is due; each method returns a new Timer, ``now`` is an input."""
 
     poll_interval: float
-    debounce_seconds: float
+    debounce_seconds: float  # the minimum spacing between two passes' starts
     last_pass_at: float  # when the last pass ended: the fallback counts from here
-    last_started_at: float | None = None  # when it started: the window counts from here
+    last_started_at: float | None = None  # when it started: the spacing counts from here
     pending_since: float | None = None  # the first news not yet passed on; None when idle
     collapsed: int = 0  # wakes folded into the pending pass
     not_before: float | None = None  # the server's Retry-After: no pass before this
 
     def window_end(self) -> float | None:
-        """Until when news must wait (the last pass's start + debounce), if ever."""
+        """Until when news must wait (the last pass's start + the spacing), if ever."""
         if self.last_started_at is None:
             return None
         return self.last_started_at + self.debounce_seconds
@@ -114,7 +118,7 @@ class Timer:
         return due if self.not_before is None else max(due, self.not_before)
 
     def held(self) -> bool:
-        """Pending news is waiting for the window to end (it did not start a pass at once)."""
+        """Pending news is waiting for the spacing to end (it did not start a pass at once)."""
         end = self.window_end()
         return self.pending_since is not None and end is not None and self.pending_since < end
 

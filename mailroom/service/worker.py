@@ -2,8 +2,8 @@
 
 It holds ``STATE_DIR/worker.lock`` (two workers would race), binds the wake socket,
 runs a catch-up pass, then loops: wait for a wake or the fallback timer, pass. The
-decisions (echo rule, leading-edge debounce, fallback) are in ``debounce``; this module
-is the loop around an injected ``pass_fn(trigger) -> PassReport``. Wakes that came in
+decisions (echo rule, coalescing with a minimum spacing, fallback) are in ``debounce``;
+this module is the loop around an injected ``pass_fn(trigger) -> PassReport``. Wakes that came in
 while a pass ran are drained as soon as it returns, so that they are known to have
 arrived before its last write returned (the echo rule for long writes).
 """
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mailroom.config import Settings
 
 MAX_CONSECUTIVE_FAILURES = 10
-# passes_held: push passes whose news waited for the end of the debounce window;
+# passes_held: push passes whose news waited for the spacing (debounce_seconds) to end;
 # emails_moved, senders_failed, senders_parked: summed over the passes (for /metrics)
 COUNTERS = (
     "passes",

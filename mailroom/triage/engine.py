@@ -5,8 +5,9 @@ senders costs a handful of requests per phase rather than a handful per sender:
 scan, lookup (every read about the senders' contacts), decide (pure, ``plan.decide``),
 then the writes. Each sender is still isolated: a failure marks that sender failed in
 the pass's ``Ledger`` (its label stays, the next pass retries it) and the phases go on
-for the others. The order inside a sender never changes: contact, then groups (adds
-before removes), then filing, then the label, last.
+for the others. The order inside a sender never changes on each server: contact, then
+groups (adds before removes) on CardDAV; the mail listed, then filed, on JMAP; the two
+run at once (``sides.beside``) and the label comes off last, once both are done.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import SetResult
 from mailroom.paths import ensure_state_dir
-from mailroom.triage import contacts, lookup, parking, plan, strikes
-from mailroom.triage.filing import file_senders
+from mailroom.triage import contacts, filing, lookup, parking, plan, strikes
 from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.onhold import hold_gone_categories
 from mailroom.triage.report import PassReport
 from mailroom.triage.scan import Scanner
+from mailroom.triage.sides import all_at_once, beside
 
 log = structlog.get_logger("mailroom.triage")
 
@@ -43,6 +44,9 @@ log = structlog.get_logger("mailroom.triage")
 # trickling its answers); the labels that were not yet removed make the next pass
 # pick up what is left.
 PASS_DEADLINE_S = 300.0
+# Contact writes in flight at once in a pass with several senders (a round trip each
+# on Fastmail); a small number, for the server's sake.
+CONTACT_WRITES = 4
 
 
 class Triager:
@@ -211,16 +215,30 @@ class Triager:
         writes: list[SetResult],
         ledger: Ledger,
     ) -> tuple[list[plan.Decision], int]:
-        found, book = lookup.lookup(
-            self.carddav, senders, self._managed, self.settings.provenance_group, ledger
-        )
+        """Two sides at once (the critical path in docs/decisions.md): the Screener is
+        listed (JMAP) beside the contact lookup (CardDAV); then the contact and group
+        writes (CardDAV) run beside the mail listing and filing (JMAP), and the labels
+        come off last, for the senders both sides stood by."""
+        listing = partial(filing.list_screener, self.jmap, ids)
+        ahead = any(ids.screener in e.mailbox_ids for s in senders for e in s.trigger_emails)
+        with beside(listing if ahead else lambda: None) as screener:
+            found, book = lookup.lookup(
+                self.carddav, senders, self._managed, self.settings.provenance_group, ledger
+            )
+            listed = screener.join()
         decisions = [self._decide(s, found[s.id]) for s in ledger.standing(senders)]
-        self._join_provenance(decisions, book, ledger)
-        for d in ledger.standing(decisions):
-            ledger.guard([d], partial(self._upsert, d))
-        self._change_groups(decisions, book, ledger)
         standing = ledger.standing(decisions)
-        misses = file_senders(self.jmap, self.settings, ids, standing, writes, ledger)
+        with beside(partial(self._write_contacts, decisions, book, ledger)) as cards:
+            misses = filing.file_senders(
+                self.jmap,
+                self.settings,
+                ids,
+                standing,
+                writes,
+                ledger,
+                screener=listed,
+                before_labels=cards.join,
+            )
         for d in ledger.standing(decisions):
             log.info(
                 "sender_triaged",
@@ -231,6 +249,18 @@ class Triager:
                 name_mismatch=d.warn,
             )
         return decisions, misses
+
+    def _write_contacts(
+        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
+    ) -> None:
+        """The CardDAV side: provenance, then the contacts (CONTACT_WRITES at once: each
+        card is its own resource), then the groups."""
+        self._join_provenance(decisions, book, ledger)
+        upserts = [
+            partial(ledger.guard, [d], partial(self._upsert, d)) for d in ledger.standing(decisions)
+        ]
+        all_at_once(upserts, CONTACT_WRITES)
+        self._change_groups(decisions, book, ledger)
 
     def _decide(self, s: plan.LabelledSender, found: plan.Found) -> plan.Decision:
         chain = self.settings.chain(s.category)

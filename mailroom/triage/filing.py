@@ -4,7 +4,9 @@ Where a sender's mail is looked for depends on the decision: an initial triage s
 the Screener, which is listed once for every sender of the pass (``inMailbox`` needs
 no search index) and matched to each sender exactly here; a re-triage searches all
 mail but Trash and Junk by ``from``. Every listing and search of the pass goes out
-together through ``JmapClient.query_emails_many``. The writes for all senders go out
+together through ``JmapClient.query_emails_many``, but for the Screener listing when
+the engine had it read ahead (``list_screener``, beside the contact lookup). The
+label writes wait for ``before_labels`` (the contact side). The writes for all senders go out
 together, chunked by the server's ``maxObjectsInSet``; when a batched write fails, the
 same writes are redone one sender at a time, so that only the sender at fault keeps
 its label.
@@ -12,7 +14,7 @@ its label.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,6 +25,7 @@ from mailroom.config import Settings
 from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.guard import Writer
 from mailroom.triage.halt import stop_if_unanswered
@@ -97,31 +100,43 @@ def find_sender_mail(
     ids: MailboxIds,
     decisions: Sequence[Decision],
     ledger: Ledger,
+    screener: EmailQueryResult | None = None,
 ) -> Searched:
     """Each sender's mail: one batch for every sender; one filter at a time if it fails.
 
     Every mailbox listed is listed once for the pass and matched to each sender here
-    (``SenderId.sent``); a re-triage also searches all mail by ``from``.
+    (``SenderId.sent``); a re-triage also searches all mail by ``from``. ``screener``:
+    the Screener already listed in this pass (``list_screener``), if so: it is not
+    listed again.
     """
     retriage = [d for d in decisions if not d.initial]
     boxes = {d.sender.id: listed_mailboxes(settings, ids, d) for d in decisions}
     listed = list(dict.fromkeys(b for d in decisions for b in boxes[d.sender.id]))
+    ahead = {b: screener.emails for b in listed if screener is not None and b == ids.screener}
+    to_list = [b for b in listed if b not in ahead]
     filters = [search_filter(ids, d.sender.email) for d in retriage]
-    filters += [listing_filter(b) for b in listed]
+    filters += [listing_filter(b) for b in to_list]
     owners: list[Sequence[Decision]] = [[d] for d in retriage]
-    owners += [[d for d in decisions if b in boxes[d.sender.id]] for b in listed]
-    state: str | None = None
-    try:
-        answered = jmap.query_emails_many(filters)[0]
-        results = [r.emails for r in answered]
-        state = answered[0].state
-    except Exception as exc:  # the batch failed: one filter at a time, isolated
-        stop_if_unanswered(exc)
-        results = [_one(jmap, f, ledger, whose) for f, whose in zip(filters, owners, strict=True)]
+    owners += [[d for d in decisions if b in boxes[d.sender.id]] for b in to_list]
+    state = screener.state if screener is not None and ahead else None
+    results: list[tuple[Email, ...]] = []
+    if filters:
+        try:
+            answered = jmap.query_emails_many(filters)[0]
+            results = [r.emails for r in answered]
+            # read twice: the whole-set write is guarded only when both reads agree
+            state = answered[0].state if state in (None, answered[0].state) else None
+        except Exception as exc:  # the batch failed: one filter at a time, isolated
+            stop_if_unanswered(exc)
+            results = [
+                _one(jmap, f, ledger, whose) for f, whose in zip(filters, owners, strict=True)
+            ]
+            state = None
     searched = dict(zip([d.sender.id for d in retriage], results, strict=False))
     in_box = {
-        b: by_sender(found) for b, found in zip(listed, results[len(retriage) :], strict=True)
+        b: by_sender(found) for b, found in zip(to_list, results[len(retriage) :], strict=True)
     }
+    in_box |= {b: by_sender(found) for b, found in ahead.items()}
     mail: dict[SenderId, Sequence[Email]] = {}
     for d in decisions:
         found = [e for e in searched.get(d.sender.id, ()) if d.sender.id.sent(e)]
@@ -141,6 +156,17 @@ def find_sender_mail(
             )
         misses += missing
     return Searched(mail, misses, state)
+
+
+def list_screener(jmap: JmapClient, ids: MailboxIds) -> EmailQueryResult | None:
+    """The Screener listed ahead, beside the contact lookup; None when that failed
+    (``find_sender_mail`` lists it again, isolated). A server that does not answer
+    ends the pass (``halt``)."""
+    try:
+        return jmap.query_emails_many([screener_filter(ids)])[0][0]
+    except MailroomError as exc:
+        stop_if_unanswered(exc)
+        return None
 
 
 def _one(
@@ -274,11 +300,20 @@ def file_senders(
     decisions: Sequence[Decision],
     writes: list[SetResult],
     ledger: Ledger,
+    *,
+    screener: EmailQueryResult | None = None,
+    before_labels: Callable[[], object] = lambda: None,
 ) -> int:
-    """Steps 6 and 7 of triage.md for every sender still standing; the search misses."""
+    """Steps 6 and 7 of triage.md for every sender still standing; the search misses.
+
+    ``before_labels`` is called between the first write and the last one (the labels):
+    it waits for the pass's other side (the contact and group writes, run beside this)
+    so that a label comes off only once everything it stands for is done.
+    """
     if not decisions:
+        before_labels()
         return 0
-    searched = find_sender_mail(jmap, settings, ids, decisions, ledger)
+    searched = find_sender_mail(jmap, settings, ids, decisions, ledger, screener)
     filing: dict[SenderId, Update] = {}
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
@@ -289,6 +324,7 @@ def file_senders(
     if not write_whole(writer, first, searched, writes):
         apply_per_sender(filer, first, decisions, writes, ledger)
     settle(writer, first, decisions, ledger)
+    before_labels()
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }

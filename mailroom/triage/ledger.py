@@ -7,6 +7,7 @@ the one thing a pass changes as it goes.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -27,12 +28,16 @@ def sender_of(item: Decision | LabelledSender) -> LabelledSender:
 
 
 class Ledger:
+    """Shared by the two sides of a pass (``sides.beside``): a failure is recorded under
+    a lock; ``moved`` is written by the JMAP side only."""
+
     def __init__(self) -> None:
         self.failed: dict[SenderId, str] = {}
         self.moved: dict[SenderId, int] = {}
         # Senders on hold: a mailbox their category files into is gone. They keep their
         # label and wait, with no strike: nothing is wrong with them.
         self.waiting: dict[SenderId, str] = {}
+        self._lock = threading.Lock()
 
     def ok(self, item: Decision | LabelledSender) -> bool:
         sender = sender_of(item).id
@@ -61,9 +66,10 @@ class Ledger:
         log.info("sender_waiting", sender=sender.email, category=sender.category, reason=reason)
 
     def fail(self, sender: LabelledSender, exc: BaseException) -> None:
-        if sender.id in self.failed:
-            return
-        self.failed[sender.id] = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            if sender.id in self.failed:
+                return
+            self.failed[sender.id] = f"{type(exc).__name__}: {exc}"
         log.error(
             "sender_failed",
             sender=sender.email,
