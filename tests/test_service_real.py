@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -315,37 +316,55 @@ def test_a_listener_killed_with_sigkill_is_restarted_reconnects_and_push_goes_on
     assert_filed_to_feed(box, "news@shop.example", email_id)
 
 
-@pytest.mark.timeout(300)
+def caught_mid_pass(box: Box, pid: int, trigger: str) -> bool:
+    """Freeze the worker (SIGSTOP: it sends nothing more), let the server finish what it
+    was sent, and say whether the label is still on: the pass was caught before its end.
+
+    While the pass's big Email/set runs beside its contact writes, the contact shows
+    before the write ends; but on a loaded machine the pass may reach its label write
+    before the freeze, and then there is nothing left for the next worker to finish.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(1.0)  # a request already sent is carried out by the server regardless
+    return labelled_still(box, trigger, "@ToFeed")
+
+
+@pytest.mark.timeout(420)
 def test_a_worker_killed_with_sigkill_mid_pass_is_restarted_and_its_startup_pass_finishes(
     box: Box,
 ) -> None:
-    big = "bulk@big.example"
-    first = fill_screener(box, big, BACKLOG)
-    wait_searchable_counts(box.account, {big: BACKLOG})
     with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
-        old_pid = service.pid_of("worker")
-        assert old_pid is not None
-        since = service.mark()
-        box.label(first, "@ToFeed")
-        wait_until(lambda: in_flight(box, big, first), "the pass over the backlog to start", 60)
-
-        os.kill(old_pid, signal.SIGKILL)
-        if not labelled_still(box, first, "@ToFeed"):
-            pytest.fail(f"the pass over {BACKLOG} emails ended before the kill")
-        service.wait_restarted("worker", old_pid)
-
-        done = wait_until(
-            lambda: service.passes("startup", since),
-            "the restarted worker's startup pass",
-            TRIAGE_DEADLINE,
-        )
+        for attempt in range(3):  # a new sender each time the pass ended before the freeze
+            big = f"bulk{attempt}@big.example"
+            first = fill_screener(box, big, BACKLOG)
+            wait_searchable_counts(box.account, {big: BACKLOG})
+            old_pid = service.pid_of("worker")
+            assert old_pid is not None
+            since = service.mark()
+            box.label(first, "@ToFeed")
+            started = partial(in_flight, box, big, first)
+            wait_until(started, "the pass over the backlog to start", 60)
+            caught = caught_mid_pass(box, old_pid, first)
+            os.kill(old_pid, signal.SIGKILL)
+            service.wait_restarted("worker", old_pid)
+            done = wait_until(
+                partial(service.passes, "startup", since),
+                "the restarted worker's startup pass",
+                TRIAGE_DEADLINE,
+            )
+            if caught:
+                break
+        else:
+            pytest.fail(f"three passes over {BACKLOG} emails each ended before the kill")
         first_pass = service.passes(since=since)[0]
         assert first_pass["trigger"] == "startup"  # the killed pass never completed
         assert (done[0]["senders_triaged"], done[0]["failures"]) == (1, 0), done
         print(f"the startup pass moved {done[0]['emails_moved']} of {BACKLOG} emails")
     assert len(box.account.contacts_with_email(big)) == 1
     assert box.groups_of(big) == {"Feed", "Mailroom"}
-    assert len(box.account.emails("Feed")) == BACKLOG
+    in_feed = {"inMailbox": box.account.mailbox_ids()["Feed"], "from": big}
+    got = box.account.call("Email/query", {"filter": in_feed, "calculateTotal": True, "limit": 1})
+    assert got["total"] == BACKLOG
     assert not box.account.emails("Screener")
     assert not box.account.emails("@ToFeed")
 
