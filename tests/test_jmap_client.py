@@ -23,7 +23,7 @@ from mailroom.errors import (
 from mailroom.httpfaults import parse_retry_after
 from mailroom.jmap import query
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Address, Email, Mailbox, SetResult
+from mailroom.jmap.models import Address, Email, Mailbox, MailboxesSeen, SetResult
 
 TOKEN = "tok-very-secret-123"
 SESSION_URL = "http://jmap.test/jmap/"
@@ -563,6 +563,19 @@ def test_many_filters_go_out_together_batched_by_max_calls_in_request(httpx_mock
     ]
     assert sent[2][0][1]["position"] == 3
     assert sent[2][1][1]["#ids"] == {"resultOf": "q1", "name": "Email/query", "path": "/ids"}
+
+
+def test_the_mailboxes_read_along_keep_their_state_for_the_filing_guard(httpx_mock: HTTPXMock):
+    httpx_mock.add_response(method="GET", url=SESSION_URL, json=session_doc())
+    fake = FakeQueries(by_mailbox={"a": ["A1"]})
+    httpx_mock.add_callback(fake, method="POST", url=API_URL, is_reusable=True)
+
+    with JmapClient(SESSION_URL, TOKEN) as client:
+        found = client.scan_emails([{"inMailbox": "a"}], with_mailboxes=True)
+        without = client.scan_emails([{"inMailbox": "a"}])
+
+    assert (found.mailbox_state, found.seen) == ("m1", MailboxesSeen("m1", frozenset({"mb"})))
+    assert (without.mailboxes, without.seen) == (None, None)
 
 
 def test_a_server_that_never_ends_a_page_sequence_is_an_error_not_a_loop(

@@ -23,7 +23,7 @@ from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
-from mailroom.jmap.models import Email, GuardedSet, Mailbox, Session, SetResult
+from mailroom.jmap.models import Email, GuardedSet, Mailbox, MailboxesSeen, Session, SetResult
 from mailroom.jmap.session import (
     CORE,
     MAIL,
@@ -48,6 +48,14 @@ class ScanAnswer:
     results: list[q.EmailQueryResult]
     mailboxes: list[Mailbox] | None
     changed: q.ChangedEmails | None
+    mailbox_state: str | None = None  # the Mailbox state ``mailboxes`` were read in
+
+    @property
+    def seen(self) -> MailboxesSeen | None:
+        """The mailboxes read along and their state, for the filing's guard."""
+        if self.mailboxes is None or self.mailbox_state is None:
+            return None
+        return MailboxesSeen.of(self.mailboxes, self.mailbox_state)
 
 
 class JmapClient:
@@ -192,6 +200,7 @@ class JmapClient:
         """
         paging = q.Paging(filters)
         boxes: list[Mailbox] | None = None
+        box_state: str | None = None
         changed: q.ChangedEmails | None = None
         first = []
         if with_mailboxes:
@@ -208,12 +217,12 @@ class JmapClient:
                     calls += paging.calls(i, self.session.account_id, self._read_size)
                 answers = q.by_call_id(self.call(calls, tolerate=q.changes_call_ids() & riders))
                 if "m" in riders:
-                    boxes = m.parse_mailbox_get(q.answer_to(answers, "m", "Mailbox/get"))[0]
+                    boxes, box_state = m.parse_mailbox_get(q.answer_to(answers, "m", "Mailbox/get"))
                 if q.changes_call_ids() <= riders:
                     changed = q.parse_changes_get(answers)
                 for i in chunk:
                     paging.took(i, q.parse_query_get(answers, str(i)), self._read_size)
-        return ScanAnswer(paging.results(), boxes, changed)
+        return ScanAnswer(paging.results(), boxes, changed, box_state)
 
     def newest_emails(self, after: str, *, limit: int) -> tuple[list[Email], list[Mailbox]]:
         """At most ``limit`` of the newest emails received after ``after`` (a UTCDate), in

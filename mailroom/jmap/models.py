@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -28,6 +29,19 @@ class Mailbox:
     name: str
     parent_id: str | None
     role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxesSeen:
+    """Every mailbox of the account that existed at the Mailbox ``state``: one full
+    Mailbox/get. A guard checking ``state`` proves they all still exist (triage/guard.py)."""
+
+    state: str
+    ids: frozenset[str]
+
+    @classmethod
+    def of(cls, mailboxes: Sequence[Mailbox], state: str) -> MailboxesSeen:
+        return cls(state, frozenset(b.id for b in mailboxes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from mailroom.errors import JmapSetError, MailboxGone, MailroomError, PassDeadli
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
 from mailroom.jmap.client import MAX_CHANGES, JmapClient
-from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.models import Email, MailboxesSeen, SetResult
 from mailroom.routing.judge import (
     Arrival,
     Judgment,
@@ -188,17 +188,18 @@ class ArrivalRouter:
             return
         changed = report.arrivals
         if self._since is None or changed is None or changed.changes is None:
-            self._by_time(now, writes, "no_saved_state" if self._since is None else "changes")
+            why = "no_saved_state" if self._since is None else "changes"
+            self._by_time(now, writes, why, report.mailboxes_seen)
             return
         fresh = bool(report.writes)  # triage moved mail since the read: read it again
         while changed.changes is not None:
             emails = self._reread(changed.emails) if fresh else changed.emails
-            self._judge(emails, writes, now)
+            self._judge(emails, writes, now, report.mailboxes_seen)
             self._since, self._judged_at = changed.changes.new_state, now
             if not changed.changes.has_more:
                 return
             changed, fresh = self._jmap.changed_emails(self._since), False
-        self._by_time(now, writes, "changes")
+        self._by_time(now, writes, "changes", report.mailboxes_seen)
 
     def _reread(self, emails: Sequence[Email]) -> tuple[Email, ...]:
         """The emails as they are now; those that carried a triage label when the pass
@@ -208,7 +209,9 @@ class ArrivalRouter:
         ids = [e.id for e in emails if not e.mailbox_ids & labels]
         return (*labelled, *self._jmap.get_emails(ids, properties=m.ARRIVAL_PROPERTIES))
 
-    def _by_time(self, now: float, writes: list[SetResult], why: str) -> None:
+    def _by_time(
+        self, now: float, writes: list[SetResult], why: str, seen: MailboxesSeen | None
+    ) -> None:
         """The fallback: every email received since the last judging (bounded), paged."""
         since = max(self._judged_at or now, now - LOOKBACK_S + SKEW_S) - SKEW_S
         filter = {"after": iso(since).replace("+00:00", "Z")}
@@ -222,7 +225,7 @@ class ArrivalRouter:
                 filter, position=position, limit=limit, properties=m.ARRIVAL_PROPERTIES
             )
             state = state or page.state
-            self._judge(page.emails, writes, now)
+            self._judge(page.emails, writes, now, seen)
             pages += 1
             if q.is_last_page(page.page, limit):
                 break
@@ -251,7 +254,14 @@ class ArrivalRouter:
             self._own = self._jmap.identities()
         return self._own
 
-    def _judge(self, emails: Sequence[Email], writes: list[SetResult], now: float) -> None:
+    def _judge(
+        self,
+        emails: Sequence[Email],
+        writes: list[SetResult],
+        now: float,
+        seen: MailboxesSeen | None,
+    ) -> None:
+        """``seen``: the mailboxes the pass's scan read, where the move's guard starts."""
         if not emails:
             return
         view = self._placement(emails)
@@ -262,7 +272,7 @@ class ArrivalRouter:
         judgments = [
             judge(a, groups.get(a.sender) if a.sender is not None else None, view) for a in arrivals
         ]
-        moved = self._move(judgments, view, writes)
+        moved = self._move(judgments, view, writes, seen)
         self._tally = self._tally.after(judgments, moved, view, now)
         log.info(
             "arrivals_judged",
@@ -274,13 +284,20 @@ class ArrivalRouter:
         )
 
     # ----------------------------------------------------------------- moving
-    def _move(self, judgments: Sequence[Judgment], view: Placement, writes: list[SetResult]) -> int:
+    def _move(
+        self,
+        judgments: Sequence[Judgment],
+        view: Placement,
+        writes: list[SetResult],
+        seen: MailboxesSeen | None,
+    ) -> int:
         """Under ``enforce`` one batched Email/set; every refused email is logged as an error."""
         misrouted = [j for j in judgments if j.verdict == "misrouted"]
         refused: set[str] = set()
         if self.mode == "enforce" and misrouted:
             # Guarded like triage's filing (triage/guard.py): never into a mailbox gone
-            writer = Writer(self._jmap, screener=view.screener, error=None)
+            # from the mailboxes the pass's scan saw (a guard refused if any changed since)
+            writer = Writer(self._jmap, screener=view.screener, error=None, seen=seen)
             try:
                 writes.extend(writer.update({j.email_id: move_patch(j) for j in misrouted}))
             except JmapSetError as exc:

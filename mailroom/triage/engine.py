@@ -27,7 +27,7 @@ from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import SetResult
+from mailroom.jmap.models import MailboxesSeen, SetResult
 from mailroom.paths import ensure_state_dir
 from mailroom.triage import contacts, filing, lookup, parking, plan, strikes
 from mailroom.triage.halt import stop_if_unanswered
@@ -114,7 +114,7 @@ class Triager:
         decisions: list[plan.Decision] = []
         misses = 0
         if scanned.senders:
-            decisions, misses = self._triage(scanned.senders, scan.ids, writes, ledger)
+            decisions, misses = self._triage(scanned.senders, scan.ids, writes, ledger, scan.seen)
         done = ledger.standing(decisions)
         parked = self._park(scanned.senders, done, ledger, scan.ids, writes)
         report = PassReport(
@@ -129,6 +129,7 @@ class Triager:
             search_misses=misses,
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
             arrivals=scan.changed,
+            mailboxes_seen=scan.seen,
             triaged=tuple(sorted(Counter(d.category for d in done).items())),
             waiting=len(ledger.waiting),
         )
@@ -214,6 +215,7 @@ class Triager:
         ids: MailboxIds,
         writes: list[SetResult],
         ledger: Ledger,
+        seen: MailboxesSeen | None = None,
     ) -> tuple[list[plan.Decision], int]:
         """Two sides at once (the critical path in docs/decisions.md): the Screener is
         listed (JMAP) beside the contact lookup (CardDAV); then the contact and group
@@ -238,6 +240,7 @@ class Triager:
                 ledger,
                 screener=listed,
                 before_labels=cards.join,
+                seen=seen,
             )
         for d in ledger.standing(decisions):
             log.info(

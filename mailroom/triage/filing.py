@@ -24,7 +24,7 @@ import structlog
 from mailroom.config import Settings
 from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.models import Email, MailboxesSeen, SetResult
 from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.guard import Writer
@@ -303,12 +303,14 @@ def file_senders(
     *,
     screener: EmailQueryResult | None = None,
     before_labels: Callable[[], object] = lambda: None,
+    seen: MailboxesSeen | None = None,
 ) -> int:
     """Steps 6 and 7 of triage.md for every sender still standing; the search misses.
 
     ``before_labels`` is called between the first write and the last one (the labels):
     it waits for the pass's other side (the contact and group writes, run beside this)
-    so that a label comes off only once everything it stands for is done.
+    so that a label comes off only once everything it stands for is done. ``seen``:
+    the mailboxes the scan read and their state, where the writes' guard starts.
     """
     if not decisions:
         before_labels()
@@ -318,7 +320,7 @@ def file_senders(
     for d in ledger.standing(decisions):
         filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
         ledger.moved[d.sender.id] = len(filing[d.sender.id])
-    writer = Writer(jmap, screener=ids.screener, error=ids.error)
+    writer = Writer(jmap, screener=ids.screener, error=ids.error, seen=seen)
     filer = Filer(writer, settings, ids)
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
     if not write_whole(writer, first, searched, writes):

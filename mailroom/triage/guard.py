@@ -17,6 +17,12 @@ emails are read back: an email that lost a mailbox the write gave it is put back
 the Screener with the error label (and named in ``unfiled``); one that can no longer
 be read at all is named in ``lost``. Reading back only then keeps a 4,000-email
 write at one request (an Email/get of every written email cost Cyrus as much again).
+
+A writer may start from ``seen``: the pass's scan read every mailbox and the Mailbox
+state together, so its first guard checks that state and needs no Mailbox/get of its
+own. A mailbox the write adds to that the scan did not see is read first, as without
+``seen``. If anything changed since the scan (new mail changes the counts), the guard
+is refused and answered with the mailboxes as they are now, as above.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import structlog
 
 from mailroom.errors import JmapMethodError, MailboxGone
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, SetResult
+from mailroom.jmap.models import Email, MailboxesSeen, SetResult
 
 log = structlog.get_logger("mailroom.triage")
 
@@ -60,13 +66,23 @@ def misfiled(update: Update, after: Sequence[Email]) -> tuple[set[str], set[str]
 class Writer:
     """Every filing write of one pass; keeps the Mailbox state the next guard checks."""
 
-    def __init__(self, jmap: JmapClient, *, screener: str, error: str | None) -> None:
+    def __init__(
+        self,
+        jmap: JmapClient,
+        *,
+        screener: str,
+        error: str | None,
+        seen: MailboxesSeen | None = None,
+    ) -> None:
         """``screener`` (and the ``error`` label, if any) is where mail that lost a
-        mailbox the write gave it is put back."""
+        mailbox the write gave it is put back. ``seen``: every mailbox existing at a
+        Mailbox state (the scan's), what the first guard checks."""
         self.jmap = jmap
         self._back = {f"mailboxIds/{mid}": True for mid in (screener, error) if mid}
         self._state: str | None = None  # the Mailbox state the next guard checks
         self._known: dict[str, bool] = {}  # mailbox id -> it exists at that state
+        if seen is not None:  # only what exists is known: a mailbox not seen is read
+            self._state, self._known = seen.state, dict.fromkeys(seen.ids, True)
         self.lost: set[str] = set()
         self.unfiled: set[str] = set()
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailroom.jmap.models import SetResult
+from mailroom.jmap.models import MailboxesSeen, SetResult
 from mailroom.jmap.query import ChangedEmails
 
 
@@ -37,6 +37,8 @@ class PassReport:
     # Senders on hold: a mailbox their category files into is gone (triage/onhold.py).
     # They keep their label, are not failures and get no strike.
     waiting: int = 0
+    # The mailboxes the scan read and their Mailbox state: routing's move guard starts there.
+    mailboxes_seen: MailboxesSeen | None = None
 
     @property
     def ok(self) -> bool:

@@ -4,6 +4,10 @@ One request when idle: Mailbox/get riding along with the label query (Email/quer
 Email/get). The mailbox ids are kept between passes and refreshed when the mailboxes
 in the answer differ from them, or a label mailbox went missing. At start the
 mailboxes are read once, on their own, and the query does not read them again.
+
+Either way the scan keeps what that Mailbox/get saw (``Scan.seen``: the Mailbox state
+and every mailbox existing at it): the filing's guard starts from it
+(triage/guard.py), so the first write of a pass needs no Mailbox/get of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 from mailroom.config import Settings
 from mailroom.errors import JmapError, JmapMethodError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email
+from mailroom.jmap.models import Email, MailboxesSeen
 from mailroom.jmap.query import ChangedEmails
 from mailroom.triage.mailboxes import MailboxIds, resolve
 
@@ -25,6 +29,7 @@ class Scan:
     emails: tuple[Email, ...]
     email_state: str
     changed: ChangedEmails | None = None  # the new mail, when asked for (routing)
+    seen: MailboxesSeen | None = None  # the mailboxes read with ``ids``, and their state
 
 
 def label_filter(ids: MailboxIds) -> dict[str, Any]:
@@ -39,26 +44,28 @@ class Scanner:
         self.jmap = jmap
         self._ids: MailboxIds | None = None
 
-    def _query(self, ids: MailboxIds, since: str | None) -> Scan:
+    def _query(self, ids: MailboxIds, seen: MailboxesSeen, since: str | None) -> Scan:
         self._ids = ids
         found = self.jmap.scan_emails([label_filter(ids)], changes_since=since)
         (labelled,) = found.results
-        return Scan(ids, labelled.emails, labelled.state, found.changed)
+        return Scan(ids, labelled.emails, labelled.state, found.changed, seen)
 
     def _fresh(self, since: str | None) -> Scan:
-        mailboxes, _ = self.jmap.get_mailboxes()
-        return self._query(resolve(self.settings, mailboxes), since)
+        mailboxes, state = self.jmap.get_mailboxes()
+        seen = MailboxesSeen.of(mailboxes, state)
+        return self._query(resolve(self.settings, mailboxes), seen, since)
 
     def _checked(self, ids: MailboxIds, since: str | None) -> Scan:
         """The scan with the kept ids, read again with new ids when the mailboxes changed."""
         found = self.jmap.scan_emails([label_filter(ids)], with_mailboxes=True, changes_since=since)
-        if found.mailboxes is None:
+        seen = found.seen
+        if found.mailboxes is None or seen is None:
             raise JmapError("the JMAP answer lacks the Mailbox/get asked for")
         now = resolve(self.settings, found.mailboxes)
         if now != ids:
-            return self._query(now, since)
+            return self._query(now, seen, since)
         (labelled,) = found.results
-        return Scan(ids, labelled.emails, labelled.state, found.changed)
+        return Scan(ids, labelled.emails, labelled.state, found.changed, seen)
 
     def scan(self, since: str | None = None) -> Scan:
         """Every email carrying a triage label, in any mailbox; one request when idle.
