@@ -45,7 +45,7 @@ WORKER_COUNTERS = (
     ("senders_failed", "sender_failures_total", "Senders that failed in a pass (kept labelled)."),
     ("senders_parked", "senders_parked_total", "Senders parked with the error label."),
     ("wakes", "wakes_total", "Wakes the worker received from the listener."),
-    ("passes_held", "passes_held_total", "Push passes held to the end of the debounce window."),
+    ("passes_held", "passes_held_total", "Push passes held for the spacing between passes."),
 )
 
 
