@@ -119,19 +119,7 @@ def find_sender_mail(
     owners: list[Sequence[Decision]] = [[d] for d in retriage]
     owners += [[d for d in decisions if b in boxes[d.sender.id]] for b in to_list]
     state = screener.state if screener is not None and ahead else None
-    results: list[tuple[Email, ...]] = []
-    if filters:
-        try:
-            answered = jmap.query_emails_many(filters)[0]
-            results = [r.emails for r in answered]
-            # read twice: the whole-set write is guarded only when both reads agree
-            state = answered[0].state if state in (None, answered[0].state) else None
-        except Exception as exc:  # the batch failed: one filter at a time, isolated
-            stop_if_unanswered(exc)
-            results = [
-                _one(jmap, f, ledger, whose) for f, whose in zip(filters, owners, strict=True)
-            ]
-            state = None
+    results, state = read_batch(jmap, filters, owners, ledger, state)
     searched = dict(zip([d.sender.id for d in retriage], results, strict=False))
     in_box = {
         b: by_sender(found) for b, found in zip(to_list, results[len(retriage) :], strict=True)
@@ -143,6 +131,40 @@ def find_sender_mail(
         for b in boxes[d.sender.id]:
             found += in_box[b].get(d.sender.id, [])
         mail[d.sender.id] = list({e.id: e for e in found}.values())
+    return Searched(mail, count_misses(ids, decisions, mail, ledger), state)
+
+
+def read_batch(
+    jmap: JmapClient,
+    filters: Sequence[Mapping[str, Any]],
+    owners: Sequence[Sequence[Decision]],
+    ledger: Ledger,
+    state: str | None,
+) -> tuple[list[tuple[Email, ...]], str | None]:
+    """Every filter's emails in one batch, and the Email state they were read in (None
+    when ``state``, an earlier read's, differs: the whole-set write is guarded only when
+    both reads agree). A failed batch is read one filter at a time, each failure its
+    owners' own (state None: read piecemeal)."""
+    if not filters:
+        return [], state
+    try:
+        answered = jmap.query_emails_many(list(filters))[0]
+    except Exception as exc:
+        stop_if_unanswered(exc)
+        return [
+            _one(jmap, f, ledger, whose) for f, whose in zip(filters, owners, strict=True)
+        ], None
+    now = answered[0].state
+    return [r.emails for r in answered], now if state in (None, now) else None
+
+
+def count_misses(
+    ids: MailboxIds,
+    decisions: Sequence[Decision],
+    mail: Mapping[SenderId, Sequence[Email]],
+    ledger: Ledger,
+) -> int:
+    """The labelled emails the listings and searches missed, a log line per sender."""
     misses = 0
     for d in decisions:
         missing = missed(ids, d, mail[d.sender.id]) if ledger.ok(d) else 0
@@ -155,7 +177,7 @@ def find_sender_mail(
                 initial=d.initial,
             )
         misses += missing
-    return Searched(mail, misses, state)
+    return misses
 
 
 def list_screener(jmap: JmapClient, ids: MailboxIds) -> EmailQueryResult | None:
