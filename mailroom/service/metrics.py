@@ -122,6 +122,10 @@ def _worker(out: list[str], worker: Mapping[str, Any], body: Mapping[str, Any]) 
             "Wakes that started no pass: the pass's own writes (echo) or already seen.",
             skipped,
         )
+    _worker_gauges(out, worker, body)
+
+
+def _worker_gauges(out: list[str], worker: Mapping[str, Any], body: Mapping[str, Any]) -> None:
     parked = body.get("parked")
     _one(
         out,
