@@ -62,6 +62,31 @@ TRICKLE_PAUSE = 0.005  # seconds between the bytes of a trickling stream (the se
 FLOOD_CHUNK = b"x" * 65536
 
 
+class Served:
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port), served by a thread of its own:
+    what each scripted server here runs on."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    @property
+    def origin(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
 @dataclass
 class FaultServer:
     """Start with ``with FaultServer(script) as server:``; ``server.session_url``."""
@@ -77,26 +102,19 @@ class FaultServer:
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
         self._release = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._served = Served(_handler_for(self))
 
     def __enter__(self) -> FaultServer:
-        self._thread.start()
+        self._served.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._served.stop()
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._served.origin
 
     @property
     def session_url(self) -> str:
@@ -286,25 +304,18 @@ class AnswerServer:
         self._lock = threading.Condition()
         self._busy = 0
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _answer_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._served = Served(_answer_handler(self))
 
     def __enter__(self) -> AnswerServer:
-        self._thread.start()
+        self._served.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._served.stop()
 
     def url(self, path: str) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return f"{self._served.origin}{path}"
 
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Block until every scripted answer has ended (the client closed or it was sent)."""
@@ -471,27 +482,20 @@ class WriteHolder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._http = httpx.Client(timeout=60.0)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _holder_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._served = Served(_holder_handler(self))
 
     def __enter__(self) -> WriteHolder:
-        self._thread.start()
+        self._served.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._served.stop()
         self._http.close()
 
     @property
     def session_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{urlsplit(self.upstream).path}"
+        return f"{self._served.origin}{urlsplit(self.upstream).path}"
 
     def holds(self, body: bytes) -> bool:
         try:
