@@ -242,37 +242,49 @@ def test_a_4000_email_write_gives_no_extra_pass(box: Box) -> None:
     assert not box.account.emails("Screener")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box: Box) -> None:
-    big, small = "bulk@big.example", "late@small.example"
-    big_first = fill_screener(box, big, BACKLOG)
-    small_first = box.deliver(from_addr=small, subject="late")
-    wait_searchable_counts(box.account, {big: BACKLOG})
-    box.searchable(small)
-    with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
-        since = service.mark()
-        box.label(big_first, "@ToFeed")
-        wait_until(lambda: in_flight(box, big, big_first), "the pass for the backlog to start", 60)
-        box.label(small_first, "@ToFeed")
-        applied = time.time()
-
-        wait_until(
-            lambda: len(service.passes("push", since)) >= 2,
-            "a push pass after the one over the backlog",
-            TRIAGE_DEADLINE,
-        )
-        pushes = service.passes("push", since)
-        print(f"the pass over the backlog took {pushes[0]['duration_s']} s")
+    for attempt in range(3):  # new senders each time the pass ended before the label
+        big, small = f"bulk{attempt}@big.example", f"late{attempt}@small.example"
+        big_first = fill_screener(box, big, BACKLOG)
+        small_first = box.deliver(from_addr=small, subject="late")
+        wait_searchable_counts(box.account, {big: BACKLOG})
+        box.searchable(small)
+        with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
+            worker = service.pid_of("worker")
+            assert worker is not None
+            since = service.mark()
+            box.label(big_first, "@ToFeed")
+            started = partial(in_flight, box, big, big_first)
+            wait_until(started, "the pass for the backlog to start", 60)
+            os.kill(worker, signal.SIGSTOP)  # the pass cannot end while the label goes on
+            try:
+                box.label(small_first, "@ToFeed")
+                applied = time.time()
+            finally:
+                os.kill(worker, signal.SIGCONT)
+            pushed = partial(service.passes, "push", since)
+            wait_until(
+                lambda: len(pushed()) >= 2,  # noqa: B023 (called within this iteration)
+                "a push pass after the one over the backlog",
+                TRIAGE_DEADLINE,
+            )
+            pushes = pushed()
         ended = parse_iso(pushes[0]["timestamp"])
-        if ended is None or applied >= ended:
-            pytest.fail(f"the pass over {BACKLOG} emails ended before the second label")
-        assert [(p["senders_triaged"], p["emails_moved"]) for p in pushes[:2]] == [
-            (1, BACKLOG),
-            (1, 1),
-        ], pushes
+        if ended is not None and applied < ended:
+            break
+    else:
+        pytest.fail(f"three passes over {BACKLOG} emails each ended before the second label")
+    print(f"the pass over the backlog took {pushes[0]['duration_s']} s")
+    assert [(p["senders_triaged"], p["emails_moved"]) for p in pushes[:2]] == [
+        (1, BACKLOG),
+        (1, 1),
+    ], pushes
     assert_filed_to_feed(box, small, small_first)
     assert box.where(big_first) == {"Feed"}
-    assert len(box.account.emails("Feed")) == BACKLOG + 1
+    in_feed = {"inMailbox": box.account.mailbox_ids()["Feed"], "from": big}
+    got = box.account.call("Email/query", {"filter": in_feed, "calculateTotal": True, "limit": 1})
+    assert got["total"] == BACKLOG
     assert not box.account.emails("Screener")
 
 
@@ -333,11 +345,11 @@ def caught_mid_pass(box: Box, pid: int, trigger: str) -> bool:
 def test_a_worker_killed_with_sigkill_mid_pass_is_restarted_and_its_startup_pass_finishes(
     box: Box,
 ) -> None:
-    with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
-        for attempt in range(3):  # a new sender each time the pass ended before the freeze
-            big = f"bulk{attempt}@big.example"
-            first = fill_screener(box, big, BACKLOG)
-            wait_searchable_counts(box.account, {big: BACKLOG})
+    for attempt in range(3):  # a new sender each time the pass ended before the freeze
+        big = f"bulk{attempt}@big.example"
+        first = fill_screener(box, big, BACKLOG)
+        wait_searchable_counts(box.account, {big: BACKLOG})
+        with ServiceBox.running(box, poll_interval=600, debounce_seconds=1) as service:
             old_pid = service.pid_of("worker")
             assert old_pid is not None
             since = service.mark()
@@ -352,14 +364,14 @@ def test_a_worker_killed_with_sigkill_mid_pass_is_restarted_and_its_startup_pass
                 "the restarted worker's startup pass",
                 TRIAGE_DEADLINE,
             )
-            if caught:
-                break
-        else:
-            pytest.fail(f"three passes over {BACKLOG} emails each ended before the kill")
-        first_pass = service.passes(since=since)[0]
-        assert first_pass["trigger"] == "startup"  # the killed pass never completed
-        assert (done[0]["senders_triaged"], done[0]["failures"]) == (1, 0), done
-        print(f"the startup pass moved {done[0]['emails_moved']} of {BACKLOG} emails")
+            first_pass = service.passes(since=since)[0]
+        if caught:
+            break
+    else:
+        pytest.fail(f"three passes over {BACKLOG} emails each ended before the kill")
+    assert first_pass["trigger"] == "startup"  # the killed pass never completed
+    assert (done[0]["senders_triaged"], done[0]["failures"]) == (1, 0), done
+    print(f"the startup pass moved {done[0]['emails_moved']} of {BACKLOG} emails")
     assert len(box.account.contacts_with_email(big)) == 1
     assert box.groups_of(big) == {"Feed", "Mailroom"}
     in_feed = {"inMailbox": box.account.mailbox_ids()["Feed"], "from": big}
