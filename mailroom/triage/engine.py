@@ -124,7 +124,7 @@ class Triager:
             conflicts=len(scanned.conflicts),
             failures=len(ledger.failed),
             duration_s=round(self._clock() - started, 3),
-            email_state_scanned=scan.email_state,
+            email_state_scanned=scan.state_read_first,
             writes=tuple(writes),
             search_misses=misses,
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),

@@ -31,6 +31,19 @@ class Scan:
     changed: ChangedEmails | None = None  # the new mail, when asked for (routing)
     seen: MailboxesSeen | None = None  # the mailboxes read with ``ids``, and their state
 
+    @property
+    def state_read_first(self) -> str:
+        """The Email state read before the label query: Email/changes' newState when the
+        new mail rode along and came whole (it runs first in the request), else the
+        label read's own (its Email/get runs after the query). A label written between
+        that query and its Email/get leaves the get's state newer than what the query
+        saw; the worker's "seen" rule must not take that label's push for one it read.
+        """
+        changes = self.changed.changes if self.changed is not None else None
+        if changes is None or changes.has_more:
+            return self.email_state
+        return changes.new_state
+
 
 def label_filter(ids: MailboxIds) -> dict[str, Any]:
     return {"operator": "OR", "conditions": [{"inMailbox": lid} for lid in ids.labels]}
