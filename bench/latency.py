@@ -45,7 +45,7 @@ from mailroom.config import Credentials, Settings, load_settings
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
-from mailroom.service.status import parse_iso
+from mailroom.run.statefiles import parse_iso
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import build_message
 from mailroom_dev.servicebox import ServiceBox, free_port

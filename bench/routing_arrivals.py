@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 from mailroom.routing.arrivals import ArrivalRouter
-from mailroom.service.status import parse_iso
+from mailroom.run.statefiles import parse_iso
 from mailroom.triage.engine import Triager
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import REALM, build_message, imap_append, lmtp_deliver

@@ -52,7 +52,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "listen": ("mailroom.service.listener", "main", "the push listener process (EventSource)"),
     "work": ("mailroom.service.worker", "main", "the worker process: triage on push and timer"),
     "health": ("mailroom.service.health", "main", "the health endpoint (GET /healthz)"),
-    "run": ("mailroom.service.supervise", "main", "run everything under supervisord (foreground)"),
+    "run": ("mailroom.run.supervise", "main", "run everything under supervisord (foreground)"),
     "status": (
         "mailroom.ops.status",
         "main",

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
     StrPath = str | os.PathLike[str]
 
-# The status files are named in mailroom.service.status (LISTENER_FILE, WORKER_FILE).
+# The status files are named in mailroom.run.statefiles (LISTENER_FILE, WORKER_FILE).
 WAKE_SOCKET = "wake.sock"
+# sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_SOCKET_PATH = 107
 WORKER_LOCK = "worker.lock"
 SUPERVISOR_SOCKET = "supervisor.sock"
 DEFAULT_HEALTH_HOST = "127.0.0.1"

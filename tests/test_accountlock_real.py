@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mailroom.jmap.client import JmapClient
-from mailroom.service import accountlock
-from mailroom.service.status import read_status
+from mailroom.run import accountlock
+from mailroom.run.statefiles import read_status
 from mailroom.service.wake import Wake, WakeSender
 from mailroom_dev.realserver import Account
 from mailroom_dev.servicebox import stop_session

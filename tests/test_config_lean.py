@@ -205,7 +205,7 @@ def listen(environ: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[st
         [
             sys.executable,
             "-c",
-            "import sys\nfrom mailroom.service.lifeline import main\nsys.exit(main(['listen']))",
+            "import sys\nfrom mailroom.run.lifeline import main\nsys.exit(main(['listen']))",
         ],
         env={**base, "HOME": str(cwd), "MAILROOM_STATE_DIR": str(state), **environ},
         cwd=cwd,

@@ -141,7 +141,7 @@ def test_the_image_runs_the_service_answers_its_healthcheck_and_triages(
         # the CMD): `mailroom run`, which is supervisord itself, and the three programs
         running = [p for p in in_image_processes() if p.startswith("/opt/mailroom/")]
         assert len(running) == 4, running
-        assert sum("-m mailroom.service.runner " in p for p in running) == 1, running
+        assert sum("-m mailroom.run.runner " in p for p in running) == 1, running
         mail = box.deliver(from_addr="boxed@container.example", subject="from the image")
         box.label(mail, "@ToFeed")
         wait_until(lambda: box.where(mail) == {"Feed"}, "the label acted on", 120)

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from mailroom.service.status import iso, write_status
+from mailroom.run.statefiles import iso, write_status
 from mailroom_dev.servicebox import free_port
 from mailroom_dev.wait import wait_until
 

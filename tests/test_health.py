@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mailroom.run.statefiles import iso, write_status
 from mailroom.service.health import (
     BACKLOG,
     IDLE_TIMEOUT,
@@ -26,7 +27,6 @@ from mailroom.service.health import (
     evaluate,
     make_server,
 )
-from mailroom.service.status import iso, write_status
 from mailroom_dev.probes import request_all
 
 NOW = 1_700_000_000.0

@@ -27,7 +27,7 @@ def probe(*args, **kwargs):
     print(" ".join(found) or "-", flush=True)
     raise SystemExit(0)
 program.{entry} = probe
-from mailroom.service.lifeline import main
+from mailroom.run.lifeline import main
 sys.exit(main(["{command}"]))
 """
 

@@ -27,10 +27,10 @@ import structlog
 
 from mailroom.config_lean import load_listener_settings
 from mailroom.errors import ConfigError
+from mailroom.run.statefiles import read_status, write_status
 from mailroom.service.backoff import Backoff
 from mailroom.service.listener import ListenerOptions, run, safe_url
 from mailroom.service.sse import MAX_LINE_BYTES
-from mailroom.service.status import read_status, write_status
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom_dev.faultserver import ACCOUNT, PING, TOKEN, FaultServer, Play, state_event
 from mailroom_dev.wait import wait_until

@@ -13,9 +13,9 @@ import pytest
 
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
+from mailroom.run.statefiles import read_status
 from mailroom.service.listener import ListenerOptions, run
 from mailroom.service.sse import StateChange
-from mailroom.service.status import read_status
 from mailroom.service.stream import EventStream
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom_dev.realserver import Account, CyrusServer

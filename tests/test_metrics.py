@@ -8,9 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from mailroom.run.statefiles import iso, write_status
 from mailroom.service.health import evaluate, respond
 from mailroom.service.metrics import CONTENT_TYPE, render
-from mailroom.service.status import iso, write_status
 
 NOW = 1_700_000_000.0
 

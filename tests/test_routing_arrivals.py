@@ -12,8 +12,8 @@ from mailroom.jmap.models import Address, Email
 from mailroom.routing.arrivals import RECENT_KEPT, Tally, arrival_of, iso, resume_point
 from mailroom.routing.judge import Judgment, placement
 from mailroom.routing.model import routing
+from mailroom.run.statefiles import StatusFile, read_status
 from mailroom.service.health import evaluate
-from mailroom.service.status import StatusFile, read_status
 from mailroom.service.worker import Worker, initial_status
 from mailroom.triage.report import PassReport
 from mailroom.triage.sender import SenderId

@@ -29,8 +29,8 @@ import pytest
 
 from mailroom.ops.status import rpc
 from mailroom.paths import SUPERVISOR_SOCKET
-from mailroom.service.lifeline import starts_file
-from mailroom.service.status import read_status
+from mailroom.run.lifeline import starts_file
+from mailroom.run.statefiles import read_status
 from mailroom_dev.servicebox import free_port, json_objects, program_states, unreachable_env
 from mailroom_dev.wait import wait_until
 
@@ -73,7 +73,7 @@ class Run:
 
     def all_started(self) -> bool:
         """All RUNNING, and each past its exec: its start record is written (see
-        mailroom.service.lifeline). A SIGTERM that supervisord sends between its fork and
+        mailroom.run.lifeline). A SIGTERM that supervisord sends between its fork and
         the program's exec is lost (the forked copy of supervisord's handler takes it),
         and supervisord then waits stopwaitsecs before SIGKILL; the tests stop programs
         that run."""

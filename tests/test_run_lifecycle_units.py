@@ -19,7 +19,7 @@ import pytest
 from mailroom.errors import ConfigError
 from mailroom.jmap.models import Session
 from mailroom.ops import status
-from mailroom.service import accountlock, fatal, lifeline, outpipes, runner, runsupervisor
+from mailroom.run import accountlock, fatal, lifeline, outpipes, runner, runsupervisor
 from mailroom_dev.wait import wait_until
 
 
@@ -62,7 +62,7 @@ def test_the_lifeline_command_refuses_anything_but_the_three_programs(
 # -- parent death -------------------------------------------------------------------------
 CHILD = """
 import sys, time
-from mailroom.service import lifeline
+from mailroom.run import lifeline
 print(lifeline.die_with_parent(use_prctl={prctl}), flush=True)
 time.sleep(120)
 """
@@ -373,14 +373,14 @@ def test_signals_are_the_stop_signals_of_a_terminal_and_a_service_manager() -> N
 
 def test_the_runner_needs_a_state_dir_and_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert runner.main(["/tmp/x"]) == 2
-    assert "usage: python -m mailroom.service.runner STATE_DIR -- " in capsys.readouterr().err
+    assert "usage: python -m mailroom.run.runner STATE_DIR -- " in capsys.readouterr().err
 
 
 def test_the_runner_imports_nothing_heavy_before_supervisord_starts() -> None:
     """`mailroom run` imports the runner (its lock) during its configuration check:
     supervisor comes in only where supervisord runs (runsupervisor)."""
     code = (
-        "import sys, mailroom.service.runner; "
+        "import sys, mailroom.run.runner; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'pydantic', 'structlog', 'httpx', 'yaml', 'supervisor', 'mailroom.config'}))"
     )
@@ -463,7 +463,7 @@ def test_a_reload_closes_what_supervisord_leaked_but_not_the_output_copiers_fds(
     of its own: it closes every descriptor from 5 up, so it must not run here."""
     code = (
         "import os\n"
-        "from mailroom.service.runsupervisor import RunOptions\n"
+        "from mailroom.run.runsupervisor import RunOptions\n"
         "null = os.open(os.devnull, os.O_RDONLY)\n"
         "fds = [os.dup2(null, fd) for fd in range(10, 16)]\n"
         "options = RunOptions()\n"

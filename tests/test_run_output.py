@@ -3,7 +3,7 @@
 tests/test_container_real.py.
 
 supervisord reopens /dev/stdout for each program's log; `mailroom run` puts pipes of its
-own on its fd 1 and 2 and copies them from a thread (mailroom/service/outpipes.py), so
+own on its fd 1 and 2 and copies them from a thread (mailroom/run/outpipes.py), so
 neither the offset of our file nor its owner matters.
 """
 
@@ -95,7 +95,7 @@ def test_every_writer_reaches_our_file_in_order_and_the_last_line_after_them(
     opened without O_APPEND, whole and in order, before what is written after."""
     script = (
         "import sys\n"
-        "from mailroom.service.outpipes import piped_output\n"
+        "from mailroom.run.outpipes import piped_output\n"
         "with piped_output():\n"
         "    a = open('/dev/stdout', 'ab', buffering=0)\n"
         "    b = open('/dev/stdout', 'ab', buffering=0)\n"
@@ -125,7 +125,7 @@ def test_a_write_that_fails_marks_the_output_closed_and_nothing_blocks(tmp_path:
     tell): ``closed()`` says so, later writes are dropped instead of filling the pipe."""
     script = (
         "import sys\n"
-        "from mailroom.service.outpipes import piped_output\n"
+        "from mailroom.run.outpipes import piped_output\n"
         "from mailroom_dev.wait import wait_until\n"
         "with piped_output() as out:\n"
         "    before = out.closed()\n"

@@ -22,7 +22,7 @@ from mailroom.config import load_settings
 from mailroom.errors import JmapMethodError, JmapRequestError, MailroomError, TransportError
 from mailroom.logs import configure_logging
 from mailroom.redaction import REDACTED, clip, remember, remember_basic, scrub
-from mailroom.service.status import ERROR_TEXT_LIMIT, error_summary, read_status, write_status
+from mailroom.run.statefiles import ERROR_TEXT_LIMIT, error_summary, read_status, write_status
 
 TOKEN = "tok-3f9a1c0e7b2d4c58a6e1"
 PASSWORD = "pw-b7e2c9d41a0f"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mailroom.service.status import parse_iso
+from mailroom.run.statefiles import parse_iso
 from mailroom_dev.realserver import (
     STOP,
     Account,

@@ -17,7 +17,7 @@ import pytest
 
 from mailroom.errors import ConfigError
 from mailroom.paths import ensure_state_dir
-from mailroom.service.status import StatusFile, read_status, write_status
+from mailroom.run.statefiles import StatusFile, read_status, write_status
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTED = "the victim's file\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.service.status import (
+from mailroom.run.statefiles import (
     StatusFile,
     iso,
     parse_iso,

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from mailroom.errors import ConfigError
-from mailroom.service.fatal import read_stopped
-from mailroom.service.supervise import (
+from mailroom.run.fatal import read_stopped
+from mailroom.run.supervise import (
     check_state_dir,
     conf_path,
     supervisord_argv,
@@ -69,7 +69,7 @@ def test_the_conf_ends_supervisord_when_a_program_is_down_for_good() -> None:
     conf = configparser.RawConfigParser()
     conf.read(REPO / "supervisord.conf")
     plugin = conf["rpcinterface:mailroom"]  # inside supervisord: no event-listener process
-    assert plugin["supervisor.rpcinterface_factory"] == "mailroom.service.fatal:make_rpcinterface"
+    assert plugin["supervisor.rpcinterface_factory"] == "mailroom.run.fatal:make_rpcinterface"
     assert not [s for s in conf.sections() if s.startswith("eventlistener:")]
 
 

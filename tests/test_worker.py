@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from mailroom.errors import ServerError, ServerNotAnswering, TransportError
 from mailroom.jmap.models import SetResult
-from mailroom.service.status import StatusFile, iso, read_status
+from mailroom.run.statefiles import StatusFile, iso, read_status
 from mailroom.service.wake import Wake, WakeSender
 from mailroom.service.worker import (
     MAX_CONSECUTIVE_FAILURES,

@@ -30,8 +30,8 @@ import httpx
 
 from mailroom.ops.status import NotRunning, programs, rpc
 from mailroom.paths import SUPERVISOR_SOCKET
-from mailroom.service.status import read_status
-from mailroom.service.supervise import conf_path
+from mailroom.run.statefiles import read_status
+from mailroom.run.supervise import conf_path
 from mailroom_dev.triagebox import Box
 from mailroom_dev.wait import wait_until
 

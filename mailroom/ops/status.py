@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import MailroomError
 from mailroom.paths import SUPERVISOR_SOCKET
+from mailroom.run.statefiles import WORKER_FILE, read_status
+from mailroom.run.supervisor_rpc import server_proxy
 from mailroom.service import health
-from mailroom.service.status import WORKER_FILE, read_status
-from mailroom.service.supervisor_rpc import server_proxy
 
 if TYPE_CHECKING:
     from mailroom.config import Settings

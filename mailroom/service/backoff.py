@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from mailroom.errors import AuthError, MailroomError, PushError, ServerError
-from mailroom.service.status import error_summary
+from mailroom.run.statefiles import error_summary
 
 DEFAULT_INITIAL = 1.0
 DEFAULT_CAP = 60.0

@@ -30,8 +30,7 @@ import time
 
 from mailroom.errors import AuthError, ConfigError
 from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
-from mailroom.service import metrics
-from mailroom.service.status import (
+from mailroom.run.statefiles import (
     LISTENER_FILE,
     STALE_AFTER_SECONDS,
     WORKER_FILE,
@@ -39,6 +38,7 @@ from mailroom.service.status import (
     read_status,
     utc_stamp,
 )
+from mailroom.service import metrics
 from mailroom.service.tinyhttp import TinyHTTPServer
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing

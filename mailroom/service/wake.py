@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailroom.errors import ConfigError
+from mailroom.paths import MAX_SOCKET_PATH
 
 REASONS = frozenset({"state", "connect"})
-# sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
-MAX_SOCKET_PATH = 107
 _MAX_DATAGRAM = 65536
 
 

@@ -25,8 +25,8 @@ import structlog
 
 from mailroom.errors import MailroomError
 from mailroom.paths import WAKE_SOCKET, WORKER_LOCK, ensure_state_dir, open_nofollow
-from mailroom.service import accountlock, debounce
-from mailroom.service.status import (
+from mailroom.run import accountlock
+from mailroom.run.statefiles import (
     HEARTBEAT_SECONDS,
     WORKER_FILE,
     StatusFile,
@@ -34,6 +34,7 @@ from mailroom.service.status import (
     iso,
     read_status,
 )
+from mailroom.service import debounce
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom.triage.report import PassReport
 from mailroom.version import version

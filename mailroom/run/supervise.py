@@ -5,12 +5,12 @@ the repo-root ``supervisord.conf`` links to it), so this works from an installed
 package, not only from a checkout.
 
 `mailroom run` checks the configuration, then replaces itself with
-``mailroom.service.runner``, which takes ``STATE_DIR/run.lock`` (a second run on the same
+``mailroom.run.runner``, which takes ``STATE_DIR/run.lock`` (a second run on the same
 state dir is refused, naming the first one's pid) and runs supervisord's loop in the
-same process (``mailroom.service.runsupervisor``): one process, the pid `mailroom run`
+same process (``mailroom.run.runsupervisor``): one process, the pid `mailroom run`
 started with, which stops everything on SIGINT, SIGTERM, SIGHUP or when its output pipe
 is closed. Its exit says why, with one line when a program went down for good (see
-``mailroom.service.fatal``, the plugin the packaged supervisord.conf loads).
+``mailroom.run.fatal``, the plugin the packaged supervisord.conf loads).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from mailroom.errors import ConfigError
-from mailroom.paths import SUPERVISOR_SOCKET, ensure_state_dir
-from mailroom.service import runner
-from mailroom.service.wake import MAX_SOCKET_PATH
+from mailroom.paths import MAX_SOCKET_PATH, SUPERVISOR_SOCKET, ensure_state_dir
+from mailroom.run import runner
 
 if TYPE_CHECKING:
     from mailroom.config import Settings

@@ -13,13 +13,13 @@ descriptors open) instead of its ServerOptions. It adds three things:
   (`mailroom run | tee log` after the tee was killed: a copy's write failed with EPIPE,
   or the pipe shows it), everything stops; asked once per turn of supervisord's loop
   (at least once a second). supervisord's fd 1 and 2 are the pipes
-  ``mailroom.service.outpipes`` copies to the real ones.
+  ``mailroom.run.outpipes`` copies to the real ones.
 - **The first spawn at once.** supervisord starts its programs after the first turn of
   its loop, whose ``poll()`` waits its full 1 s timeout when nothing is ready yet;
   ``RunSupervisor`` starts them before that first turn.
 
 What ends the run for good (a program FATAL, or exited 78) is the plugin in
-``mailroom.service.fatal``, which the packaged supervisord.conf loads. This module
+``mailroom.run.fatal``, which the packaged supervisord.conf loads. This module
 runs in supervisord's process only: it imports supervisor, which `mailroom run`'s
 configuration check never does.
 """
@@ -48,7 +48,7 @@ class Output(Protocol):
 
 
 class PipedOutput(Output, Protocol):
-    """The run's output as ``mailroom.service.outpipes.OutputPipes`` has it: also the
+    """The run's output as ``mailroom.run.outpipes.OutputPipes`` has it: also the
     descriptors a reload must leave open."""
 
     keep: frozenset[int]

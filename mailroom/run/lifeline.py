@@ -152,7 +152,7 @@ def started(program: str, state_dir: StrPath, *, now: float | None = None) -> fl
 
 
 def _say(program: str, delay: float) -> None:
-    from mailroom.service.status import utc_stamp
+    from mailroom.run.statefiles import utc_stamp
 
     line: dict[str, object] = {"timestamp": utc_stamp(time.time()), "level": "warning"}
     line.update(event="restart_backoff", program=program, delay=delay)

@@ -4,7 +4,7 @@ supervisord alone keeps running when a program goes FATAL, so systemd or a platf
 would see a live service while nothing triages. The packaged supervisord.conf loads
 this module into supervisord itself through its plugin hook
 (``[rpcinterface:mailroom]``, ``supervisor.rpcinterface_factory =
-mailroom.service.fatal:make_rpcinterface``; never in the system include snippet), and
+mailroom.run.fatal:make_rpcinterface``; never in the system include snippet), and
 ``FatalWatch`` subscribes to supervisord's own ``PROCESS_STATE_FATAL`` and
 ``PROCESS_STATE_EXITED`` events, in its process: no event-listener interpreter (14 MiB),
 no protocol, no XML-RPC round trip. A program that is FATAL (it could not be started)
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.paths import state_dir_from_env
-from mailroom.service.status import read_status, write_status
+from mailroom.run.statefiles import read_status, write_status
 
 STOPPED_FILE = "stopped.json"
 EX_CONFIG = 78

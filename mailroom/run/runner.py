@@ -2,16 +2,16 @@
 same process, then the exit.
 
 `mailroom run` checks the configuration, then replaces itself with
-``python -m mailroom.service.runner STATE_DIR -- SUPERVISORD_ARGS...``. This module takes
+``python -m mailroom.run.runner STATE_DIR -- SUPERVISORD_ARGS...``. This module takes
 ``STATE_DIR/run.lock`` (a second run on the same state dir is refused, naming the first
 one's pid), clears what a previous run left (the stop reason, the restart back-off
 records), and runs supervisord's own loop in this process
-(``mailroom.service.runsupervisor``): `mailroom run`'s pid is supervisord's, so there is
+(``mailroom.run.runsupervisor``): `mailroom run`'s pid is supervisord's, so there is
 no parent to keep alive, tie to supervisord or pass signals on. The lock is held until
 this process is gone (supervisord closes it in the programs it starts); the programs
-die with it, even by kill -9 (``mailroom.service.lifeline``). supervisord's stdout and
+die with it, even by kill -9 (``mailroom.run.lifeline``). supervisord's stdout and
 stderr are pipes of this process, copied to the real ones by a thread
-(``mailroom.service.outpipes``: `> run.log` keeps every line, a stdout owned by another
+(``mailroom.run.outpipes``: `> run.log` keeps every line, a stdout owned by another
 user works). ``outcome`` (pure) turns the way it ended into an exit code and one line,
 printed after everything supervisord wrote.
 """
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import IO
 
 from mailroom.errors import MailroomError
-from mailroom.service.fatal import STOPPED_FILE, Stopped, read_stopped
-from mailroom.service.lifeline import STARTS_SUFFIX
-from mailroom.service.outpipes import piped_output
+from mailroom.run.fatal import STOPPED_FILE, Stopped, read_stopped
+from mailroom.run.lifeline import STARTS_SUFFIX
+from mailroom.run.outpipes import piped_output
 
 RUN_LOCK = "run.lock"
 
@@ -90,16 +90,16 @@ def clear_previous_run(state_dir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mailroom.service.runner STATE_DIR -- SUPERVISORD_ARGS...``: our exit code."""
+    """``python -m mailroom.run.runner STATE_DIR -- SUPERVISORD_ARGS...``: our exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 3 or args[1] != "--":
-        _say("usage: python -m mailroom.service.runner STATE_DIR -- SUPERVISORD_ARGS...")
+        _say("usage: python -m mailroom.run.runner STATE_DIR -- SUPERVISORD_ARGS...")
         return 2
     state_dir = Path(args[0])
     try:
         with run_lock(state_dir):
             clear_previous_run(state_dir)
-            from mailroom.service.runsupervisor import serve  # supervisor: only from here on
+            from mailroom.run.runsupervisor import serve  # supervisor: only from here on
 
             with piped_output() as output:
                 asked = serve(args[2:], output)
