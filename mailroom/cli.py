@@ -105,38 +105,48 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, _, text) in COMMANDS.items():
         command = commands.add_parser(name, help=text, description=text, epilog=EPILOG)
-        if name in ("setup", "reset"):
-            command.add_argument(
-                "--apply",
-                action="store_true",
-                help="make the changes (default: only show the plan)",
-            )
-        if name == "reset":
-            command.add_argument(
-                "--yes", action="store_true", help="do not ask for confirmation (for scripts)"
-            )
-        if name == "demo":
-            _demo_arguments(command)
-        if name == "status":
-            command.add_argument(
-                "--supervisor-socket",
-                metavar="PATH",
-                help="ask the supervisord on this control socket (a system one running the "
-                "deploy snippet's mailroom group) instead of looking in the usual places",
-            )
-        if name == "config":
-            which = command.add_mutually_exclusive_group(required=True)
-            which.add_argument(
-                "--example", action="store_true", help="print the documented example config.yaml"
-            )
-            which.add_argument(
-                "--has-account",
-                action="store_true",
-                help="exit 0 when a JMAP token is set (environment or ./.env), else 1",
-            )
-        if name == "completion":
-            command.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+        add_arguments = _ARGUMENTS.get(name)
+        if add_arguments is not None:
+            add_arguments(command)
     return parser
+
+
+def _apply_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--apply", action="store_true", help="make the changes (default: only show the plan)"
+    )
+
+
+def _reset_arguments(reset: argparse.ArgumentParser) -> None:
+    _apply_argument(reset)
+    reset.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (for scripts)"
+    )
+
+
+def _status_arguments(status: argparse.ArgumentParser) -> None:
+    status.add_argument(
+        "--supervisor-socket",
+        metavar="PATH",
+        help="ask the supervisord on this control socket (a system one running the "
+        "deploy snippet's mailroom group) instead of looking in the usual places",
+    )
+
+
+def _config_arguments(config: argparse.ArgumentParser) -> None:
+    which = config.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--example", action="store_true", help="print the documented example config.yaml"
+    )
+    which.add_argument(
+        "--has-account",
+        action="store_true",
+        help="exit 0 when a JMAP token is set (environment or ./.env), else 1",
+    )
+
+
+def _completion_arguments(completion: argparse.ArgumentParser) -> None:
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"))
 
 
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
@@ -159,6 +169,17 @@ def _demo_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.demo_action == "send":
         options["send_mail"] = (args.address, args.subject)
     return options
+
+
+# The commands that take arguments of their own, and what adds them.
+_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "setup": _apply_argument,
+    "reset": _reset_arguments,
+    "demo": _demo_arguments,
+    "status": _status_arguments,
+    "config": _config_arguments,
+    "completion": _completion_arguments,
+}
 
 
 def load_entry(module_name: str, function: str) -> Callable[..., int]:

@@ -14,6 +14,7 @@ contact is reported and left for the next run; a failed mail write stops the run
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from mailroom.carddav.client import CardDavClient
@@ -21,6 +22,7 @@ from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import ConfigError, MailroomError, SetupNeededError
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.sieve import SieveScripts
 from mailroom.ops import rules
 from mailroom.ops.reset_apply import Reset
 from mailroom.ops.reset_plan import (
@@ -32,6 +34,7 @@ from mailroom.ops.reset_plan import (
     reset_mailboxes,
 )
 from mailroom.ops.reset_text import plan_lines
+from mailroom.routing.install import RestorePlan
 from mailroom.routing.server import restore
 from mailroom.triage.contacts import GroupBook
 
@@ -122,7 +125,16 @@ def run(
         return 0
     if not confirm(yes=yes, stdin=stdin, stdout=stdout):
         return EXIT_ABORTED
-    reset = Reset(settings, jmap, carddav, boxes, book, say)
+    return carry_out(Reset(settings, jmap, carddav, boxes, book, say), plan, sieve, say)
+
+
+def carry_out(
+    reset: Reset,
+    plan: ResetPlan,
+    sieve: tuple[SieveScripts, RestorePlan] | None,
+    say: Callable[[str], None],
+) -> int:
+    """Restore the Sieve scripts, then undo the plan; the exit code."""
     try:
         if sieve is not None and not sieve[1].empty:
             restore(*sieve)
