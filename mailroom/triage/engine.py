@@ -23,12 +23,10 @@ from pathlib import Path
 import structlog
 
 from mailroom.carddav.client import CardDavClient
-from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import MailboxesSeen, SetResult
-from mailroom.paths import ensure_state_dir
 from mailroom.triage import contacts, filing, lookup, parking, plan, strikes
 from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
@@ -319,11 +317,3 @@ def _moves(d: plan.Decision, group: str, members: frozenset[str], *, removing: b
     """Whether the sender's contact joins (or, when removing, leaves) ``group``."""
     wanted, member = group in d.chain_groups, d.uid in members
     return member and not wanted if removing else wanted and not member
-
-
-def poll_main(settings: Settings) -> int:
-    """`mailroom poll`: one pass, exit 0 when every labelled sender was handled."""
-    kept = ensure_state_dir(settings.state_dir) / strikes.STRIKES_FILE
-    with open_clients(settings) as (jmap, carddav):
-        report = Triager(settings, jmap, carddav, strikes_file=kept).run_pass("manual")
-    return 0 if report.ok else 1
