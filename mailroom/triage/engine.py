@@ -23,6 +23,7 @@ from pathlib import Path
 import structlog
 
 from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.groupbook import GroupBook
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
@@ -252,7 +253,7 @@ class Triager:
         return decisions, misses
 
     def _write_contacts(
-        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
+        self, decisions: Sequence[plan.Decision], book: GroupBook, ledger: Ledger
     ) -> None:
         """The CardDAV side: provenance, then the contacts (CONTACT_WRITES at once: each
         card is its own resource), then the groups."""
@@ -276,7 +277,7 @@ class Triager:
 
     # ---------------------------------------------------------------- writes
     def _join_provenance(
-        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
+        self, decisions: Sequence[plan.Decision], book: GroupBook, ledger: Ledger
     ) -> None:
         new = [d for d in ledger.standing(decisions) if d.existing is None]
         members = book.members(self.settings.provenance_group) if new else frozenset()
@@ -295,7 +296,7 @@ class Triager:
         )
 
     def _change_groups(
-        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
+        self, decisions: Sequence[plan.Decision], book: GroupBook, ledger: Ledger
     ) -> None:
         """Every add first, then every remove: a crash leaves too many groups, never none."""
         for removing in (False, True):

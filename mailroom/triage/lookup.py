@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.groupbook import GroupBook
 from mailroom.carddav.models import Card
 from mailroom.errors import MailroomError
 from mailroom.triage import contacts, plan
@@ -28,10 +29,10 @@ def lookup(
     managed: Sequence[str],
     provenance: str,
     ledger: Ledger,
-) -> tuple[dict[SenderId, plan.Found], contacts.GroupBook]:
+) -> tuple[dict[SenderId, plan.Found], GroupBook]:
     """What each sender's contact is now, and the group book; failed senders are left out."""
     read = _read_cards(carddav, [s.email for s in senders])
-    book = contacts.GroupBook(carddav, (*managed, provenance), read)
+    book = GroupBook(carddav, (*managed, provenance), read)
     cards = _by_address(read)
     found: dict[SenderId, plan.Found] = {}
     for s in senders:
@@ -59,7 +60,7 @@ def _found(
     carddav: CardDavClient,
     s: plan.LabelledSender,
     cards: Cards | None,
-    book: contacts.GroupBook,
+    book: GroupBook,
     managed: Sequence[str],
 ) -> None:
     if cards is None:
@@ -82,7 +83,7 @@ def contact_groups(
         return {}
     addresses = [s.address for s in senders]
     read = carddav.find_by_emails(addresses, per_query=len(addresses), with_groups=True)
-    book = contacts.GroupBook(carddav, groups, read)
+    book = GroupBook(carddav, groups, read)
     cards = contacts.cards_by_address(read)
     found: dict[SenderId, frozenset[str] | None] = {}
     for s in senders:
