@@ -99,35 +99,36 @@ def placement(
     ``labels`` are the names of the triage label mailboxes, ``identities`` the account's
     own addresses as written.
     """
-    missing: list[str] = []
-
-    def need(name: str) -> str:
-        found = find_mailbox(mailboxes, name)
-        if found is None:
-            missing.append(name)
-        return found or ""
-
+    found, inbox = _resolved(model, mailboxes)
     routes = tuple(
-        RouteIds(r.group, tuple(need(name) for name in r.mailboxes), r.keep_in_inbox)
+        RouteIds(r.group, tuple(found[name] for name in r.mailboxes), r.keep_in_inbox)
         for r in model.routes
     )
-    screener = need(model.screener)
-    inbox = find_role(mailboxes, "inbox")
-    if inbox is None:
-        missing.append("the Inbox (role inbox)")
-    if missing:
-        raise SetupNeededError("mailbox " + ", ".join(repr(n) for n in dict.fromkeys(missing)))
     special = (find_role(mailboxes, role) for role in SPECIAL_ROLES)
     label_ids = (find_mailbox(mailboxes, name) for name in labels)
     return Placement(
         routes=routes,
-        screener=screener,
-        inbox=inbox or "",
+        screener=found[model.screener],
+        inbox=inbox,
         special=frozenset(i for i in special if i),
         labels=frozenset(i for i in label_ids if i),
         identities=frozenset(s for s in map(SenderId.of, identities) if s is not None),
         names={m.id: m.name for m in mailboxes},
     )
+
+
+def _resolved(model: Routing, mailboxes: Sequence[Mailbox]) -> tuple[dict[str, str], str]:
+    """Each mailbox the model names -> its id, and the Inbox's id; every missing one is
+    named in one SetupNeededError."""
+    names = [*(name for r in model.routes for name in r.mailboxes), model.screener]
+    found = {name: find_mailbox(mailboxes, name) for name in dict.fromkeys(names)}
+    missing = [name for name, mid in found.items() if mid is None]
+    inbox = find_role(mailboxes, "inbox")
+    if inbox is None:
+        missing.append("the Inbox (role inbox)")
+    if missing:
+        raise SetupNeededError("mailbox " + ", ".join(repr(n) for n in missing))
+    return {name: mid or "" for name, mid in found.items()}, inbox or ""
 
 
 @dataclass(frozen=True, slots=True)
