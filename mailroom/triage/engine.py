@@ -27,7 +27,7 @@ from mailroom.carddav.groupbook import GroupBook
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import MailboxesSeen, SetResult
+from mailroom.jmap.models import MailboxesSeen
 from mailroom.triage import contacts, filing, lookup, parking, plan, strikes
 from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
@@ -102,20 +102,20 @@ class Triager:
 
     def _run(self, trigger: str) -> PassReport:
         started = self._clock()
+        self.jmap.take_writes()  # what the client wrote before this pass is not the pass's
         scan = self._scanner.scan(self.arrivals_since)
         scanned = plan.plan_scan(scan.emails, labels=scan.ids.labels, error_id=scan.ids.error)
-        writes: list[SetResult] = []
         for email_id in scanned.without_sender:
             log.warning("email_without_sender", email_id=email_id)
-        self._mark_conflicts(scanned.conflicts, scan.ids, writes)
+        self._mark_conflicts(scanned.conflicts, scan.ids)
         ledger = Ledger()
         hold_gone_categories(self.settings, scan.ids, scanned.senders, ledger)
         decisions: list[plan.Decision] = []
         misses = 0
         if scanned.senders:
-            decisions, misses = self._triage(scanned.senders, scan.ids, writes, ledger, scan.seen)
+            decisions, misses = self._triage(scanned.senders, scan.ids, ledger, scan.seen)
         done = ledger.standing(decisions)
-        parked = self._park(scanned.senders, done, ledger, scan.ids, writes)
+        parked = self._park(scanned.senders, done, ledger, scan.ids)
         report = PassReport(
             trigger=trigger,
             senders_triaged=len(done),
@@ -124,7 +124,7 @@ class Triager:
             failures=len(ledger.failed),
             duration_s=round(self._clock() - started, 3),
             email_state_scanned=scan.state_read_first,
-            writes=tuple(writes),
+            writes=self.jmap.take_writes(),
             search_misses=misses,
             parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
             arrivals=scan.changed,
@@ -152,14 +152,13 @@ class Triager:
         done: Sequence[plan.Decision],
         ledger: Ledger,
         ids: MailboxIds,
-        writes: list[SetResult],
     ) -> tuple[parking.Parked, ...]:
         """The error label on the senders that failed ``PARK_AFTER`` passes in a row."""
         before = self._strikes
         counts, parked = before.after_pass(ledger.failed, [d.sender.id for d in done])
         self._strikes = counts
         try:
-            return self._label_parked(senders, parked, ids, writes)
+            return self._label_parked(senders, parked, ids)
         finally:
             if self._strikes_file and self._strikes != before:
                 strikes.save(self._strikes_file, self._strikes)
@@ -169,7 +168,6 @@ class Triager:
         senders: Sequence[plan.LabelledSender],
         parked: tuple[parking.Parked, ...],
         ids: MailboxIds,
-        writes: list[SetResult],
     ) -> tuple[parking.Parked, ...]:
         if not parked:
             return ()
@@ -177,7 +175,7 @@ class Triager:
         label = {f"mailboxIds/{ids.error}": True}
         update = {e.id: label for s in senders if s.id in names for e in s.trigger_emails}
         try:
-            writes.extend(self.jmap.update_emails(update))
+            self.jmap.update_emails(update)
         except MailroomError as exc:
             stop_if_unanswered(exc)
             self._strikes = self._strikes.unpark(parked)
@@ -193,13 +191,11 @@ class Triager:
             )
         return parked
 
-    def _mark_conflicts(
-        self, conflicts: Sequence[plan.Conflict], ids: MailboxIds, writes: list[SetResult]
-    ) -> None:
+    def _mark_conflicts(self, conflicts: Sequence[plan.Conflict], ids: MailboxIds) -> None:
         if not conflicts:
             return
         update = {eid: {f"mailboxIds/{ids.error}": True} for c in conflicts for eid in c.email_ids}
-        writes.extend(self.jmap.update_emails(update))
+        self.jmap.update_emails(update)
         for c in conflicts:
             log.warning(
                 "conflict_detected",
@@ -212,7 +208,6 @@ class Triager:
         self,
         senders: Sequence[plan.LabelledSender],
         ids: MailboxIds,
-        writes: list[SetResult],
         ledger: Ledger,
         seen: MailboxesSeen | None = None,
     ) -> tuple[list[plan.Decision], int]:
@@ -235,7 +230,6 @@ class Triager:
                 self.settings,
                 ids,
                 standing,
-                writes,
                 ledger,
                 screener=listed,
                 before_labels=cards.join,

@@ -24,7 +24,7 @@ import structlog
 from mailroom.config import Settings
 from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, MailboxesSeen, SetResult
+from mailroom.jmap.models import Email, MailboxesSeen
 from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.guard import Writer
@@ -259,7 +259,6 @@ def apply_per_sender(
     filer: Filer,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
-    writes: list[SetResult],
     ledger: Ledger,
 ) -> None:
     """All senders' writes in one batch; on any failure, again one sender at a time.
@@ -272,7 +271,7 @@ def apply_per_sender(
         if not merged:
             return
         try:
-            writes.extend(filer.writer.update(merged))
+            filer.writer.update(merged)
             return
         except MailboxGone as exc:
             if not _hold(filer, exc, updates, decisions, ledger):
@@ -282,7 +281,7 @@ def apply_per_sender(
             break
     for d in ledger.standing(decisions):
         if updates.get(d.sender.id):
-            ledger.guard([d], partial(_write, filer, d, updates, writes, ledger))
+            ledger.guard([d], partial(_write, filer, d, updates, ledger))
 
 
 def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) -> Update:
@@ -293,11 +292,10 @@ def _write(
     filer: Filer,
     d: Decision,
     updates: Mapping[SenderId, Update],
-    writes: list[SetResult],
     ledger: Ledger,
 ) -> None:
     try:
-        writes.extend(filer.writer.update(updates[d.sender.id]))
+        filer.writer.update(updates[d.sender.id])
     except MailboxGone as exc:
         if not _hold(filer, exc, updates, [d], ledger):
             raise
@@ -320,7 +318,6 @@ def file_senders(
     settings: Settings,
     ids: MailboxIds,
     decisions: Sequence[Decision],
-    writes: list[SetResult],
     ledger: Ledger,
     *,
     screener: EmailQueryResult | None = None,
@@ -345,14 +342,14 @@ def file_senders(
     writer = Writer(jmap, screener=ids.screener, error=ids.error, seen=seen)
     filer = Filer(writer, settings, ids)
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
-    if not write_whole(writer, first, searched, writes):
-        apply_per_sender(filer, first, decisions, writes, ledger)
+    if not write_whole(writer, first, searched):
+        apply_per_sender(filer, first, decisions, ledger)
     settle(writer, first, decisions, ledger)
     before_labels()
     last = {
         d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
     }
-    apply_per_sender(filer, last, decisions, writes, ledger)
+    apply_per_sender(filer, last, decisions, ledger)
     settle(writer, last, decisions, ledger)
     return searched.misses
 
@@ -370,9 +367,7 @@ def settle(
             ledger.fail(d.sender, JmapError(UNFILED.format(emails=len(bad))))
 
 
-def write_whole(
-    writer: Writer, first: Mapping[SenderId, Update], searched: Searched, writes: list[SetResult]
-) -> bool:
+def write_whole(writer: Writer, first: Mapping[SenderId, Update], searched: Searched) -> bool:
     """The first write as whole ``mailboxIds`` values, guarded by ``ifInState``.
 
     Cyrus moves mail about a quarter faster given the whole set than given a patch.
@@ -389,7 +384,7 @@ def write_whole(
     if searched.state is None:
         return False
     try:
-        writes.extend(writer.update(merged, if_in_state=searched.state))
+        writer.update(merged, if_in_state=searched.state)
     except MailroomError as exc:  # a gone mailbox or a state change: redone as patches
         stop_if_unanswered(exc)
         return False
