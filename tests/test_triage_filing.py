@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mailroom.config import load_settings
-from mailroom.jmap.models import Address, Email
+from mailroom.jmap.methods import email_update
+from mailroom.jmap.models import Address, Email, EmailPatch
 from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.filing import (
@@ -38,6 +39,11 @@ def mail(id_: str, *boxes: str) -> Email:
     return Email(id_, Address(BOB.address, None), frozenset(boxes))
 
 
+def wire(update: dict[str, EmailPatch]) -> dict[str, dict[str, Any]]:
+    """The update as the JMAP client writes it."""
+    return {eid: email_update(patch) for eid, patch in update.items()}
+
+
 def decision(*triggers: Email, initial: bool = True, warn: bool = False) -> plan.Decision:
     sender = plan.LabelledSender(BOB, None, "Feed", "L", triggers)
     return plan.Decision(sender, "Feed", "company", ("Feed",), None, "u", initial, "line", warn)
@@ -46,12 +52,10 @@ def decision(*triggers: Email, initial: bool = True, warn: bool = False) -> plan
 def test_the_labelled_email_is_filed_and_unlabelled_in_one_patch_written_last() -> None:
     trigger = mail("t", "S", "L")
     d = decision(trigger, warn=True)
-    filing = {
-        "t": {"mailboxIds/F": True, "mailboxIds/S": None},
-        "o": {"mailboxIds/F": True, "mailboxIds/S": None},
-    }
-    assert other_mail(filing, [d]) == {"o": {"mailboxIds/F": True, "mailboxIds/S": None}}
-    assert last_write(IDS, d, filing) == {
+    to_feed = EmailPatch(add=frozenset({"F"}), remove=frozenset({"S"}))
+    filing = {"t": to_feed, "o": to_feed}
+    assert wire(other_mail(filing, [d])) == {"o": {"mailboxIds/F": True, "mailboxIds/S": None}}
+    assert wire(last_write(IDS, d, filing)) == {
         "t": {
             "mailboxIds/F": True,
             "mailboxIds/S": None,
@@ -63,7 +67,7 @@ def test_the_labelled_email_is_filed_and_unlabelled_in_one_patch_written_last() 
 
 def test_a_labelled_email_already_filed_only_loses_its_label() -> None:
     d = decision(mail("t", "F", "L"))
-    assert last_write(IDS, d, {}) == {"t": {"mailboxIds/L": None}}
+    assert wire(last_write(IDS, d, {})) == {"t": {"mailboxIds/L": None}}
 
 
 def test_misses_count_labelled_mail_the_listing_or_search_should_have_returned() -> None:
@@ -77,8 +81,8 @@ def test_misses_count_labelled_mail_the_listing_or_search_should_have_returned()
 
 def test_a_whole_mailbox_set_is_the_patch_applied_to_what_was_read() -> None:
     email = mail("o", "S", "Other", "W")
-    patch: plan.Patch = {"mailboxIds/F": True, "mailboxIds/S": None, "mailboxIds/W": None}
-    assert whole(email, patch) == {"mailboxIds": {"F": True, "Other": True}}
+    patch = EmailPatch(add=frozenset({"F"}), remove=frozenset({"S", "W"}))
+    assert email_update(whole(email, patch)) == {"mailboxIds": {"F": True, "Other": True}}
 
 
 class FakeJmap:

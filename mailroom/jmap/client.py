@@ -23,7 +23,15 @@ from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
-from mailroom.jmap.models import Email, GuardedSet, Mailbox, MailboxesSeen, Session, SetResult
+from mailroom.jmap.models import (
+    Email,
+    EmailUpdate,
+    GuardedSet,
+    Mailbox,
+    MailboxesSeen,
+    Session,
+    SetResult,
+)
 from mailroom.jmap.session import (
     CORE,
     MAIL,
@@ -290,7 +298,7 @@ class JmapClient:
         return emails
 
     def update_emails(
-        self, update: Mapping[str, Mapping[str, Any]], *, if_in_state: str | None = None
+        self, update: EmailUpdate, *, if_in_state: str | None = None
     ) -> list[SetResult]:
         """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk.
 
@@ -313,7 +321,7 @@ class JmapClient:
 
     def guarded_update(
         self,
-        update: Mapping[str, Mapping[str, Any]],
+        update: EmailUpdate,
         *,
         mailboxes: Sequence[str],
         mailbox_state: str,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.errors import SetupNeededError
-from mailroom.jmap.models import Mailbox
+from mailroom.jmap.models import EmailPatch, Mailbox
 from mailroom.routing.model import Routing
 from mailroom.triage.mailboxes import find_mailbox, find_role
 from mailroom.triage.sender import SenderId
@@ -37,7 +37,6 @@ Reason = Literal[
     "contact_outside_groups",
 ]
 SPECIAL_ROLES = ("junk", "trash", "sent", "drafts")
-Patch = dict[str, bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +204,8 @@ def _wanted(
     return route.group, frozenset({*route.mailbox_ids, *inbox})
 
 
-def move_patch(judgment: Judgment) -> Patch:
-    """The ``mailboxIds/<id>`` patch that puts a misrouted arrival exactly in ``want``.
+def move_patch(judgment: Judgment) -> EmailPatch:
+    """The mailbox patch that puts a misrouted arrival exactly in ``want``.
 
     Adds what is wanted and removes the rest of where it landed (which, for a screened
     arrival, is only managed mailboxes, the Inbox among them). Never an email without
@@ -216,6 +215,4 @@ def move_patch(judgment: Judgment) -> Patch:
         raise ValueError(f"only a misrouted arrival is moved, not a {judgment.verdict} one")
     if not judgment.want:
         raise ValueError("a move must leave the email in at least one mailbox")
-    patch: Patch = {f"mailboxIds/{m}": True for m in sorted(judgment.want - judgment.landed)}
-    patch.update({f"mailboxIds/{m}": None for m in sorted(judgment.landed - judgment.want)})
-    return patch
+    return EmailPatch(add=judgment.want - judgment.landed, remove=judgment.landed - judgment.want)

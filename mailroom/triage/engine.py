@@ -27,7 +27,7 @@ from mailroom.carddav.groupbook import GroupBook
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import MailboxesSeen
+from mailroom.jmap.models import EmailPatch, MailboxesSeen
 from mailroom.triage import contacts, filing, lookup, parking, plan, strikes
 from mailroom.triage.halt import stop_if_unanswered
 from mailroom.triage.ledger import Ledger
@@ -172,7 +172,7 @@ class Triager:
         if not parked:
             return ()
         names = {p.sender for p in parked}
-        label = {f"mailboxIds/{ids.error}": True}
+        label = EmailPatch(add=frozenset({ids.error}))
         update = {e.id: label for s in senders if s.id in names for e in s.trigger_emails}
         try:
             self.jmap.update_emails(update)
@@ -194,7 +194,8 @@ class Triager:
     def _mark_conflicts(self, conflicts: Sequence[plan.Conflict], ids: MailboxIds) -> None:
         if not conflicts:
             return
-        update = {eid: {f"mailboxIds/{ids.error}": True} for c in conflicts for eid in c.email_ids}
+        label = EmailPatch(add=frozenset({ids.error}))
+        update = {eid: label for c in conflicts for eid in c.email_ids}
         self.jmap.update_emails(update)
         for c in conflicts:
             log.warning(

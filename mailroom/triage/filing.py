@@ -24,7 +24,7 @@ import structlog
 from mailroom.config import Settings
 from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, MailboxesSeen
+from mailroom.jmap.models import Email, EmailPatch, MailboxesSeen, WholeMailboxes
 from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.guard import Writer
@@ -35,7 +35,7 @@ from mailroom.triage.onhold import hold_senders_of
 from mailroom.triage.plan import Decision
 from mailroom.triage.sender import SenderId
 
-Update = dict[str, plan.Patch]
+Update = dict[str, EmailPatch]
 log = structlog.get_logger("mailroom.triage")
 UNFILED = (
     "{emails} email(s) lost a mailbox the write gave them (deleted meanwhile): those that "
@@ -229,7 +229,7 @@ def filing_updates(
     for email in emails.values():
         patch = plan.filing_patch(email, filing)
         if ids.warning and email.id not in triggers and ids.warning in email.mailbox_ids:
-            patch[f"mailboxIds/{ids.warning}"] = None  # old warnings go when re-processed
+            patch = patch.then(EmailPatch(remove=frozenset({ids.warning})))  # old warnings go
         if patch:
             update[email.id] = patch
     return update
@@ -391,16 +391,9 @@ def write_whole(writer: Writer, first: Mapping[SenderId, Update], searched: Sear
     return True
 
 
-def whole(email: Email, patch: plan.Patch) -> dict[str, Any]:
+def whole(email: Email, patch: EmailPatch) -> WholeMailboxes:
     """The email's new ``mailboxIds``: the patch applied to what was read."""
-    boxes = set(email.mailbox_ids)
-    for key, present in patch.items():
-        mailbox = key.removeprefix("mailboxIds/")
-        if present:
-            boxes.add(mailbox)
-        else:
-            boxes.discard(mailbox)
-    return {"mailboxIds": dict.fromkeys(sorted(boxes), True)}
+    return patch.applied(email.mailbox_ids)
 
 
 def other_mail(update: Update, decisions: Sequence[Decision]) -> Update:
@@ -418,7 +411,7 @@ def last_write(ids: MailboxIds, d: Decision, filing: Update) -> Update:
     labels = label_updates(ids, d)
     update: Update = {}
     for email in d.sender.trigger_emails:
-        patch = {**filing.get(email.id, {}), **labels.get(email.id, {})}
+        patch = filing.get(email.id, EmailPatch()).then(labels.get(email.id, EmailPatch()))
         if patch:
             update[email.id] = patch
     return update

@@ -10,12 +10,11 @@ and a filing write (``MailboxGone`` from the guarded write, triage/guard.py).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
 import structlog
 
 from mailroom.config import Settings
-from mailroom.triage.guard import added
+from mailroom.jmap.models import EmailPatch
 from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.plan import Decision, LabelledSender
@@ -48,7 +47,7 @@ def hold_senders_of(
     settings: Settings,
     ids: MailboxIds,
     gone: Collection[str],
-    updates: Mapping[SenderId, Mapping[str, Mapping[str, Any]]],
+    updates: Mapping[SenderId, Mapping[str, EmailPatch]],
     decisions: Sequence[Decision],
     ledger: Ledger,
 ) -> int:
@@ -57,7 +56,7 @@ def hold_senders_of(
     held = [
         d
         for d in ledger.standing(decisions)
-        if any(added(p) & set(gone) for p in updates.get(d.sender.id, {}).values())
+        if any(p.joins & set(gone) for p in updates.get(d.sender.id, {}).values())
     ]
     for mid in sorted(gone) if held else ():
         _stopped(settings, names.get(mid, mid), len(held))

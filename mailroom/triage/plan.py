@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 
 from mailroom.carddav import vcard
 from mailroom.categories import ContactType
-from mailroom.jmap.models import Email
+from mailroom.jmap.models import Email, EmailPatch
 from mailroom.triage.sender import SenderId
 
 if TYPE_CHECKING:
     from mailroom.triage.contacts import ExistingContact
-
-Patch = dict[str, bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,37 +116,29 @@ class Filing:
     add_to_inbox: bool
 
 
-def filing_patch(email: Email, filing: Filing) -> Patch:
-    """The mailboxIds patch that files one email; empty when it is filed already.
+def filing_patch(email: Email, filing: Filing) -> EmailPatch:
+    """The mailbox patch that files one email; empty when it is filed already.
 
     Screener and managed destinations outside the chain go; the chain's destinations
     come; Inbox is added only for add_to_inbox Screener mail and never removed. The
     chain is never empty, so no email is left without a mailbox.
     """
     have = email.mailbox_ids
-    patch: Patch = {}
-    for mid in filing.chain_ids:
-        if mid not in have:
-            patch[f"mailboxIds/{mid}"] = True
+    add = set(filing.chain_ids) - have
     if filing.add_to_inbox and filing.screener_id in have and filing.inbox_id not in have:
-        patch[f"mailboxIds/{filing.inbox_id}"] = True
+        add.add(filing.inbox_id)
     stale = (filing.managed_ids - set(filing.chain_ids)) | {filing.screener_id}
-    for mid in sorted(stale & have):
-        patch[f"mailboxIds/{mid}"] = None
-    return patch
+    return EmailPatch(add=frozenset(add), remove=frozenset(stale & have))
 
 
-def label_patch(email: Email, *, label_id: str, warning_id: str | None, warn: bool) -> Patch:
+def label_patch(email: Email, *, label_id: str, warning_id: str | None, warn: bool) -> EmailPatch:
     """The last write for a triggering email: the label goes, the warning comes or goes."""
-    patch: Patch = {}
-    if label_id in email.mailbox_ids:
-        patch[f"mailboxIds/{label_id}"] = None
-    if warning_id is not None:
-        if warn:
-            patch[f"mailboxIds/{warning_id}"] = True
-        elif warning_id in email.mailbox_ids:
-            patch[f"mailboxIds/{warning_id}"] = None
-    return patch
+    have = email.mailbox_ids
+    add = {warning_id} if warning_id is not None and warn else set()
+    remove = {label_id} & have
+    if warning_id is not None and not warn:
+        remove |= {warning_id} & have
+    return EmailPatch(add=frozenset(add), remove=frozenset(remove))
 
 
 def is_initial_triage(
