@@ -17,7 +17,6 @@ from mailroom.triage.filing import (
     search_filter,
     whole,
 )
-from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.sender import SenderId
 
@@ -102,7 +101,7 @@ def test_a_screener_listed_ahead_is_not_listed_again_and_its_state_guards_the_wr
     trigger, other = mail("t", "S", "L"), mail("o", "S")
     ahead = EmailQueryResult((trigger, other), "s1")
     jmap = FakeJmap("s9")
-    found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger)], Ledger(), ahead)  # type: ignore[arg-type]
+    found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger)], ahead)  # type: ignore[arg-type]
     assert jmap.asked == []
     assert found.mail[BOB] == [trigger, other]
     assert found.state == "s1"
@@ -117,7 +116,7 @@ def test_with_a_screener_listed_ahead_only_the_re_triage_searches_go_out() -> No
     ahead = EmailQueryResult((trigger,), "s1")
     for state, guarded in (("s1", "s1"), ("s2", None)):
         jmap = FakeJmap(state, retriaged)
-        found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger), again], Ledger(), ahead)  # type: ignore[arg-type]
+        found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger), again], ahead)  # type: ignore[arg-type]
         assert jmap.asked == [[search_filter(IDS, carol.address)]]
         assert found.mail == {BOB: [trigger], carol: [retriaged]}
         assert found.state == guarded  # two reads in different states: no whole-set write
