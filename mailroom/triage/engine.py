@@ -249,7 +249,7 @@ class Triager:
             )
             listed = screener.join()
         out = held | looked
-        decisions = tuple(self._decide(s, found[s.id]) for s in out.standing(senders))
+        decisions = tuple(self._decide(s, found[s.id], ids) for s in out.standing(senders))
         with beside(partial(self._write_contacts, decisions, book)) as cards:
             filed = filing.file_senders(
                 self.jmap,
@@ -273,13 +273,13 @@ class Triager:
             out |= failed
         return out | self._change_groups(out.standing(decisions), book)
 
-    def _decide(self, s: plan.LabelledSender, found: plan.Found) -> plan.Decision:
+    def _decide(self, s: plan.LabelledSender, found: plan.Found, ids: MailboxIds) -> plan.Decision:
         chain = self.settings.chain(s.category)
         return plan.decide(
             s,
             found,
-            chain_groups=tuple(dict.fromkeys(c.contact_group for c in chain)),
-            contact_type=chain[0].contact_type,
+            chain=chain,
+            filing=filing.where(self.settings, ids, chain, found.groups),
             today=self._today().isoformat(),
             warnings_enabled=self.settings.warnings_enabled,
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from mailroom.categories import Category
 from mailroom.config import Settings
 from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
@@ -68,21 +69,26 @@ def by_sender(emails: Iterable[Email]) -> dict[SenderId, list[Email]]:
     return found
 
 
-def listed_mailboxes(settings: Settings, ids: MailboxIds, d: Decision) -> tuple[str, ...]:
-    """The mailboxes listed whole for a sender, where its mail is found without search.
-
-    Initial triage: the Screener. Re-triage: the Screener too, and the destinations of
-    the categories whose groups the contact was in (its old category and its
-    ancestors): there the sender's backlog is, whatever the search index makes of it.
-    """
-    if d.initial:
-        return (ids.screener,)
-    old = [
-        ids.destinations[c.name]
-        for c in settings.categories
-        if c.contact_group in d.groups_before and c.name in ids.destinations
-    ]
-    return tuple(dict.fromkeys([ids.screener, *old]))
+def where(
+    settings: Settings, ids: MailboxIds, chain: Sequence[Category], groups_before: Iterable[str]
+) -> plan.Filing:
+    """A sender's mailboxes as ids, resolved once for its decision: its category's chain
+    (where its mail goes), and the destinations of the categories whose groups the
+    contact was in (its old category and its ancestors): there a re-triaged sender's
+    backlog is, whatever the search index makes of it."""
+    before = set(groups_before)
+    return plan.Filing(
+        chain_ids=ids.chain_ids([c.name for c in chain]),
+        managed_ids=ids.managed_ids,
+        screener_id=ids.screener,
+        inbox_id=ids.inbox,
+        add_to_inbox=chain[0].add_to_inbox,
+        before=tuple(
+            ids.destinations[c.name]
+            for c in settings.categories
+            if c.contact_group in before and c.name in ids.destinations
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,6 @@ class Searched:
 
 def find_sender_mail(
     jmap: JmapClient,
-    settings: Settings,
     ids: MailboxIds,
     decisions: Sequence[Decision],
     screener: EmailQueryResult | None = None,
@@ -110,7 +115,7 @@ def find_sender_mail(
     listed again.
     """
     retriage = [d for d in decisions if not d.initial]
-    boxes = {d.sender.id: listed_mailboxes(settings, ids, d) for d in decisions}
+    boxes = {d.sender.id: d.listed for d in decisions}
     listed = list(dict.fromkeys(b for d in decisions for b in boxes[d.sender.id]))
     ahead = {b: screener.emails for b in listed if screener is not None and b == ids.screener}
     to_list = [b for b in listed if b not in ahead]
@@ -216,24 +221,14 @@ def missed(ids: MailboxIds, d: Decision, found: Sequence[Email]) -> int:
     return sum(1 for e in expected if e.id not in seen)
 
 
-def filing_updates(
-    settings: Settings, ids: MailboxIds, d: Decision, searched: Sequence[Email]
-) -> Update:
+def filing_updates(ids: MailboxIds, d: Decision, searched: Sequence[Email]) -> Update:
     """The sender's filing patches: its searched mail (exact address only) and its triggers."""
-    category = next(c for c in settings.categories if c.name == d.category)
-    filing = plan.Filing(
-        chain_ids=ids.chain_ids([c.name for c in settings.chain(category.name)]),
-        managed_ids=ids.managed_ids,
-        screener_id=ids.screener,
-        inbox_id=ids.inbox,
-        add_to_inbox=category.add_to_inbox,
-    )
     triggers = {e.id for e in d.sender.trigger_emails}
     emails = {e.id: e for e in d.sender.trigger_emails}
     emails.update((e.id, e) for e in searched if d.sender.id.sent(e))
     update: Update = {}
     for email in emails.values():
-        patch = plan.filing_patch(email, filing)
+        patch = plan.filing_patch(email, d.filing)
         if ids.warning and email.id not in triggers and ids.warning in email.mailbox_ids:
             patch = patch.then(EmailPatch(remove=frozenset({ids.warning})))  # old warnings go
         if patch:
@@ -348,10 +343,10 @@ def file_senders(
     """
     if not decisions:
         return Filed(0, {}, before_labels())
-    searched = find_sender_mail(jmap, settings, ids, decisions, screener)
+    searched = find_sender_mail(jmap, ids, decisions, screener)
     out = searched.failed
     filing = {
-        d.sender.id: filing_updates(settings, ids, d, searched.mail[d.sender.id])
+        d.sender.id: filing_updates(ids, d, searched.mail[d.sender.id])
         for d in out.standing(decisions)
     }
     writer = Writer(jmap, screener=ids.screener, error=ids.error, seen=seen)

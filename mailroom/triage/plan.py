@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailroom.carddav import vcard
-from mailroom.categories import ContactType
+from mailroom.categories import Category, ContactType
 from mailroom.jmap.models import Email, EmailPatch
 from mailroom.triage.sender import SenderId
 
@@ -114,6 +114,9 @@ class Filing:
     screener_id: str
     inbox_id: str
     add_to_inbox: bool
+    # The destinations of the categories whose groups the contact was in before the pass
+    # (its old category and its ancestors): a re-triage lists them whole.
+    before: tuple[str, ...] = ()
 
 
 def filing_patch(email: Email, filing: Filing) -> EmailPatch:
@@ -177,7 +180,9 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Everything a pass will do for one sender, decided before any write."""
+    """Everything a pass will do for one sender, decided before any write: the category's
+    chain resolved once (its contact type, groups and mailbox ids), so no later step
+    looks it up again."""
 
     sender: LabelledSender
     category: str
@@ -188,21 +193,33 @@ class Decision:
     initial: bool  # initial triage (sweep the Screener) or re-triage (all mail)
     history_line: str
     warn: bool  # the name on the card differs from the display name
+    filing: Filing  # where the sender's mail goes, and where it is listed, as mailbox ids
     # The managed groups the contact was in before the pass: a re-triage lists the
     # mailboxes of their categories, where the sender's old mail is.
     groups_before: frozenset[str] = frozenset()
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """The mailboxes listed whole for the sender, where its mail is found without
+        search: the Screener; for a re-triage also its old categories' destinations."""
+        screener = self.filing.screener_id
+        return (
+            (screener,) if self.initial else tuple(dict.fromkeys([screener, *self.filing.before]))
+        )
 
 
 def decide(
     sender: LabelledSender,
     found: Found,
     *,
-    chain_groups: tuple[str, ...],
-    contact_type: ContactType,
+    chain: Sequence[Category],
+    filing: Filing,
     today: str,
     warnings_enabled: bool,
 ) -> Decision:
-    """The decision for one sender, from what the servers said about it."""
+    """The decision for one sender, from what the servers said about it. ``chain``: its
+    category, then every ancestor; ``filing``: their mailboxes, as ids."""
+    chain_groups = tuple(dict.fromkeys(c.contact_group for c in chain))
     existing = found.existing
     history = vcard.note_history(existing.contact.note) if existing else []
     initial_line = f"Triaged to {sender.category} on {today}"
@@ -216,12 +233,13 @@ def decide(
     return Decision(
         sender=sender,
         category=sender.category,
-        contact_type=contact_type,
+        contact_type=chain[0].contact_type,
         chain_groups=chain_groups,
         existing=existing,
         uid=found.uid,
         initial=initial,
         history_line=initial_line if initial else f"Re-triaged to {sender.category} on {today}",
         warn=warnings_enabled and existing is not None and names_differ(existing.contact.fn, name),
+        filing=filing,
         groups_before=found.groups,
     )
