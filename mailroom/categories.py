@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations, islice, pairwise
 from typing import Any, Literal
 
@@ -141,19 +142,26 @@ def parents_of(categories: Sequence[Category]) -> dict[str, str | None]:
 
 
 def ancestry(categories: Sequence[Category]) -> Ancestry:
-    """The one walker over ``categories``' parent links."""
+    """The one walker over ``categories``' parent links, walked once per category list."""
+    return _walked(tuple(categories))
+
+
+@lru_cache(maxsize=8)
+def _walked(categories: tuple[Category, ...]) -> Ancestry:
     return Ancestry(parents_of(categories))
 
 
-def chain(
-    categories: Sequence[Category], name: str, walker: Ancestry | None = None
-) -> tuple[Category, ...]:
+def chain(categories: Sequence[Category], name: str) -> tuple[Category, ...]:
     """The category named ``name``, then its parent, grandparent ... (KeyError if unknown)."""
+    return _chain(tuple(categories), name)
+
+
+@lru_cache(maxsize=256)
+def _chain(categories: tuple[Category, ...], name: str) -> tuple[Category, ...]:
     by_name = {c.name: c for c in categories}
     if name not in by_name:
         raise KeyError(f"no category named {name!r}")
-    walker = walker or ancestry(categories)
-    return tuple(by_name[n] for n in [name, *walker.ancestors(name)])
+    return tuple(by_name[n] for n in [name, *_walked(categories).ancestors(name)])
 
 
 # -- the category rules: each returns one line per problem ---------------------------

@@ -45,7 +45,7 @@ REPORTS = ("setup", "check", "reset")  # print their own report: info logs would
 
 # command -> (module, function, help); the modules are imported only when used.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "poll": ("mailroom.triage.engine", "poll_main", "run one triage pass now, then exit"),
+    "poll": ("mailroom.ops.poll", "main", "run one triage pass now, then exit"),
     "setup": ("mailroom.ops.setup", "main", "create the mailboxes and contact groups needed"),
     "check": ("mailroom.ops.check", "main", "check the config, the credentials and the server"),
     "reset": ("mailroom.ops.reset", "main", "undo what mailroom did to mail and contacts"),

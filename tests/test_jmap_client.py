@@ -418,6 +418,30 @@ def test_update_emails_chunks_by_max_objects_in_set_and_reads_null_maps(
     assert chunks[0]["M0"] == patch
 
 
+def test_the_client_hands_over_each_email_set_answer_once(
+    client: JmapClient, with_session: HTTPXMock
+):
+    states = iter(range(10, 20))
+
+    def email_set(request: httpx.Request) -> httpx.Response:
+        old = next(states)
+        args = {"oldState": str(old), "newState": str(old + 1), "updated": None}
+        return answer(["Email/set", args, "s"])
+
+    with_session.add_callback(email_set, method="POST", url=API_URL, is_reusable=True)
+    patch = {"mailboxIds/a": True}
+    client.update_emails({f"M{i}": patch for i in range(5)})  # three chunks of two
+
+    assert client.take_writes() == (
+        SetResult("10", "11", {}),
+        SetResult("11", "12", {}),
+        SetResult("12", "13", {}),
+    )
+    assert client.take_writes() == ()
+    client.update_emails({"M9": patch})
+    assert client.take_writes() == (SetResult("13", "14", {}),)
+
+
 def test_any_not_updated_raises_set_error(client: JmapClient, with_session: HTTPXMock):
     args = {
         "oldState": "1",

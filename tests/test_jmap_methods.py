@@ -6,7 +6,15 @@ import pytest
 
 from mailroom.errors import JmapError, JmapMethodError, JmapSetError
 from mailroom.jmap import methods
-from mailroom.jmap.models import Address, Email, Mailbox, QueryPage, SetResult
+from mailroom.jmap.models import (
+    Address,
+    Email,
+    EmailPatch,
+    Mailbox,
+    QueryPage,
+    SetResult,
+    WholeMailboxes,
+)
 
 
 def test_email_query_builds_a_sorted_page_request():
@@ -106,6 +114,40 @@ def test_parse_email_get_takes_the_first_sender_and_true_mailboxes():
         Email("Mb", Address("bob@example.org", None), frozenset()),
         Email("Mc", None, frozenset({"mb1"})),
     ]
+
+
+def test_email_set_writes_typed_changes_as_patches_and_whole_sets():
+    patch = EmailPatch(
+        add=frozenset({"mb2"}),
+        remove=frozenset({"mb1"}),
+        set_keywords=frozenset({"$seen"}),
+        unset_keywords=frozenset({"$flagged"}),
+    )
+    inv = methods.email_set("u1", {"Ma": patch, "Mb": WholeMailboxes(frozenset({"x", "a"}))})
+    assert inv == (
+        "Email/set",
+        {
+            "accountId": "u1",
+            "update": {
+                "Ma": {
+                    "mailboxIds/mb2": True,
+                    "mailboxIds/mb1": None,
+                    "keywords/$seen": True,
+                    "keywords/$flagged": None,
+                },
+                "Mb": {"mailboxIds": {"a": True, "x": True}},
+            },
+        },
+        "s",
+    )
+
+
+def test_a_patch_then_another_is_one_patch_where_the_later_wins():
+    first = EmailPatch(add=frozenset({"F", "W"}), remove=frozenset({"S"}))
+    later = EmailPatch(add=frozenset({"S"}), remove=frozenset({"W", "L"}))
+    assert first.then(later) == EmailPatch(add=frozenset({"F", "S"}), remove=frozenset({"W", "L"}))
+    assert not EmailPatch()
+    assert first.applied({"S", "X"}) == WholeMailboxes(frozenset({"F", "W", "X"}))
 
 
 def test_email_set_builds_patches():

@@ -3,17 +3,20 @@ reason an arrival is not screened, every route shape, and the move of a misroute
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mailroom.categories import DEFAULT_CATEGORIES
 from mailroom.errors import SetupNeededError
+from mailroom.jmap.methods import email_update
 from mailroom.jmap.models import Mailbox
+from mailroom.routing import judge as judging
 from mailroom.routing.judge import (
     Arrival,
     Judgment,
     RouteIds,
     judge,
-    move_patch,
     placement,
     unscreened_by_mail,
 )
@@ -39,6 +42,11 @@ NAMES = (
 MAILBOXES = [Mailbox(f"id-{n}", n, None, ROLES.get(n)) for n in NAMES]
 VIEW = placement(MODEL, MAILBOXES, labels=["@ToFeed"], identities=[" Me@Example.COM "])
 STRANGER = None  # no contact
+
+
+def move_patch(j: Judgment) -> dict[str, Any]:
+    """The move as the JMAP client writes it."""
+    return email_update(judging.move_patch(j))
 
 
 def ids(*names: str) -> frozenset[str]:

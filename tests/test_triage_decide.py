@@ -8,6 +8,7 @@ import pytest
 
 from mailroom.carddav import vcard
 from mailroom.carddav.models import Card
+from mailroom.categories import category
 from mailroom.jmap.models import Address, Email
 from mailroom.triage import plan
 from mailroom.triage.contacts import ExistingContact
@@ -15,6 +16,8 @@ from mailroom.triage.sender import SenderId
 
 TODAY = "2026-11-30"
 CHAIN = ("Person", "Imbox")
+CATEGORIES = (category("Person", parent="Imbox", contact_type="person"), category("Imbox"))
+FILING = plan.Filing(("M-person", "M-imbox"), frozenset({"M-person", "M-imbox"}), "S", "I", False)
 
 
 def sender(category: str = "Person", name: str | None = "Bob Builder") -> plan.LabelledSender:
@@ -39,8 +42,8 @@ def decide(found: plan.Found, *, warnings_enabled: bool = True) -> plan.Decision
     return plan.decide(
         sender(),
         found,
-        chain_groups=CHAIN,
-        contact_type="person",
+        chain=CATEGORIES,
+        filing=FILING,
         today=TODAY,
         warnings_enabled=warnings_enabled,
     )
@@ -58,6 +61,7 @@ def test_a_new_sender_is_an_initial_triage_with_a_triaged_to_line() -> None:
         initial=True,
         history_line=f"Triaged to Person on {TODAY}",
         warn=False,
+        filing=FILING,
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mailroom.config import load_settings
-from mailroom.jmap.models import Address, Email
+from mailroom.jmap.methods import email_update
+from mailroom.jmap.models import Address, Email, EmailPatch
 from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.filing import (
@@ -14,13 +16,12 @@ from mailroom.triage.filing import (
     missed,
     other_mail,
     search_filter,
+    where,
     whole,
 )
-from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.sender import SenderId
 
-SETTINGS = load_settings({"HOME": "/nonexistent"})  # the default categories
 IDS = MailboxIds(
     screener="S",
     inbox="I",
@@ -32,26 +33,32 @@ IDS = MailboxIds(
     destinations={"Feed": "F"},
 )
 BOB = SenderId("bob@example.com")
+FILING = plan.Filing(("F",), frozenset({"F"}), "S", "I", add_to_inbox=False)
 
 
 def mail(id_: str, *boxes: str) -> Email:
     return Email(id_, Address(BOB.address, None), frozenset(boxes))
 
 
+def wire(update: dict[str, EmailPatch]) -> dict[str, dict[str, Any]]:
+    """The update as the JMAP client writes it."""
+    return {eid: email_update(patch) for eid, patch in update.items()}
+
+
 def decision(*triggers: Email, initial: bool = True, warn: bool = False) -> plan.Decision:
     sender = plan.LabelledSender(BOB, None, "Feed", "L", triggers)
-    return plan.Decision(sender, "Feed", "company", ("Feed",), None, "u", initial, "line", warn)
+    return plan.Decision(
+        sender, "Feed", "company", ("Feed",), None, "u", initial, "line", warn, FILING
+    )
 
 
 def test_the_labelled_email_is_filed_and_unlabelled_in_one_patch_written_last() -> None:
     trigger = mail("t", "S", "L")
     d = decision(trigger, warn=True)
-    filing = {
-        "t": {"mailboxIds/F": True, "mailboxIds/S": None},
-        "o": {"mailboxIds/F": True, "mailboxIds/S": None},
-    }
-    assert other_mail(filing, [d]) == {"o": {"mailboxIds/F": True, "mailboxIds/S": None}}
-    assert last_write(IDS, d, filing) == {
+    to_feed = EmailPatch(add=frozenset({"F"}), remove=frozenset({"S"}))
+    filing = {"t": to_feed, "o": to_feed}
+    assert wire(other_mail(filing, [d])) == {"o": {"mailboxIds/F": True, "mailboxIds/S": None}}
+    assert wire(last_write(IDS, d, filing)) == {
         "t": {
             "mailboxIds/F": True,
             "mailboxIds/S": None,
@@ -63,7 +70,7 @@ def test_the_labelled_email_is_filed_and_unlabelled_in_one_patch_written_last() 
 
 def test_a_labelled_email_already_filed_only_loses_its_label() -> None:
     d = decision(mail("t", "F", "L"))
-    assert last_write(IDS, d, {}) == {"t": {"mailboxIds/L": None}}
+    assert wire(last_write(IDS, d, {})) == {"t": {"mailboxIds/L": None}}
 
 
 def test_misses_count_labelled_mail_the_listing_or_search_should_have_returned() -> None:
@@ -77,8 +84,8 @@ def test_misses_count_labelled_mail_the_listing_or_search_should_have_returned()
 
 def test_a_whole_mailbox_set_is_the_patch_applied_to_what_was_read() -> None:
     email = mail("o", "S", "Other", "W")
-    patch: plan.Patch = {"mailboxIds/F": True, "mailboxIds/S": None, "mailboxIds/W": None}
-    assert whole(email, patch) == {"mailboxIds": {"F": True, "Other": True}}
+    patch = EmailPatch(add=frozenset({"F"}), remove=frozenset({"S", "W"}))
+    assert email_update(whole(email, patch)) == {"mailboxIds": {"F": True, "Other": True}}
 
 
 class FakeJmap:
@@ -98,7 +105,7 @@ def test_a_screener_listed_ahead_is_not_listed_again_and_its_state_guards_the_wr
     trigger, other = mail("t", "S", "L"), mail("o", "S")
     ahead = EmailQueryResult((trigger, other), "s1")
     jmap = FakeJmap("s9")
-    found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger)], Ledger(), ahead)  # type: ignore[arg-type]
+    found = find_sender_mail(jmap, IDS, [decision(trigger)], ahead)  # type: ignore[arg-type]
     assert jmap.asked == []
     assert found.mail[BOB] == [trigger, other]
     assert found.state == "s1"
@@ -109,11 +116,43 @@ def test_with_a_screener_listed_ahead_only_the_re_triage_searches_go_out() -> No
     trigger = mail("t", "S", "L")
     retriaged = Email("c", Address(carol.address, None), frozenset({"X", "L"}))
     sender = plan.LabelledSender(carol, None, "Feed", "L", (retriaged,))
-    again = plan.Decision(sender, "Feed", "company", ("Feed",), None, "v", False, "line", False)
+    again = plan.Decision(
+        sender, "Feed", "company", ("Feed",), None, "v", False, "line", False, FILING
+    )
     ahead = EmailQueryResult((trigger,), "s1")
     for state, guarded in (("s1", "s1"), ("s2", None)):
         jmap = FakeJmap(state, retriaged)
-        found = find_sender_mail(jmap, SETTINGS, IDS, [decision(trigger), again], Ledger(), ahead)  # type: ignore[arg-type]
+        found = find_sender_mail(jmap, IDS, [decision(trigger), again], ahead)  # type: ignore[arg-type]
         assert jmap.asked == [[search_filter(IDS, carol.address)]]
         assert found.mail == {BOB: [trigger], carol: [retriaged]}
         assert found.state == guarded  # two reads in different states: no whole-set write
+
+
+def test_a_decision_carries_its_chain_and_old_categories_as_mailbox_ids() -> None:
+    settings = load_settings({"HOME": "/nonexistent"})  # the default categories
+    ids = MailboxIds(
+        screener="S",
+        inbox="I",
+        trash=None,
+        junk=None,
+        error="E",
+        warning=None,
+        labels={},
+        destinations={"Person": "P", "Imbox": "M", "Feed": "F"},
+    )
+    filing = where(settings, ids, settings.chain("Person"), frozenset({"Feed"}))
+    assert filing == plan.Filing(("P", "M"), frozenset({"P", "M", "F"}), "S", "I", False, ("F",))
+    again = plan.Decision(
+        plan.LabelledSender(BOB, None, "Person", "L", ()),
+        "Person",
+        "person",
+        ("Person", "Imbox"),
+        None,
+        "u",
+        False,
+        "line",
+        False,
+        filing,
+    )
+    assert again.listed == ("S", "F")
+    assert dataclasses.replace(again, initial=True).listed == ("S",)

@@ -17,7 +17,8 @@ import pytest
 
 from mailroom.errors import MailboxGone
 from mailroom.jmap.client import JmapClient
-from mailroom.triage.guard import Writer, added
+from mailroom.jmap.models import EmailPatch, WholeMailboxes
+from mailroom.triage.guard import Writer
 from mailroom.triage.mailboxes import MailboxIds
 
 IDS = MailboxIds(
@@ -104,7 +105,7 @@ SESSION = {
     },
     "primaryAccounts": {"urn:ietf:params:jmap:mail": "a"},
 }
-TO_FEED = {"mailboxIds/F": True, "mailboxIds/S": None}
+TO_FEED = EmailPatch(add=frozenset({"F"}), remove=frozenset({"S"}))
 
 
 def writer(server: FakeCyrus) -> Writer:
@@ -139,7 +140,7 @@ def test_a_mailbox_seen_gone_stops_the_write_before_anything_is_written() -> Non
 def test_other_changes_to_the_mailboxes_only_cost_another_try() -> None:
     server = FakeCyrus(emails={"a": {"S"}})
     w = writer(server)
-    w.update({"a": {"mailboxIds/I": True}})  # reads the state, writes
+    w.update({"a": EmailPatch(add=frozenset({"I"}))})  # reads the state, writes
     server.change_before_guard = 2  # new mail arrives just before each of the next two
 
     w.update({"a": TO_FEED})
@@ -149,5 +150,5 @@ def test_other_changes_to_the_mailboxes_only_cost_another_try() -> None:
 
 
 def test_what_a_patch_or_a_whole_set_puts_mail_in() -> None:
-    assert added({"mailboxIds/F": True, "mailboxIds/S": None}) == {"F"}
-    assert added({"mailboxIds": {"F": True, "P": True}}) == {"F", "P"}
+    assert EmailPatch(add=frozenset({"F"}), remove=frozenset({"S"})).joins == {"F"}
+    assert WholeMailboxes(frozenset({"F", "P"})).joins == {"F", "P"}

@@ -17,7 +17,7 @@ from test_triage_guard import IDS, TO_FEED, FakeCyrus
 
 from mailroom.errors import MailboxGone
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import MailboxesSeen
+from mailroom.jmap.models import EmailPatch, MailboxesSeen
 from mailroom.triage.guard import Writer
 
 
@@ -89,7 +89,7 @@ def test_a_destination_the_scan_did_not_see_is_read_before_the_write() -> None:
     server.state += 1
     w = seeded(server, seen)
 
-    w.update({"a": {"mailboxIds/P": True, "mailboxIds/S": None}})
+    w.update({"a": EmailPatch(add=frozenset({"P"}), remove=frozenset({"S"}))})
 
     assert server.requests == [["Mailbox/get"], GUARDED]
     assert server.emails["a"] == {"P"}

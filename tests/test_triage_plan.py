@@ -1,5 +1,8 @@
 """The pure decisions of a triage pass."""
 
+from typing import Any
+
+from mailroom.jmap.methods import email_update
 from mailroom.jmap.models import Address, Email
 from mailroom.triage import plan
 from mailroom.triage.sender import SenderId
@@ -61,6 +64,15 @@ def test_error_labelled_and_senderless_mail_is_left_alone() -> None:
     assert scanned.without_sender == ("e2", "e3")
 
 
+def filing_patch(email: Email, filing: plan.Filing) -> dict[str, Any]:
+    """The patch as the JMAP client writes it."""
+    return email_update(plan.filing_patch(email, filing))
+
+
+def label_patch(email: Email, **how: Any) -> dict[str, Any]:
+    return email_update(plan.label_patch(email, **how))
+
+
 FILING = plan.Filing(
     chain_ids=("M-person", "M-imbox"),
     managed_ids=frozenset({"M-person", "M-imbox", "M-feed", "M-paper"}),
@@ -71,12 +83,12 @@ FILING = plan.Filing(
 
 
 def test_filing_adds_the_whole_chain_and_removes_screener() -> None:
-    patch = plan.filing_patch(mail("e", "a@x", "S"), FILING)
+    patch = filing_patch(mail("e", "a@x", "S"), FILING)
     assert patch == {"mailboxIds/M-person": True, "mailboxIds/M-imbox": True, "mailboxIds/S": None}
 
 
 def test_refiling_removes_stale_destinations_but_never_inbox() -> None:
-    patch = plan.filing_patch(mail("e", "a@x", "M-feed", "I", "Other"), FILING)
+    patch = filing_patch(mail("e", "a@x", "M-feed", "I", "Other"), FILING)
     assert patch == {
         "mailboxIds/M-person": True,
         "mailboxIds/M-imbox": True,
@@ -86,29 +98,29 @@ def test_refiling_removes_stale_destinations_but_never_inbox() -> None:
 
 def test_add_to_inbox_applies_only_to_screener_mail() -> None:
     filing = plan.Filing(("M-imbox",), frozenset({"M-imbox"}), "S", "I", add_to_inbox=True)
-    assert plan.filing_patch(mail("e", "a@x", "S"), filing) == {
+    assert filing_patch(mail("e", "a@x", "S"), filing) == {
         "mailboxIds/M-imbox": True,
         "mailboxIds/I": True,
         "mailboxIds/S": None,
     }
-    assert plan.filing_patch(mail("e", "a@x", "Archive"), filing) == {"mailboxIds/M-imbox": True}
+    assert filing_patch(mail("e", "a@x", "Archive"), filing) == {"mailboxIds/M-imbox": True}
 
 
 def test_filed_mail_needs_no_patch() -> None:
-    assert plan.filing_patch(mail("e", "a@x", "M-person", "M-imbox"), FILING) == {}
+    assert filing_patch(mail("e", "a@x", "M-person", "M-imbox"), FILING) == {}
 
 
 def test_label_patch_removes_label_and_sets_or_clears_the_warning() -> None:
     e = mail("e", "a@x", "L", "W")
-    assert plan.label_patch(e, label_id="L", warning_id="W", warn=False) == {
+    assert label_patch(e, label_id="L", warning_id="W", warn=False) == {
         "mailboxIds/L": None,
         "mailboxIds/W": None,
     }
-    assert plan.label_patch(e, label_id="L", warning_id="W", warn=True) == {
+    assert label_patch(e, label_id="L", warning_id="W", warn=True) == {
         "mailboxIds/L": None,
         "mailboxIds/W": True,
     }
-    assert plan.label_patch(e, label_id="L", warning_id=None, warn=True) == {"mailboxIds/L": None}
+    assert label_patch(e, label_id="L", warning_id=None, warn=True) == {"mailboxIds/L": None}
 
 
 def test_exact_sender_match_rejects_lookalikes() -> None:

@@ -23,7 +23,15 @@ from mailroom.httpbounds import HttpLimits, new_client
 from mailroom.httpfaults import common_fault, send
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
-from mailroom.jmap.models import Email, GuardedSet, Mailbox, MailboxesSeen, Session, SetResult
+from mailroom.jmap.models import (
+    Email,
+    EmailUpdate,
+    GuardedSet,
+    Mailbox,
+    MailboxesSeen,
+    Session,
+    SetResult,
+)
 from mailroom.jmap.session import (
     CORE,
     MAIL,
@@ -59,7 +67,8 @@ class ScanAnswer:
 
 
 class JmapClient:
-    """A JMAP client for one account; ``requests_made`` counts every HTTP request."""
+    """A JMAP client for one account; ``requests_made`` counts every HTTP request, and
+    ``take_writes`` hands over every Email/set answer since it was last called."""
 
     # Called before every HTTP request; may raise to stop a pass between two requests.
     before_request: Callable[[], None] | None = None
@@ -78,6 +87,7 @@ class JmapClient:
         self._session: Session | None = None
         self._limits = limits
         self.requests_made = 0
+        self._writes: list[SetResult] = []  # every Email/set answer since take_writes()
         self._http = new_client(
             limits,
             transport,
@@ -87,6 +97,12 @@ class JmapClient:
 
     def __repr__(self) -> str:
         return f"JmapClient(session_url={self._session_url!r})"
+
+    def take_writes(self) -> tuple[SetResult, ...]:
+        """Every Email/set answer since the last call, in order (what a pass wrote; the
+        worker's echo rule reads their states)."""
+        taken, self._writes = tuple(self._writes), []
+        return taken
 
     def _count(self, request: httpx.Request) -> None:
         if self.before_request is not None:
@@ -282,7 +298,7 @@ class JmapClient:
         return emails
 
     def update_emails(
-        self, update: Mapping[str, Mapping[str, Any]], *, if_in_state: str | None = None
+        self, update: EmailUpdate, *, if_in_state: str | None = None
     ) -> list[SetResult]:
         """Email/set in chunks of maxObjectsInSet, one POST each; a SetResult per chunk.
 
@@ -299,12 +315,13 @@ class JmapClient:
                 raise JmapError("an Email/set answer has no newState to guard the next one by")
             inv = m.email_set(self.session.account_id, dict(chunk), if_in_state=state)
             results.append(m.parse_set("Email/set", self._call_one(inv)))
+            self._writes.append(results[-1])
             state = results[-1].new_state
         return results
 
     def guarded_update(
         self,
-        update: Mapping[str, Mapping[str, Any]],
+        update: EmailUpdate,
         *,
         mailboxes: Sequence[str],
         mailbox_state: str,
@@ -337,6 +354,7 @@ class JmapClient:
             result = None
         else:
             result = m.parse_set("Email/set", q.answer_to(answers, "s", "Email/set"))
+            self._writes.append(result)
         return GuardedSet(result, frozenset(b.id for b in boxes), state)
 
     def import_email(

@@ -10,7 +10,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailroom.errors import JmapError, JmapMethodError, JmapSetError
-from mailroom.jmap.models import Address, Changes, Email, Mailbox, QueryPage, SetResult
+from mailroom.jmap.models import (
+    Address,
+    Changes,
+    Email,
+    EmailChange,
+    EmailPatch,
+    EmailUpdate,
+    Mailbox,
+    QueryPage,
+    SetResult,
+    WholeMailboxes,
+)
 
 Invocation = tuple[str, dict[str, Any], str]
 
@@ -125,17 +136,18 @@ def parse_identity_get(args: Mapping[str, Any]) -> list[str]:
 
 def email_set(
     account_id: str | Mapping[str, str],
-    update: Mapping[str, Mapping[str, Any]],
+    update: EmailUpdate,
     *,
     if_in_state: str | None = None,
     call_id: str = "s",
 ) -> Invocation:
-    """Email/set updates: patches (``mailboxIds/<id>``) or whole properties; with
+    """Email/set updates: typed changes (``EmailPatch``, ``WholeMailboxes``), written here
+    as patches (``mailboxIds/<id>``) or whole properties, or wire patch objects; with
     ``if_in_state`` the server refuses all of it (stateMismatch) if anything changed.
 
     ``account_id`` may be a back-reference (``result_ref``): the server then runs the
     set only if the call it refers to succeeded (RFC 8620 §3.7), the mailbox guard."""
-    patches = {email_id: dict(patch) for email_id, patch in update.items()}
+    patches = {email_id: email_update(change) for email_id, change in update.items()}
     args: dict[str, Any] = (
         {"#accountId": dict(account_id)}
         if isinstance(account_id, Mapping)
@@ -145,6 +157,19 @@ def email_set(
         args["ifInState"] = if_in_state
     args["update"] = patches
     return ("Email/set", args, call_id)
+
+
+def email_update(change: EmailChange | Mapping[str, Any]) -> dict[str, Any]:
+    """One email's change in the wire's form (RFC 8621 §4.3: patch or whole property)."""
+    if isinstance(change, WholeMailboxes):
+        return {"mailboxIds": dict.fromkeys(sorted(change.ids), True)}
+    if not isinstance(change, EmailPatch):
+        return dict(change)
+    wire: dict[str, Any] = {f"mailboxIds/{m}": True for m in sorted(change.add)}
+    wire |= {f"mailboxIds/{m}": None for m in sorted(change.remove)}
+    wire |= {f"keywords/{k}": True for k in sorted(change.set_keywords)}
+    wire |= {f"keywords/{k}": None for k in sorted(change.unset_keywords)}
+    return wire
 
 
 def email_import(

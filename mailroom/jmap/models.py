@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,55 @@ class GuardedSet:
     result: SetResult | None
     present: frozenset[str]
     mailbox_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmailPatch:
+    """A change to one email, as values: the mailboxes it joins and leaves, the keywords
+    set and unset. Only ``jmap.methods.email_set`` writes it in the wire's form
+    (``mailboxIds/<id>: true | null``, ``keywords/<k>: true | null``)."""
+
+    add: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+    set_keywords: frozenset[str] = frozenset()
+    unset_keywords: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        """An empty patch changes nothing (and is not written)."""
+        return bool(self.add or self.remove or self.set_keywords or self.unset_keywords)
+
+    @property
+    def joins(self) -> frozenset[str]:
+        """The mailboxes the write puts the email in."""
+        return self.add
+
+    def then(self, later: EmailPatch) -> EmailPatch:
+        """This patch, then ``later``, as one patch (what ``later`` says wins)."""
+        return EmailPatch(
+            (self.add - later.remove) | later.add,
+            (self.remove - later.add) | later.remove,
+            (self.set_keywords - later.unset_keywords) | later.set_keywords,
+            (self.unset_keywords - later.set_keywords) | later.unset_keywords,
+        )
+
+    def applied(self, mailbox_ids: Collection[str]) -> WholeMailboxes:
+        """The email's every mailbox once this patch is applied to ``mailbox_ids``."""
+        return WholeMailboxes((frozenset(mailbox_ids) - self.remove) | self.add)
+
+
+@dataclass(frozen=True, slots=True)
+class WholeMailboxes:
+    """An email's every mailbox, written whole (``mailboxIds``) instead of as a patch."""
+
+    ids: frozenset[str]
+
+    @property
+    def joins(self) -> frozenset[str]:
+        """The mailboxes the write puts the email in."""
+        return self.ids
+
+
+# What an Email/set writes for one email: a typed change, or (operator tools, benches)
+# the wire's own patch object.
+EmailChange = EmailPatch | WholeMailboxes
+EmailUpdate = Mapping[str, EmailChange | Mapping[str, Any]]

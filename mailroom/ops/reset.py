@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.groupbook import GroupBook
 from mailroom.clients import open_clients
 from mailroom.config import Settings
 from mailroom.errors import ConfigError, MailroomError, SetupNeededError
@@ -36,7 +37,6 @@ from mailroom.ops.reset_plan import (
 from mailroom.ops.reset_text import plan_lines
 from mailroom.routing.install import RestorePlan
 from mailroom.routing.server import restore
-from mailroom.triage.contacts import GroupBook
 
 EXIT_ABORTED = 2
 CONFIRM_WORD = "reset"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 from mailroom.carddav import vcard
 from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.groupbook import GroupBook, retry_on_412
 from mailroom.carddav.models import Card
 from mailroom.config import Settings
 from mailroom.errors import CardDavError, JmapSetError, MailroomError
@@ -35,7 +36,6 @@ from mailroom.ops.reset_plan import (
     ResetPlan,
 )
 from mailroom.ops.reset_text import plural, summary_line
-from mailroom.triage.contacts import GroupBook, retry_on_412
 from mailroom.triage.sender import SenderId
 
 PROGRESS_EVERY = 100  # contacts between two progress lines

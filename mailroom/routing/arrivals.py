@@ -32,7 +32,7 @@ from mailroom.errors import JmapSetError, MailboxGone, MailroomError, PassDeadli
 from mailroom.jmap import methods as m
 from mailroom.jmap import query as q
 from mailroom.jmap.client import MAX_CHANGES, JmapClient
-from mailroom.jmap.models import Email, MailboxesSeen, SetResult
+from mailroom.jmap.models import Email, MailboxesSeen
 from mailroom.routing.judge import (
     Arrival,
     Judgment,
@@ -169,18 +169,17 @@ class ArrivalRouter:
             return replace(self._triager.run_pass(trigger), routing={"mode": "off"})
         self._triager.arrivals_since = self._since
         report = self._triager.run_pass(trigger)
-        writes: list[SetResult] = []
         try:
-            self._route(report, writes)
+            self._route(report)
         except PassDeadline:
             raise
         except MailroomError as exc:  # judged again next pass: the state did not advance
             self._view = None
             log.error("routing_failed", error=f"{type(exc).__name__}: {exc}")
-        return replace(report, writes=(*report.writes, *writes), routing=self.doc)
+        return replace(report, writes=(*report.writes, *self._jmap.take_writes()), routing=self.doc)
 
     # ----------------------------------------------------------------- reading
-    def _route(self, report: PassReport, writes: list[SetResult]) -> None:
+    def _route(self, report: PassReport) -> None:
         now = self._wall()
         if self._since is None and self._judged_at is None:
             self._since, self._judged_at = report.email_state_scanned, now
@@ -189,17 +188,17 @@ class ArrivalRouter:
         changed = report.arrivals
         if self._since is None or changed is None or changed.changes is None:
             why = "no_saved_state" if self._since is None else "changes"
-            self._by_time(now, writes, why, report.mailboxes_seen)
+            self._by_time(now, why, report.mailboxes_seen)
             return
         fresh = bool(report.writes)  # triage moved mail since the read: read it again
         while changed.changes is not None:
             emails = self._reread(changed.emails) if fresh else changed.emails
-            self._judge(emails, writes, now, report.mailboxes_seen)
+            self._judge(emails, now, report.mailboxes_seen)
             self._since, self._judged_at = changed.changes.new_state, now
             if not changed.changes.has_more:
                 return
             changed, fresh = self._jmap.changed_emails(self._since), False
-        self._by_time(now, writes, "changes", report.mailboxes_seen)
+        self._by_time(now, "changes", report.mailboxes_seen)
 
     def _reread(self, emails: Sequence[Email]) -> tuple[Email, ...]:
         """The emails as they are now; those that carried a triage label when the pass
@@ -209,9 +208,7 @@ class ArrivalRouter:
         ids = [e.id for e in emails if not e.mailbox_ids & labels]
         return (*labelled, *self._jmap.get_emails(ids, properties=m.ARRIVAL_PROPERTIES))
 
-    def _by_time(
-        self, now: float, writes: list[SetResult], why: str, seen: MailboxesSeen | None
-    ) -> None:
+    def _by_time(self, now: float, why: str, seen: MailboxesSeen | None) -> None:
         """The fallback: every email received since the last judging (bounded), paged."""
         since = max(self._judged_at or now, now - LOOKBACK_S + SKEW_S) - SKEW_S
         filter = {"after": iso(since).replace("+00:00", "Z")}
@@ -225,7 +222,7 @@ class ArrivalRouter:
                 filter, position=position, limit=limit, properties=m.ARRIVAL_PROPERTIES
             )
             state = state or page.state
-            self._judge(page.emails, writes, now, seen)
+            self._judge(page.emails, now, seen)
             pages += 1
             if q.is_last_page(page.page, limit):
                 break
@@ -257,7 +254,6 @@ class ArrivalRouter:
     def _judge(
         self,
         emails: Sequence[Email],
-        writes: list[SetResult],
         now: float,
         seen: MailboxesSeen | None,
     ) -> None:
@@ -272,7 +268,7 @@ class ArrivalRouter:
         judgments = [
             judge(a, groups.get(a.sender) if a.sender is not None else None, view) for a in arrivals
         ]
-        moved = self._move(judgments, view, writes, seen)
+        moved = self._move(judgments, view, seen)
         self._tally = self._tally.after(judgments, moved, view, now)
         log.info(
             "arrivals_judged",
@@ -288,7 +284,6 @@ class ArrivalRouter:
         self,
         judgments: Sequence[Judgment],
         view: Placement,
-        writes: list[SetResult],
         seen: MailboxesSeen | None,
     ) -> int:
         """Under ``enforce`` one batched Email/set; every refused email is logged as an error."""
@@ -299,7 +294,7 @@ class ArrivalRouter:
             # from the mailboxes the pass's scan saw (a guard refused if any changed since)
             writer = Writer(self._jmap, screener=view.screener, error=None, seen=seen)
             try:
-                writes.extend(writer.update({j.email_id: move_patch(j) for j in misrouted}))
+                writer.update({j.email_id: move_patch(j) for j in misrouted})
             except JmapSetError as exc:
                 refused = set(exc.failures)
                 for email_id, why in exc.failures.items():

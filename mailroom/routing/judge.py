@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailroom.errors import SetupNeededError
-from mailroom.jmap.models import Mailbox
+from mailroom.jmap.models import EmailPatch, Mailbox
 from mailroom.routing.model import Routing
 from mailroom.triage.mailboxes import find_mailbox, find_role
 from mailroom.triage.sender import SenderId
@@ -37,7 +37,6 @@ Reason = Literal[
     "contact_outside_groups",
 ]
 SPECIAL_ROLES = ("junk", "trash", "sent", "drafts")
-Patch = dict[str, bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,35 +98,36 @@ def placement(
     ``labels`` are the names of the triage label mailboxes, ``identities`` the account's
     own addresses as written.
     """
-    missing: list[str] = []
-
-    def need(name: str) -> str:
-        found = find_mailbox(mailboxes, name)
-        if found is None:
-            missing.append(name)
-        return found or ""
-
+    found, inbox = _resolved(model, mailboxes)
     routes = tuple(
-        RouteIds(r.group, tuple(need(name) for name in r.mailboxes), r.keep_in_inbox)
+        RouteIds(r.group, tuple(found[name] for name in r.mailboxes), r.keep_in_inbox)
         for r in model.routes
     )
-    screener = need(model.screener)
-    inbox = find_role(mailboxes, "inbox")
-    if inbox is None:
-        missing.append("the Inbox (role inbox)")
-    if missing:
-        raise SetupNeededError("mailbox " + ", ".join(repr(n) for n in dict.fromkeys(missing)))
     special = (find_role(mailboxes, role) for role in SPECIAL_ROLES)
     label_ids = (find_mailbox(mailboxes, name) for name in labels)
     return Placement(
         routes=routes,
-        screener=screener,
-        inbox=inbox or "",
+        screener=found[model.screener],
+        inbox=inbox,
         special=frozenset(i for i in special if i),
         labels=frozenset(i for i in label_ids if i),
         identities=frozenset(s for s in map(SenderId.of, identities) if s is not None),
         names={m.id: m.name for m in mailboxes},
     )
+
+
+def _resolved(model: Routing, mailboxes: Sequence[Mailbox]) -> tuple[dict[str, str], str]:
+    """Each mailbox the model names -> its id, and the Inbox's id; every missing one is
+    named in one SetupNeededError."""
+    names = [*(name for r in model.routes for name in r.mailboxes), model.screener]
+    found = {name: find_mailbox(mailboxes, name) for name in dict.fromkeys(names)}
+    missing = [name for name, mid in found.items() if mid is None]
+    inbox = find_role(mailboxes, "inbox")
+    if inbox is None:
+        missing.append("the Inbox (role inbox)")
+    if missing:
+        raise SetupNeededError("mailbox " + ", ".join(repr(n) for n in missing))
+    return {name: mid or "" for name, mid in found.items()}, inbox or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +204,8 @@ def _wanted(
     return route.group, frozenset({*route.mailbox_ids, *inbox})
 
 
-def move_patch(judgment: Judgment) -> Patch:
-    """The ``mailboxIds/<id>`` patch that puts a misrouted arrival exactly in ``want``.
+def move_patch(judgment: Judgment) -> EmailPatch:
+    """The mailbox patch that puts a misrouted arrival exactly in ``want``.
 
     Adds what is wanted and removes the rest of where it landed (which, for a screened
     arrival, is only managed mailboxes, the Inbox among them). Never an email without
@@ -215,6 +215,4 @@ def move_patch(judgment: Judgment) -> Patch:
         raise ValueError(f"only a misrouted arrival is moved, not a {judgment.verdict} one")
     if not judgment.want:
         raise ValueError("a move must leave the email in at least one mailbox")
-    patch: Patch = {f"mailboxIds/{m}": True for m in sorted(judgment.want - judgment.landed)}
-    patch.update({f"mailboxIds/{m}": None for m in sorted(judgment.landed - judgment.want)})
-    return patch
+    return EmailPatch(add=judgment.want - judgment.landed, remove=judgment.landed - judgment.want)

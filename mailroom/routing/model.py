@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailroom.categories import Ancestry, Category, ancestry
+from mailroom.categories import Category, ancestry, chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +52,13 @@ class Routing:
         return tuple(r.group for r in self.routes)
 
 
-def route_categories(
-    categories: Sequence[Category], walker: Ancestry | None = None
-) -> list[Category]:
+def route_categories(categories: Sequence[Category]) -> list[Category]:
     """One category per contact group, deepest first, config order among equals.
 
     Validation lets a group be shared only along a parent chain; its members cannot
     be told apart, so the group routes as the shallowest category that uses it.
     """
-    walker = walker or ancestry(categories)
+    walker = ancestry(categories)
 
     def depth(c: Category) -> int:
         return walker.depth(c.name) or 0
@@ -75,19 +73,18 @@ def route_categories(
 
 def routing(categories: Sequence[Category], *, screener_mailbox: str) -> Routing:
     """The routing model of a (valid) category list."""
-    walker = ancestry(categories)
-    by_name = {c.name: c for c in categories}
     routes = tuple(
         Route(
             group=c.contact_group,
             category=c.name,
-            mailboxes=tuple(
-                dict.fromkeys(
-                    by_name[n].destination_mailbox for n in [c.name, *walker.ancestors(c.name)]
-                )
-            ),
+            mailboxes=_mailboxes(categories, c.name),
             keep_in_inbox=c.add_to_inbox,
         )
-        for c in route_categories(categories, walker)
+        for c in route_categories(categories)
     )
     return Routing(routes=routes, screener=screener_mailbox)
+
+
+def _mailboxes(categories: Sequence[Category], name: str) -> tuple[str, ...]:
+    """The destination of ``name`` and every ancestor's, each once."""
+    return tuple(dict.fromkeys(c.destination_mailbox for c in chain(categories, name)))

@@ -3,11 +3,12 @@
 The pass works in phases over all labelled senders at once, so a pass over many
 senders costs a handful of requests per phase rather than a handful per sender:
 scan, lookup (every read about the senders' contacts), decide (pure, ``plan.decide``),
-then the writes. Each sender is still isolated: a failure marks that sender failed in
-the pass's ``Ledger`` (its label stays, the next pass retries it) and the phases go on
-for the others. The order inside a sender never changes on each server: contact, then
-groups (adds before removes) on CardDAV; the mail listed, then filed, on JMAP; the two
-run at once (``sides.beside``) and the label comes off last, once both are done.
+then the writes. Each sender is still isolated: a phase returns, beside its value, the
+``Outcome`` naming the senders it failed (their label stays, the next pass retries
+them), and the phases go on for the others. The order inside a sender never changes
+on each server: contact, then groups (adds before removes) on CardDAV; the mail
+listed, then filed, on JMAP; the two run at once (``sides.beside``) and the label
+comes off last, once both are done.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -23,19 +25,19 @@ from pathlib import Path
 import structlog
 
 from mailroom.carddav.client import CardDavClient
-from mailroom.clients import open_clients
+from mailroom.carddav.groupbook import GroupBook
 from mailroom.config import Settings
 from mailroom.errors import MailroomError, PassDeadline
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import MailboxesSeen, SetResult
-from mailroom.paths import ensure_state_dir
+from mailroom.jmap.models import EmailPatch, MailboxesSeen
 from mailroom.triage import contacts, filing, lookup, parking, plan, strikes
 from mailroom.triage.halt import stop_if_unanswered
-from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.onhold import hold_gone_categories
+from mailroom.triage.outcome import Outcome, attempt
 from mailroom.triage.report import PassReport
-from mailroom.triage.scan import Scanner
+from mailroom.triage.scan import Scan, Scanner
+from mailroom.triage.sender import SenderId
 from mailroom.triage.sides import all_at_once, beside
 
 log = structlog.get_logger("mailroom.triage")
@@ -47,6 +49,22 @@ PASS_DEADLINE_S = 300.0
 # Contact writes in flight at once in a pass with several senders (a round trip each
 # on Fastmail); a small number, for the server's sake.
 CONTACT_WRITES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Triaged:
+    """What the triage of a pass's senders came to: the decisions, the search misses, the
+    mail moved per sender, and who is out (failed or waiting)."""
+
+    decisions: tuple[plan.Decision, ...] = ()
+    misses: int = 0
+    moved: Mapping[SenderId, int] = field(default_factory=dict)
+    out: Outcome = field(default_factory=Outcome)
+
+    @property
+    def done(self) -> list[plan.Decision]:
+        """The senders triaged: decided, and neither failed nor waiting."""
+        return self.out.standing(self.decisions)
 
 
 class Triager:
@@ -103,36 +121,18 @@ class Triager:
 
     def _run(self, trigger: str) -> PassReport:
         started = self._clock()
+        self.jmap.take_writes()  # what the client wrote before this pass is not the pass's
         scan = self._scanner.scan(self.arrivals_since)
         scanned = plan.plan_scan(scan.emails, labels=scan.ids.labels, error_id=scan.ids.error)
-        writes: list[SetResult] = []
         for email_id in scanned.without_sender:
             log.warning("email_without_sender", email_id=email_id)
-        self._mark_conflicts(scanned.conflicts, scan.ids, writes)
-        ledger = Ledger()
-        hold_gone_categories(self.settings, scan.ids, scanned.senders, ledger)
-        decisions: list[plan.Decision] = []
-        misses = 0
+        self._mark_conflicts(scanned.conflicts, scan.ids)
+        held = hold_gone_categories(self.settings, scan.ids, scanned.senders)
+        triaged = Triaged(out=held)
         if scanned.senders:
-            decisions, misses = self._triage(scanned.senders, scan.ids, writes, ledger, scan.seen)
-        done = ledger.standing(decisions)
-        parked = self._park(scanned.senders, done, ledger, scan.ids, writes)
-        report = PassReport(
-            trigger=trigger,
-            senders_triaged=len(done),
-            emails_moved=sum(ledger.moved.get(d.sender.id, 0) for d in done),
-            conflicts=len(scanned.conflicts),
-            failures=len(ledger.failed),
-            duration_s=round(self._clock() - started, 3),
-            email_state_scanned=scan.state_read_first,
-            writes=tuple(writes),
-            search_misses=misses,
-            parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
-            arrivals=scan.changed,
-            mailboxes_seen=scan.seen,
-            triaged=tuple(sorted(Counter(d.category for d in done).items())),
-            waiting=len(ledger.waiting),
-        )
+            triaged = self._triage(scanned.senders, scan.ids, held, scan.seen)
+        parked = self._park(scanned.senders, triaged, scan.ids)
+        report = self._report(trigger, started, scan, len(scanned.conflicts), triaged, parked)
         log.info(
             "poll_completed",
             senders_triaged=report.senders_triaged,
@@ -147,20 +147,43 @@ class Triager:
         )
         return report
 
-    def _park(
+    def _report(
         self,
-        senders: Sequence[plan.LabelledSender],
-        done: Sequence[plan.Decision],
-        ledger: Ledger,
-        ids: MailboxIds,
-        writes: list[SetResult],
+        trigger: str,
+        started: float,
+        scan: Scan,
+        conflicts: int,
+        triaged: Triaged,
+        parked: tuple[parking.Parked, ...],
+    ) -> PassReport:
+        done = triaged.done
+        return PassReport(
+            trigger=trigger,
+            senders_triaged=len(done),
+            emails_moved=sum(triaged.moved.get(d.sender.id, 0) for d in done),
+            conflicts=conflicts,
+            failures=len(triaged.out.failed),
+            duration_s=round(self._clock() - started, 3),
+            email_state_scanned=scan.state_read_first,
+            writes=self.jmap.take_writes(),
+            search_misses=triaged.misses,
+            parked=tuple(f"{p.sender}: {p.reason}" for p in parked),
+            arrivals=scan.changed,
+            mailboxes_seen=scan.seen,
+            triaged=tuple(sorted(Counter(d.category for d in done).items())),
+            waiting=len(triaged.out.waiting),
+        )
+
+    def _park(
+        self, senders: Sequence[plan.LabelledSender], triaged: Triaged, ids: MailboxIds
     ) -> tuple[parking.Parked, ...]:
         """The error label on the senders that failed ``PARK_AFTER`` passes in a row."""
         before = self._strikes
-        counts, parked = before.after_pass(ledger.failed, [d.sender.id for d in done])
+        done = [d.sender.id for d in triaged.done]
+        counts, parked = before.after_pass(triaged.out.failed, done)
         self._strikes = counts
         try:
-            return self._label_parked(senders, parked, ids, writes)
+            return self._label_parked(senders, parked, ids)
         finally:
             if self._strikes_file and self._strikes != before:
                 strikes.save(self._strikes_file, self._strikes)
@@ -170,15 +193,14 @@ class Triager:
         senders: Sequence[plan.LabelledSender],
         parked: tuple[parking.Parked, ...],
         ids: MailboxIds,
-        writes: list[SetResult],
     ) -> tuple[parking.Parked, ...]:
         if not parked:
             return ()
         names = {p.sender for p in parked}
-        label = {f"mailboxIds/{ids.error}": True}
+        label = EmailPatch(add=frozenset({ids.error}))
         update = {e.id: label for s in senders if s.id in names for e in s.trigger_emails}
         try:
-            writes.extend(self.jmap.update_emails(update))
+            self.jmap.update_emails(update)
         except MailroomError as exc:
             stop_if_unanswered(exc)
             self._strikes = self._strikes.unpark(parked)
@@ -194,13 +216,12 @@ class Triager:
             )
         return parked
 
-    def _mark_conflicts(
-        self, conflicts: Sequence[plan.Conflict], ids: MailboxIds, writes: list[SetResult]
-    ) -> None:
+    def _mark_conflicts(self, conflicts: Sequence[plan.Conflict], ids: MailboxIds) -> None:
         if not conflicts:
             return
-        update = {eid: {f"mailboxIds/{ids.error}": True} for c in conflicts for eid in c.email_ids}
-        writes.extend(self.jmap.update_emails(update))
+        label = EmailPatch(add=frozenset({ids.error}))
+        update = {eid: label for c in conflicts for eid in c.email_ids}
+        self.jmap.update_emails(update)
         for c in conflicts:
             log.warning(
                 "conflict_detected",
@@ -213,10 +234,9 @@ class Triager:
         self,
         senders: Sequence[plan.LabelledSender],
         ids: MailboxIds,
-        writes: list[SetResult],
-        ledger: Ledger,
+        held: Outcome,
         seen: MailboxesSeen | None = None,
-    ) -> tuple[list[plan.Decision], int]:
+    ) -> Triaged:
         """Two sides at once (the critical path in docs/decisions.md): the Screener is
         listed (JMAP) beside the contact lookup (CardDAV); then the contact and group
         writes (CardDAV) run beside the mail listing and filing (JMAP), and the labels
@@ -224,67 +244,54 @@ class Triager:
         listing = partial(filing.list_screener, self.jmap, ids)
         ahead = any(ids.screener in e.mailbox_ids for s in senders for e in s.trigger_emails)
         with beside(listing if ahead else lambda: None) as screener:
-            found, book = lookup.lookup(
-                self.carddav, senders, self._managed, self.settings.provenance_group, ledger
+            found, book, looked = lookup.lookup(
+                self.carddav, senders, self._managed, self.settings.provenance_group
             )
             listed = screener.join()
-        decisions = [self._decide(s, found[s.id]) for s in ledger.standing(senders)]
-        standing = ledger.standing(decisions)
-        with beside(partial(self._write_contacts, decisions, book, ledger)) as cards:
-            misses = filing.file_senders(
+        out = held | looked
+        decisions = tuple(self._decide(s, found[s.id], ids) for s in out.standing(senders))
+        with beside(partial(self._write_contacts, decisions, book)) as cards:
+            filed = filing.file_senders(
                 self.jmap,
                 self.settings,
                 ids,
-                standing,
-                writes,
-                ledger,
+                decisions,
                 screener=listed,
                 before_labels=cards.join,
                 seen=seen,
             )
-        for d in ledger.standing(decisions):
-            log.info(
-                "sender_triaged",
-                sender=d.sender.email,
-                category=d.category,
-                initial=d.initial,
-                emails_moved=ledger.moved.get(d.sender.id, 0),
-                name_mismatch=d.warn,
-            )
-        return decisions, misses
+        triaged = Triaged(decisions, filed.misses, filed.moved, out | filed.out)
+        _log_triaged(triaged)
+        return triaged
 
-    def _write_contacts(
-        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
-    ) -> None:
+    def _write_contacts(self, decisions: Sequence[plan.Decision], book: GroupBook) -> Outcome:
         """The CardDAV side: provenance, then the contacts (CONTACT_WRITES at once: each
-        card is its own resource), then the groups."""
-        self._join_provenance(decisions, book, ledger)
-        upserts = [
-            partial(ledger.guard, [d], partial(self._upsert, d)) for d in ledger.standing(decisions)
-        ]
-        all_at_once(upserts, CONTACT_WRITES)
-        self._change_groups(decisions, book, ledger)
+        card is its own resource), then the groups; who failed there."""
+        out = self._join_provenance(decisions, book)
+        upserts = [partial(attempt, [d], partial(self._upsert, d)) for d in out.standing(decisions)]
+        for _, failed in all_at_once(upserts, CONTACT_WRITES):
+            out |= failed
+        return out | self._change_groups(out.standing(decisions), book)
 
-    def _decide(self, s: plan.LabelledSender, found: plan.Found) -> plan.Decision:
+    def _decide(self, s: plan.LabelledSender, found: plan.Found, ids: MailboxIds) -> plan.Decision:
         chain = self.settings.chain(s.category)
         return plan.decide(
             s,
             found,
-            chain_groups=tuple(dict.fromkeys(c.contact_group for c in chain)),
-            contact_type=chain[0].contact_type,
+            chain=chain,
+            filing=filing.where(self.settings, ids, chain, found.groups),
             today=self._today().isoformat(),
             warnings_enabled=self.settings.warnings_enabled,
         )
 
     # ---------------------------------------------------------------- writes
-    def _join_provenance(
-        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
-    ) -> None:
-        new = [d for d in ledger.standing(decisions) if d.existing is None]
+    def _join_provenance(self, decisions: Sequence[plan.Decision], book: GroupBook) -> Outcome:
+        new = [d for d in decisions if d.existing is None]
         members = book.members(self.settings.provenance_group) if new else frozenset()
         add = {d.uid for d in new if d.uid not in members}
-        if add:
-            ledger.guard(new, lambda: book.change(self.settings.provenance_group, add=add))
+        if not add:
+            return Outcome()
+        return attempt(new, lambda: book.change(self.settings.provenance_group, add=add))[1]
 
     def _upsert(self, d: plan.Decision) -> None:
         contacts.upsert_contact(
@@ -296,34 +303,38 @@ class Triager:
             history_line=d.history_line,
         )
 
-    def _change_groups(
-        self, decisions: Sequence[plan.Decision], book: contacts.GroupBook, ledger: Ledger
-    ) -> None:
+    def _change_groups(self, decisions: Sequence[plan.Decision], book: GroupBook) -> Outcome:
         """Every add first, then every remove: a crash leaves too many groups, never none."""
+        out = Outcome()
         for removing in (False, True):
             for name in self._managed:
                 members = book.members(name)
                 who = [
                     d
-                    for d in ledger.standing(decisions)
+                    for d in out.standing(decisions)
                     if _moves(d, name, members, removing=removing)
                 ]
                 if not who:
                     continue
                 uids = frozenset(d.uid for d in who)
                 add, remove = (frozenset(), uids) if removing else (uids, frozenset())
-                ledger.guard(who, partial(book.change, name, add=add, remove=remove))
+                out |= attempt(who, partial(book.change, name, add=add, remove=remove))[1]
+        return out
+
+
+def _log_triaged(triaged: Triaged) -> None:
+    for d in triaged.done:
+        log.info(
+            "sender_triaged",
+            sender=d.sender.email,
+            category=d.category,
+            initial=d.initial,
+            emails_moved=triaged.moved.get(d.sender.id, 0),
+            name_mismatch=d.warn,
+        )
 
 
 def _moves(d: plan.Decision, group: str, members: frozenset[str], *, removing: bool) -> bool:
     """Whether the sender's contact joins (or, when removing, leaves) ``group``."""
     wanted, member = group in d.chain_groups, d.uid in members
     return member and not wanted if removing else wanted and not member
-
-
-def poll_main(settings: Settings) -> int:
-    """`mailroom poll`: one pass, exit 0 when every labelled sender was handled."""
-    kept = ensure_state_dir(settings.state_dir) / strikes.STRIKES_FILE
-    with open_clients(settings) as (jmap, carddav):
-        report = Triager(settings, jmap, carddav, strikes_file=kept).run_pass("manual")
-    return 0 if report.ok else 1

@@ -15,27 +15,28 @@ its label.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import structlog
 
+from mailroom.categories import Category
 from mailroom.config import Settings
 from mailroom.errors import JmapError, MailboxGone, MailroomError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, MailboxesSeen, SetResult
+from mailroom.jmap.models import Email, EmailPatch, MailboxesSeen, WholeMailboxes
 from mailroom.jmap.query import EmailQueryResult
 from mailroom.triage import plan
 from mailroom.triage.guard import Writer
 from mailroom.triage.halt import stop_if_unanswered
-from mailroom.triage.ledger import Ledger
 from mailroom.triage.mailboxes import MailboxIds
 from mailroom.triage.onhold import hold_senders_of
+from mailroom.triage.outcome import Outcome, attempt, failing
 from mailroom.triage.plan import Decision
 from mailroom.triage.sender import SenderId
 
-Update = dict[str, plan.Patch]
+Update = dict[str, EmailPatch]
 log = structlog.get_logger("mailroom.triage")
 UNFILED = (
     "{emails} email(s) lost a mailbox the write gave them (deleted meanwhile): those that "
@@ -68,21 +69,26 @@ def by_sender(emails: Iterable[Email]) -> dict[SenderId, list[Email]]:
     return found
 
 
-def listed_mailboxes(settings: Settings, ids: MailboxIds, d: Decision) -> tuple[str, ...]:
-    """The mailboxes listed whole for a sender, where its mail is found without search.
-
-    Initial triage: the Screener. Re-triage: the Screener too, and the destinations of
-    the categories whose groups the contact was in (its old category and its
-    ancestors): there the sender's backlog is, whatever the search index makes of it.
-    """
-    if d.initial:
-        return (ids.screener,)
-    old = [
-        ids.destinations[c.name]
-        for c in settings.categories
-        if c.contact_group in d.groups_before and c.name in ids.destinations
-    ]
-    return tuple(dict.fromkeys([ids.screener, *old]))
+def where(
+    settings: Settings, ids: MailboxIds, chain: Sequence[Category], groups_before: Iterable[str]
+) -> plan.Filing:
+    """A sender's mailboxes as ids, resolved once for its decision: its category's chain
+    (where its mail goes), and the destinations of the categories whose groups the
+    contact was in (its old category and its ancestors): there a re-triaged sender's
+    backlog is, whatever the search index makes of it."""
+    before = set(groups_before)
+    return plan.Filing(
+        chain_ids=ids.chain_ids([c.name for c in chain]),
+        managed_ids=ids.managed_ids,
+        screener_id=ids.screener,
+        inbox_id=ids.inbox,
+        add_to_inbox=chain[0].add_to_inbox,
+        before=tuple(
+            ids.destinations[c.name]
+            for c in settings.categories
+            if c.contact_group in before and c.name in ids.destinations
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +98,13 @@ class Searched:
     mail: Mapping[SenderId, Sequence[Email]]
     misses: int
     state: str | None  # the Email state the mail was read in; None: read piecemeal
+    failed: Outcome = field(default_factory=Outcome)  # whose listing or search failed
 
 
 def find_sender_mail(
     jmap: JmapClient,
-    settings: Settings,
     ids: MailboxIds,
     decisions: Sequence[Decision],
-    ledger: Ledger,
     screener: EmailQueryResult | None = None,
 ) -> Searched:
     """Each sender's mail: one batch for every sender; one filter at a time if it fails.
@@ -110,7 +115,7 @@ def find_sender_mail(
     listed again.
     """
     retriage = [d for d in decisions if not d.initial]
-    boxes = {d.sender.id: listed_mailboxes(settings, ids, d) for d in decisions}
+    boxes = {d.sender.id: d.listed for d in decisions}
     listed = list(dict.fromkeys(b for d in decisions for b in boxes[d.sender.id]))
     ahead = {b: screener.emails for b in listed if screener is not None and b == ids.screener}
     to_list = [b for b in listed if b not in ahead]
@@ -119,7 +124,7 @@ def find_sender_mail(
     owners: list[Sequence[Decision]] = [[d] for d in retriage]
     owners += [[d for d in decisions if b in boxes[d.sender.id]] for b in to_list]
     state = screener.state if screener is not None and ahead else None
-    results, state = read_batch(jmap, filters, owners, ledger, state)
+    results, state, failed = read_batch(jmap, filters, owners, state)
     searched = dict(zip([d.sender.id for d in retriage], results, strict=False))
     in_box = {
         b: by_sender(found) for b, found in zip(to_list, results[len(retriage) :], strict=True)
@@ -131,43 +136,57 @@ def find_sender_mail(
         for b in boxes[d.sender.id]:
             found += in_box[b].get(d.sender.id, [])
         mail[d.sender.id] = list({e.id: e for e in found}.values())
-    return Searched(mail, count_misses(ids, decisions, mail, ledger), state)
+    misses = count_misses(ids, failed.standing(decisions), mail)
+    return Searched(mail, misses, state, failed)
 
 
 def read_batch(
     jmap: JmapClient,
     filters: Sequence[Mapping[str, Any]],
     owners: Sequence[Sequence[Decision]],
-    ledger: Ledger,
     state: str | None,
-) -> tuple[list[tuple[Email, ...]], str | None]:
+) -> tuple[list[tuple[Email, ...]], str | None, Outcome]:
     """Every filter's emails in one batch, and the Email state they were read in (None
     when ``state``, an earlier read's, differs: the whole-set write is guarded only when
     both reads agree). A failed batch is read one filter at a time, each failure its
     owners' own (state None: read piecemeal)."""
     if not filters:
-        return [], state
+        return [], state, Outcome()
     try:
         answered = jmap.query_emails_many(list(filters))[0]
     except Exception as exc:
         stop_if_unanswered(exc)
-        return [
-            _one(jmap, f, ledger, whose) for f, whose in zip(filters, owners, strict=True)
-        ], None
+        return _one_by_one(jmap, filters, owners)
     now = answered[0].state
-    return [r.emails for r in answered], now if state in (None, now) else None
+    return [r.emails for r in answered], now if state in (None, now) else None, Outcome()
+
+
+def _one_by_one(
+    jmap: JmapClient, filters: Sequence[Mapping[str, Any]], owners: Sequence[Sequence[Decision]]
+) -> tuple[list[tuple[Email, ...]], None, Outcome]:
+    """Each filter read on its own; a failure is its owners' own."""
+    results: list[tuple[Email, ...]] = []
+    failed = Outcome()
+    for f, whose in zip(filters, owners, strict=True):
+        got, out = attempt(whose, partial(_read_one, jmap, f))
+        results.append(got or ())
+        failed |= out
+    return results, None, failed
+
+
+def _read_one(jmap: JmapClient, filter: Mapping[str, Any]) -> tuple[Email, ...]:
+    return jmap.query_emails_many([filter])[0][0].emails
 
 
 def count_misses(
     ids: MailboxIds,
     decisions: Sequence[Decision],
     mail: Mapping[SenderId, Sequence[Email]],
-    ledger: Ledger,
 ) -> int:
     """The labelled emails the listings and searches missed, a log line per sender."""
     misses = 0
     for d in decisions:
-        missing = missed(ids, d, mail[d.sender.id]) if ledger.ok(d) else 0
+        missing = missed(ids, d, mail[d.sender.id])
         if missing:
             log.warning(
                 "sender_mail_not_found",
@@ -191,14 +210,6 @@ def list_screener(jmap: JmapClient, ids: MailboxIds) -> EmailQueryResult | None:
         return None
 
 
-def _one(
-    jmap: JmapClient, filter: Mapping[str, Any], ledger: Ledger, owners: Sequence[Decision]
-) -> tuple[Email, ...]:
-    found: list[tuple[Email, ...]] = []
-    ledger.guard(owners, lambda: found.append(jmap.query_emails_many([filter])[0][0].emails))
-    return found[0] if found else ()
-
-
 def missed(ids: MailboxIds, d: Decision, found: Sequence[Email]) -> int:
     """The sender's labelled emails its listing or search should have found, and did not."""
     if d.initial:
@@ -210,26 +221,16 @@ def missed(ids: MailboxIds, d: Decision, found: Sequence[Email]) -> int:
     return sum(1 for e in expected if e.id not in seen)
 
 
-def filing_updates(
-    settings: Settings, ids: MailboxIds, d: Decision, searched: Sequence[Email]
-) -> Update:
+def filing_updates(ids: MailboxIds, d: Decision, searched: Sequence[Email]) -> Update:
     """The sender's filing patches: its searched mail (exact address only) and its triggers."""
-    category = next(c for c in settings.categories if c.name == d.category)
-    filing = plan.Filing(
-        chain_ids=ids.chain_ids([c.name for c in settings.chain(category.name)]),
-        managed_ids=ids.managed_ids,
-        screener_id=ids.screener,
-        inbox_id=ids.inbox,
-        add_to_inbox=category.add_to_inbox,
-    )
     triggers = {e.id for e in d.sender.trigger_emails}
     emails = {e.id: e for e in d.sender.trigger_emails}
     emails.update((e.id, e) for e in searched if d.sender.id.sent(e))
     update: Update = {}
     for email in emails.values():
-        patch = plan.filing_patch(email, filing)
+        patch = plan.filing_patch(email, d.filing)
         if ids.warning and email.id not in triggers and ids.warning in email.mailbox_ids:
-            patch[f"mailboxIds/{ids.warning}"] = None  # old warnings go when re-processed
+            patch = patch.then(EmailPatch(remove=frozenset({ids.warning})))  # old warnings go
         if patch:
             update[email.id] = patch
     return update
@@ -256,51 +257,50 @@ class Filer:
 
 
 def apply_per_sender(
-    filer: Filer,
-    updates: Mapping[SenderId, Update],
-    decisions: Sequence[Decision],
-    writes: list[SetResult],
-    ledger: Ledger,
-) -> None:
+    filer: Filer, updates: Mapping[SenderId, Update], decisions: Sequence[Decision]
+) -> Outcome:
     """All senders' writes in one batch; on any failure, again one sender at a time.
 
     A mailbox gone meanwhile puts the senders whose writes add mail to it on hold
     (nothing of theirs was written), and the batch goes again without them.
     """
+    out = Outcome()
     while True:
-        merged = _merged(updates, ledger.standing(decisions))
+        merged = _merged(updates, out.standing(decisions))
         if not merged:
-            return
+            return out
         try:
-            writes.extend(filer.writer.update(merged))
-            return
+            filer.writer.update(merged)
+            return out
         except MailboxGone as exc:
-            if not _hold(filer, exc, updates, decisions, ledger):
+            held = _hold(filer, exc, updates, out.standing(decisions))
+            if not held.waiting:
                 break  # no sender's write added mail to it: redone per sender below
+            out |= held
         except Exception as exc:  # redone per sender below, where it is attributed
             stop_if_unanswered(exc)
             break
-    for d in ledger.standing(decisions):
+    for d in out.standing(decisions):
         if updates.get(d.sender.id):
-            ledger.guard([d], partial(_write, filer, d, updates, writes, ledger))
+            written, failed = attempt([d], partial(_write, filer, d, updates))
+            out |= failed | (written or Outcome())
+    return out
 
 
 def _merged(updates: Mapping[SenderId, Update], standing: Sequence[Decision]) -> Update:
     return {eid: patch for d in standing for eid, patch in updates.get(d.sender.id, {}).items()}
 
 
-def _write(
-    filer: Filer,
-    d: Decision,
-    updates: Mapping[SenderId, Update],
-    writes: list[SetResult],
-    ledger: Ledger,
-) -> None:
+def _write(filer: Filer, d: Decision, updates: Mapping[SenderId, Update]) -> Outcome:
+    """One sender's write; the sender on hold when a mailbox it adds mail to is gone."""
     try:
-        writes.extend(filer.writer.update(updates[d.sender.id]))
+        filer.writer.update(updates[d.sender.id])
     except MailboxGone as exc:
-        if not _hold(filer, exc, updates, [d], ledger):
+        held = _hold(filer, exc, updates, [d])
+        if not held.waiting:
             raise
+        return held
+    return Outcome()
 
 
 def _hold(
@@ -308,11 +308,19 @@ def _hold(
     exc: MailboxGone,
     updates: Mapping[SenderId, Update],
     decisions: Sequence[Decision],
-    ledger: Ledger,
-) -> int:
-    """Put the senders whose writes add mail to a gone mailbox on hold; how many."""
+) -> Outcome:
+    """The senders whose writes add mail to a gone mailbox, on hold."""
     gone = exc.mailbox_ids
-    return hold_senders_of(filer.settings, filer.ids, gone, updates, decisions, ledger)
+    return hold_senders_of(filer.settings, filer.ids, gone, updates, decisions)
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """What the filing did: the search misses, the mail moved per sender, who is out."""
+
+    misses: int
+    moved: Mapping[SenderId, int]
+    out: Outcome
 
 
 def file_senders(
@@ -320,59 +328,53 @@ def file_senders(
     settings: Settings,
     ids: MailboxIds,
     decisions: Sequence[Decision],
-    writes: list[SetResult],
-    ledger: Ledger,
     *,
     screener: EmailQueryResult | None = None,
-    before_labels: Callable[[], object] = lambda: None,
+    before_labels: Callable[[], Outcome] = Outcome,
     seen: MailboxesSeen | None = None,
-) -> int:
-    """Steps 6 and 7 of triage.md for every sender still standing; the search misses.
+) -> Filed:
+    """Steps 6 and 7 of triage.md for every sender; the search misses.
 
     ``before_labels`` is called between the first write and the last one (the labels):
     it waits for the pass's other side (the contact and group writes, run beside this)
-    so that a label comes off only once everything it stands for is done. ``seen``:
-    the mailboxes the scan read and their state, where the writes' guard starts.
+    and says who failed there, so that a label comes off only once everything it
+    stands for is done. ``seen``: the mailboxes the scan read and their state, where
+    the writes' guard starts.
     """
     if not decisions:
-        before_labels()
-        return 0
-    searched = find_sender_mail(jmap, settings, ids, decisions, ledger, screener)
-    filing: dict[SenderId, Update] = {}
-    for d in ledger.standing(decisions):
-        filing[d.sender.id] = filing_updates(settings, ids, d, searched.mail[d.sender.id])
-        ledger.moved[d.sender.id] = len(filing[d.sender.id])
+        return Filed(0, {}, before_labels())
+    searched = find_sender_mail(jmap, ids, decisions, screener)
+    out = searched.failed
+    filing = {
+        d.sender.id: filing_updates(ids, d, searched.mail[d.sender.id])
+        for d in out.standing(decisions)
+    }
     writer = Writer(jmap, screener=ids.screener, error=ids.error, seen=seen)
     filer = Filer(writer, settings, ids)
     first = {sid: other_mail(update, decisions) for sid, update in filing.items()}
-    if not write_whole(writer, first, searched, writes):
-        apply_per_sender(filer, first, decisions, writes, ledger)
-    settle(writer, first, decisions, ledger)
-    before_labels()
-    last = {
-        d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in ledger.standing(decisions)
-    }
-    apply_per_sender(filer, last, decisions, writes, ledger)
-    settle(writer, last, decisions, ledger)
-    return searched.misses
+    if not write_whole(writer, first, searched):
+        out |= apply_per_sender(filer, first, out.standing(decisions))
+    out |= settle(writer, first, out.standing(decisions))
+    out |= before_labels()
+    last = {d.sender.id: last_write(ids, d, filing[d.sender.id]) for d in out.standing(decisions)}
+    out |= apply_per_sender(filer, last, out.standing(decisions))
+    out |= settle(writer, last, out.standing(decisions))
+    return Filed(searched.misses, {sid: len(u) for sid, u in filing.items()}, out)
 
 
 def settle(
-    writer: Writer,
-    updates: Mapping[SenderId, Update],
-    decisions: Sequence[Decision],
-    ledger: Ledger,
-) -> None:
+    writer: Writer, updates: Mapping[SenderId, Update], decisions: Sequence[Decision]
+) -> Outcome:
     """A sender with mail the read-back found unfiled or lost fails: its label stays."""
-    for d in ledger.standing(decisions):
+    out = Outcome()
+    for d in decisions:
         bad = set(updates.get(d.sender.id, {})) & (writer.unfiled | writer.lost)
         if bad:
-            ledger.fail(d.sender, JmapError(UNFILED.format(emails=len(bad))))
+            out |= failing([d], JmapError(UNFILED.format(emails=len(bad))))
+    return out
 
 
-def write_whole(
-    writer: Writer, first: Mapping[SenderId, Update], searched: Searched, writes: list[SetResult]
-) -> bool:
+def write_whole(writer: Writer, first: Mapping[SenderId, Update], searched: Searched) -> bool:
     """The first write as whole ``mailboxIds`` values, guarded by ``ifInState``.
 
     Cyrus moves mail about a quarter faster given the whole set than given a patch.
@@ -389,23 +391,16 @@ def write_whole(
     if searched.state is None:
         return False
     try:
-        writes.extend(writer.update(merged, if_in_state=searched.state))
+        writer.update(merged, if_in_state=searched.state)
     except MailroomError as exc:  # a gone mailbox or a state change: redone as patches
         stop_if_unanswered(exc)
         return False
     return True
 
 
-def whole(email: Email, patch: plan.Patch) -> dict[str, Any]:
+def whole(email: Email, patch: EmailPatch) -> WholeMailboxes:
     """The email's new ``mailboxIds``: the patch applied to what was read."""
-    boxes = set(email.mailbox_ids)
-    for key, present in patch.items():
-        mailbox = key.removeprefix("mailboxIds/")
-        if present:
-            boxes.add(mailbox)
-        else:
-            boxes.discard(mailbox)
-    return {"mailboxIds": dict.fromkeys(sorted(boxes), True)}
+    return patch.applied(email.mailbox_ids)
 
 
 def other_mail(update: Update, decisions: Sequence[Decision]) -> Update:
@@ -423,7 +418,7 @@ def last_write(ids: MailboxIds, d: Decision, filing: Update) -> Update:
     labels = label_updates(ids, d)
     update: Update = {}
     for email in d.sender.trigger_emails:
-        patch = {**filing.get(email.id, {}), **labels.get(email.id, {})}
+        patch = filing.get(email.id, EmailPatch()).then(labels.get(email.id, EmailPatch()))
         if patch:
             update[email.id] = patch
     return update

@@ -28,26 +28,17 @@ is refused and answered with the mailboxes as they are now, as above.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import structlog
 
 from mailroom.errors import JmapMethodError, MailboxGone
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Email, MailboxesSeen, SetResult
+from mailroom.jmap.models import Email, EmailChange, EmailPatch, MailboxesSeen, SetResult
 
 log = structlog.get_logger("mailroom.triage")
 
-Update = Mapping[str, Mapping[str, Any]]
+Update = Mapping[str, EmailChange]
 GUARD_TRIES = 4  # a write refused this often because other mailboxes keep changing fails
-
-
-def added(patch: Mapping[str, Any]) -> set[str]:
-    """The mailboxes a patch (``mailboxIds/<id>``) or a whole ``mailboxIds`` puts mail in."""
-    whole = patch.get("mailboxIds")
-    if isinstance(whole, Mapping):
-        return {mid for mid, present in whole.items() if present}
-    return {k.removeprefix("mailboxIds/") for k, v in patch.items() if v and k != "mailboxIds"}
 
 
 def misfiled(update: Update, after: Sequence[Email]) -> tuple[set[str], set[str]]:
@@ -57,8 +48,8 @@ def misfiled(update: Update, after: Sequence[Email]) -> tuple[set[str], set[str]
     lost = {eid for eid in update if eid not in now}
     unfiled = {
         eid
-        for eid, patch in update.items()
-        if eid in now and (not now[eid].mailbox_ids or not added(patch) <= now[eid].mailbox_ids)
+        for eid, change in update.items()
+        if eid in now and (not now[eid].mailbox_ids or not change.joins <= now[eid].mailbox_ids)
     }
     return lost, unfiled
 
@@ -78,7 +69,7 @@ class Writer:
         mailbox the write gave it is put back. ``seen``: every mailbox existing at a
         Mailbox state (the scan's), what the first guard checks."""
         self.jmap = jmap
-        self._back = {f"mailboxIds/{mid}": True for mid in (screener, error) if mid}
+        self._back = EmailPatch(add=frozenset(mid for mid in (screener, error) if mid))
         self._state: str | None = None  # the Mailbox state the next guard checks
         self._known: dict[str, bool] = {}  # mailbox id -> it exists at that state
         if seen is not None:  # only what exists is known: a mailbox not seen is read
@@ -99,7 +90,7 @@ class Writer:
         return results
 
     def _write(self, chunk: Update, if_in_state: str | None, *, check: bool = True) -> SetResult:
-        boxes = sorted(set().union(*(added(p) for p in chunk.values())))
+        boxes = sorted(frozenset().union(*(c.joins for c in chunk.values())))
         for _ in range(GUARD_TRIES):
             if self._state is None or not set(boxes) <= self._known.keys():
                 self._read(boxes)
@@ -145,11 +136,11 @@ class Writer:
                 "emails_put_back",
                 email_ids=sorted(unfiled),
                 count=len(unfiled),
-                mailboxes=sorted(k.removeprefix("mailboxIds/") for k in self._back),
+                mailboxes=sorted(self._back.add),
             )
 
 
-def _chunks(update: Update, size: int) -> Iterator[dict[str, Mapping[str, Any]]]:
+def _chunks(update: Update, size: int) -> Iterator[dict[str, EmailChange]]:
     items = list(update.items())
     for start in range(0, len(items), size):
         yield dict(items[start : start + size])

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from functools import partial
 
 from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.groupbook import GroupBook
 from mailroom.carddav.models import Card
 from mailroom.errors import MailroomError
 from mailroom.triage import contacts, plan
 from mailroom.triage.halt import stop_if_unanswered
-from mailroom.triage.ledger import Ledger
+from mailroom.triage.outcome import Outcome, attempt
 from mailroom.triage.sender import SenderId
 
 Cards = dict[str, list[Card]]
@@ -27,16 +28,20 @@ def lookup(
     senders: Sequence[plan.LabelledSender],
     managed: Sequence[str],
     provenance: str,
-    ledger: Ledger,
-) -> tuple[dict[SenderId, plan.Found], contacts.GroupBook]:
-    """What each sender's contact is now, and the group book; failed senders are left out."""
+) -> tuple[dict[SenderId, plan.Found], GroupBook, Outcome]:
+    """What each sender's contact is now, the group book, and the senders whose lookup
+    failed (left out of what was found)."""
     read = _read_cards(carddav, [s.email for s in senders])
-    book = contacts.GroupBook(carddav, (*managed, provenance), read)
+    book = GroupBook(carddav, (*managed, provenance), read)
     cards = _by_address(read)
     found: dict[SenderId, plan.Found] = {}
+    failed = Outcome()
     for s in senders:
-        ledger.guard([s], partial(_found, found, carddav, s, cards, book, managed))
-    return found, book
+        got, out = attempt([s], partial(_found, carddav, s, cards, book, managed))
+        if got is not None:
+            found[s.id] = got
+        failed |= out
+    return found, book, failed
 
 
 def _read_cards(carddav: CardDavClient, addresses: Sequence[str]) -> list[Card] | None:
@@ -55,19 +60,18 @@ def _by_address(read: Sequence[Card] | None) -> Cards | None:
 
 
 def _found(
-    found: dict[SenderId, plan.Found],
     carddav: CardDavClient,
     s: plan.LabelledSender,
     cards: Cards | None,
-    book: contacts.GroupBook,
+    book: GroupBook,
     managed: Sequence[str],
-) -> None:
+) -> plan.Found:
     if cards is None:
         existing = contacts.find_contact(carddav, s.email)
     else:
         existing = contacts.pick_contact(cards.get(s.email, []), s.email)
     uid = existing.uid if existing else contacts.contact_uid(s.email)
-    found[s.id] = plan.Found(existing, uid, book.groups_of(uid, managed))
+    return plan.Found(existing, uid, book.groups_of(uid, managed))
 
 
 def contact_groups(
@@ -82,7 +86,7 @@ def contact_groups(
         return {}
     addresses = [s.address for s in senders]
     read = carddav.find_by_emails(addresses, per_query=len(addresses), with_groups=True)
-    book = contacts.GroupBook(carddav, groups, read)
+    book = GroupBook(carddav, groups, read)
     cards = contacts.cards_by_address(read)
     found: dict[SenderId, frozenset[str] | None] = {}
     for s in senders:

@@ -10,14 +10,13 @@ and a filing write (``MailboxGone`` from the guarded write, triage/guard.py).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
 import structlog
 
 from mailroom.config import Settings
-from mailroom.triage.guard import added
-from mailroom.triage.ledger import Ledger
+from mailroom.jmap.models import EmailPatch
 from mailroom.triage.mailboxes import MailboxIds
+from mailroom.triage.outcome import Outcome, holding
 from mailroom.triage.plan import Decision, LabelledSender
 from mailroom.triage.sender import SenderId
 
@@ -27,44 +26,42 @@ FIX = "create the mailbox again (`mailroom setup --apply`) and the senders are t
 
 
 def hold_gone_categories(
-    settings: Settings, ids: MailboxIds, senders: Sequence[LabelledSender], ledger: Ledger
-) -> None:
+    settings: Settings, ids: MailboxIds, senders: Sequence[LabelledSender]
+) -> Outcome:
     """At the scan: the senders of a category whose chain has a gone destination wait."""
+    held = Outcome()
     if not ids.gone:
-        return
+        return held
     waiting: dict[str, list[LabelledSender]] = {}
-    for s in ledger.standing(senders):
+    for s in senders:
         stopped = [c.name for c in settings.chain(s.category) if c.name in ids.gone]
         if stopped:
             waiting.setdefault(stopped[0], []).append(s)
     for name in sorted(waiting):  # one line a pass for each category that holds senders
-        held = waiting[name]
-        _stopped(settings, name, len(held))
-        for s in held:
-            ledger.wait(s, f"the destination mailbox of category {name!r} is gone")
+        _stopped(settings, name, len(waiting[name]))
+        reason = f"the destination mailbox of category {name!r} is gone"
+        held |= holding(waiting[name], reason)
+    return held
 
 
 def hold_senders_of(
     settings: Settings,
     ids: MailboxIds,
     gone: Collection[str],
-    updates: Mapping[SenderId, Mapping[str, Mapping[str, Any]]],
+    updates: Mapping[SenderId, Mapping[str, EmailPatch]],
     decisions: Sequence[Decision],
-    ledger: Ledger,
-) -> int:
-    """Mid-pass: the senders whose write adds mail to a mailbox in ``gone`` wait; how many."""
+) -> Outcome:
+    """Mid-pass: the senders whose write adds mail to a mailbox in ``gone`` wait."""
     names = {mid: name for name, mid in ids.destinations.items()}
     held = [
         d
-        for d in ledger.standing(decisions)
-        if any(added(p) & set(gone) for p in updates.get(d.sender.id, {}).values())
+        for d in decisions
+        if any(p.joins & set(gone) for p in updates.get(d.sender.id, {}).values())
     ]
     for mid in sorted(gone) if held else ():
         _stopped(settings, names.get(mid, mid), len(held))
-    for d in held:
-        reason = "a mailbox its write adds mail to was deleted during the pass"
-        ledger.wait(d.sender, reason)
-    return len(held)
+    reason = "a mailbox its write adds mail to was deleted during the pass"
+    return holding([d.sender for d in held], reason)
 
 
 def _stopped(settings: Settings, category: str, senders: int) -> None:

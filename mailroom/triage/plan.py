@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailroom.carddav import vcard
-from mailroom.categories import ContactType
-from mailroom.jmap.models import Email
+from mailroom.categories import Category, ContactType
+from mailroom.jmap.models import Email, EmailPatch
 from mailroom.triage.sender import SenderId
 
 if TYPE_CHECKING:
     from mailroom.triage.contacts import ExistingContact
-
-Patch = dict[str, bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,39 +114,34 @@ class Filing:
     screener_id: str
     inbox_id: str
     add_to_inbox: bool
+    # The destinations of the categories whose groups the contact was in before the pass
+    # (its old category and its ancestors): a re-triage lists them whole.
+    before: tuple[str, ...] = ()
 
 
-def filing_patch(email: Email, filing: Filing) -> Patch:
-    """The mailboxIds patch that files one email; empty when it is filed already.
+def filing_patch(email: Email, filing: Filing) -> EmailPatch:
+    """The mailbox patch that files one email; empty when it is filed already.
 
     Screener and managed destinations outside the chain go; the chain's destinations
     come; Inbox is added only for add_to_inbox Screener mail and never removed. The
     chain is never empty, so no email is left without a mailbox.
     """
     have = email.mailbox_ids
-    patch: Patch = {}
-    for mid in filing.chain_ids:
-        if mid not in have:
-            patch[f"mailboxIds/{mid}"] = True
+    add = set(filing.chain_ids) - have
     if filing.add_to_inbox and filing.screener_id in have and filing.inbox_id not in have:
-        patch[f"mailboxIds/{filing.inbox_id}"] = True
+        add.add(filing.inbox_id)
     stale = (filing.managed_ids - set(filing.chain_ids)) | {filing.screener_id}
-    for mid in sorted(stale & have):
-        patch[f"mailboxIds/{mid}"] = None
-    return patch
+    return EmailPatch(add=frozenset(add), remove=frozenset(stale & have))
 
 
-def label_patch(email: Email, *, label_id: str, warning_id: str | None, warn: bool) -> Patch:
+def label_patch(email: Email, *, label_id: str, warning_id: str | None, warn: bool) -> EmailPatch:
     """The last write for a triggering email: the label goes, the warning comes or goes."""
-    patch: Patch = {}
-    if label_id in email.mailbox_ids:
-        patch[f"mailboxIds/{label_id}"] = None
-    if warning_id is not None:
-        if warn:
-            patch[f"mailboxIds/{warning_id}"] = True
-        elif warning_id in email.mailbox_ids:
-            patch[f"mailboxIds/{warning_id}"] = None
-    return patch
+    have = email.mailbox_ids
+    add = {warning_id} if warning_id is not None and warn else set()
+    remove = {label_id} & have
+    if warning_id is not None and not warn:
+        remove |= {warning_id} & have
+    return EmailPatch(add=frozenset(add), remove=frozenset(remove))
 
 
 def is_initial_triage(
@@ -187,7 +180,9 @@ class Found:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Everything a pass will do for one sender, decided before any write."""
+    """Everything a pass will do for one sender, decided before any write: the category's
+    chain resolved once (its contact type, groups and mailbox ids), so no later step
+    looks it up again."""
 
     sender: LabelledSender
     category: str
@@ -198,21 +193,33 @@ class Decision:
     initial: bool  # initial triage (sweep the Screener) or re-triage (all mail)
     history_line: str
     warn: bool  # the name on the card differs from the display name
+    filing: Filing  # where the sender's mail goes, and where it is listed, as mailbox ids
     # The managed groups the contact was in before the pass: a re-triage lists the
     # mailboxes of their categories, where the sender's old mail is.
     groups_before: frozenset[str] = frozenset()
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """The mailboxes listed whole for the sender, where its mail is found without
+        search: the Screener; for a re-triage also its old categories' destinations."""
+        screener = self.filing.screener_id
+        return (
+            (screener,) if self.initial else tuple(dict.fromkeys([screener, *self.filing.before]))
+        )
 
 
 def decide(
     sender: LabelledSender,
     found: Found,
     *,
-    chain_groups: tuple[str, ...],
-    contact_type: ContactType,
+    chain: Sequence[Category],
+    filing: Filing,
     today: str,
     warnings_enabled: bool,
 ) -> Decision:
-    """The decision for one sender, from what the servers said about it."""
+    """The decision for one sender, from what the servers said about it. ``chain``: its
+    category, then every ancestor; ``filing``: their mailboxes, as ids."""
+    chain_groups = tuple(dict.fromkeys(c.contact_group for c in chain))
     existing = found.existing
     history = vcard.note_history(existing.contact.note) if existing else []
     initial_line = f"Triaged to {sender.category} on {today}"
@@ -226,12 +233,13 @@ def decide(
     return Decision(
         sender=sender,
         category=sender.category,
-        contact_type=contact_type,
+        contact_type=chain[0].contact_type,
         chain_groups=chain_groups,
         existing=existing,
         uid=found.uid,
         initial=initial,
         history_line=initial_line if initial else f"Re-triaged to {sender.category} on {today}",
         warn=warnings_enabled and existing is not None and names_differ(existing.contact.fn, name),
+        filing=filing,
         groups_before=found.groups,
     )

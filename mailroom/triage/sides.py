@@ -61,20 +61,21 @@ def beside(fn: Callable[[], T]) -> Iterator[Side[T]]:
         side.wait()
 
 
-def all_at_once(steps: Sequence[Callable[[], object]], width: int) -> None:
+def all_at_once(steps: Sequence[Callable[[], T]], width: int) -> list[T]:
     """Run ``steps`` ``width`` at a time, each in a thread; wait for every one of a round
-    before the next round; then raise the first exception any step raised. One step
-    runs in the caller's thread."""
+    before the next round; then raise the first exception any step raised, or return
+    their values in order. One step runs in the caller's thread."""
     if len(steps) == 1:
-        steps[0]()
-        return
+        return [steps[0]()]
     error: BaseException | None = None
+    values: list[T] = []
     for at in range(0, len(steps), width):
         sides = [Side(step) for step in steps[at : at + width]]
         for side in sides:
             try:
-                side.join()
+                values.append(side.join())
             except BaseException as exc:  # the others are still waited for
                 error = error or exc
     if error is not None:
         raise error
+    return values
