@@ -44,6 +44,7 @@ from mailroom.carddav.vcard import parse_contact
 from mailroom.config import Credentials, Settings, load_settings
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.models import EmailPatch
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.run.statefiles import parse_iso
 from mailroom_dev.benchkit import cyrus, prepared_box, table
@@ -148,10 +149,12 @@ class Probe:
         return email_id
 
     def label(self, email_id: str) -> None:
-        self.client.update_emails({email_id: {f"mailboxIds/{self.label_id}": True}})
+        self.client.update_emails({email_id: EmailPatch(add=frozenset({self.label_id}))})
 
     def keyword(self, email_id: str, on: bool) -> None:
-        self.client.update_emails({email_id: {"keywords/$mailroombench": True if on else None}})
+        keyword = frozenset({"$mailroombench"})
+        change = EmailPatch(set_keywords=keyword) if on else EmailPatch(unset_keywords=keyword)
+        self.client.update_emails({email_id: change})
 
     def triaged(self, email_id: str) -> bool:
         """The label is gone, the Screener too, every destination of the chain is there."""

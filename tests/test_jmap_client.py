@@ -23,7 +23,15 @@ from mailroom.errors import (
 from mailroom.httpfaults import parse_retry_after
 from mailroom.jmap import query
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Address, Email, Mailbox, MailboxesSeen, SetResult
+from mailroom.jmap.models import (
+    Address,
+    Email,
+    EmailPatch,
+    Mailbox,
+    MailboxesSeen,
+    SetResult,
+    WholeMailboxes,
+)
 
 TOKEN = "tok-very-secret-123"
 SESSION_URL = "http://jmap.test/jmap/"
@@ -404,7 +412,7 @@ def test_update_emails_chunks_by_max_objects_in_set_and_reads_null_maps(
         return answer(["Email/set", args, "s"])
 
     with_session.add_callback(email_set, method="POST", url=API_URL, is_reusable=True)
-    patch = {"mailboxIds/a": True, "mailboxIds/b": None}
+    patch = EmailPatch(add=frozenset({"a"}), remove=frozenset({"b"}))
 
     results = client.update_emails({f"M{i}": patch for i in range(5)})
 
@@ -415,7 +423,7 @@ def test_update_emails_chunks_by_max_objects_in_set_and_reads_null_maps(
     ]
     chunks = [sent_calls(r)[0][1]["update"] for r in with_session.get_requests(method="POST")]
     assert [list(c) for c in chunks] == [["M0", "M1"], ["M2", "M3"], ["M4"]]
-    assert chunks[0]["M0"] == patch
+    assert chunks[0]["M0"] == {"mailboxIds/a": True, "mailboxIds/b": None}
 
 
 def test_the_client_hands_over_each_email_set_answer_once(
@@ -429,7 +437,7 @@ def test_the_client_hands_over_each_email_set_answer_once(
         return answer(["Email/set", args, "s"])
 
     with_session.add_callback(email_set, method="POST", url=API_URL, is_reusable=True)
-    patch = {"mailboxIds/a": True}
+    patch = EmailPatch(add=frozenset({"a"}))
     client.update_emails({f"M{i}": patch for i in range(5)})  # three chunks of two
 
     assert client.take_writes() == (
@@ -453,8 +461,9 @@ def test_any_not_updated_raises_set_error(client: JmapClient, with_session: HTTP
         method="POST", url=API_URL, json={"methodResponses": [["Email/set", args, "s"]]}
     )
 
+    seen = EmailPatch(set_keywords=frozenset({"$seen"}))
     with pytest.raises(JmapSetError) as info:
-        client.update_emails({"Ma": {"keywords/$seen": True}, "Mzz": {"keywords/$seen": True}})
+        client.update_emails({"Ma": seen, "Mzz": seen})
 
     assert info.value.failures == {"Mzz": {"type": "notFound"}}
 
@@ -630,14 +639,15 @@ def test_update_emails_guarded_by_a_state_chains_each_chunk_to_the_state_before(
         return answer(["Email/set", args, "s"])
 
     with_session.add_callback(email_set, method="POST", url=API_URL, is_reusable=True)
-    whole = {"mailboxIds": {"a": True}}
+    whole = WholeMailboxes(frozenset({"a"}))
+    wire = {"mailboxIds": {"a": True}}
 
     client.update_emails({f"M{i}": whole for i in range(3)}, if_in_state="20")
 
     sent = [sent_calls(r)[0] for r in with_session.get_requests(method="POST")]
     assert sent[0] == [
         "Email/set",
-        {"accountId": "acct", "ifInState": "20", "update": {"M0": whole, "M1": whole}},
+        {"accountId": "acct", "ifInState": "20", "update": {"M0": wire, "M1": wire}},
         "s",
     ]
     assert sent[1][1]["ifInState"] == "21"  # the state the first chunk left
@@ -650,7 +660,7 @@ def test_a_state_mismatch_is_a_method_error(client: JmapClient, with_session: HT
         json={"methodResponses": [["error", {"type": "stateMismatch"}, "s"]]},
     )
     with pytest.raises(JmapMethodError) as info:
-        client.update_emails({"M0": {"mailboxIds": {"a": True}}}, if_in_state="1")
+        client.update_emails({"M0": WholeMailboxes(frozenset({"a"}))}, if_in_state="1")
     assert (info.value.method, info.value.error_type) == ("Email/set", "stateMismatch")
 
 
@@ -667,7 +677,7 @@ def test_a_guarded_update_sends_the_guard_the_set_and_the_mailboxes_in_one_reque
     with_session.add_callback(guarded, method="POST", url=API_URL)
 
     result = client.guarded_update(
-        {"M1": {"mailboxIds/F": True}}, mailboxes=["F"], mailbox_state="41"
+        {"M1": EmailPatch(add=frozenset({"F"}))}, mailboxes=["F"], mailbox_state="41"
     )
 
     (request,) = with_session.get_requests(method="POST")

@@ -151,7 +151,8 @@ def test_a_patch_then_another_is_one_patch_where_the_later_wins():
 
 
 def test_email_set_builds_patches():
-    inv = methods.email_set("u1", {"Ma": {"mailboxIds/mb2": True, "mailboxIds/mb1": None}})
+    patch = EmailPatch(add=frozenset({"mb2"}), remove=frozenset({"mb1"}))
+    inv = methods.email_set("u1", {"Ma": patch})
 
     assert inv == (
         "Email/set",
@@ -295,7 +296,7 @@ def test_raise_for_invocation_refuses_an_answer_to_another_method():
 def test_the_mailbox_guard_and_an_email_set_that_runs_only_if_it_passed():
     guard = methods.mailbox_set_guard("acct", "41")
     ref = methods.result_ref("ms", "Mailbox/set", "/accountId")
-    update = methods.email_set(ref, {"M1": {"mailboxIds/F": True}})
+    update = methods.email_set(ref, {"M1": EmailPatch(add=frozenset({"F"}))})
     assert guard == ("Mailbox/set", {"accountId": "acct", "ifInState": "41"}, "ms")
     assert update == (
         "Email/set",

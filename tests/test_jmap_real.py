@@ -8,7 +8,7 @@ import pytest
 
 from mailroom.errors import AuthError, JmapMethodError, JmapSetError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.models import Address
+from mailroom.jmap.models import Address, EmailPatch
 from mailroom.jmap.session import expand_event_source_url
 from mailroom_dev.realserver import Account, build_message
 
@@ -112,7 +112,7 @@ def test_update_moves_an_email_between_mailboxes(account: Account, client: JmapC
     email_id = account.deliver("Screener", from_addr="alice@example.com")
     ids = account.mailbox_ids()
     feed = account.create_mailbox("Feed")
-    patch = {f"mailboxIds/{feed}": True, f"mailboxIds/{ids['Screener']}": None}
+    patch = EmailPatch(add=frozenset({feed}), remove=frozenset({ids["Screener"]}))
 
     _, scanned = client.query_emails({"inMailbox": ids["Screener"]})
 
@@ -130,7 +130,7 @@ def test_updating_an_unknown_id_raises_set_error(account: Account, client: JmapC
     inbox = account.role_ids()["inbox"]
 
     with pytest.raises(JmapSetError) as info:
-        client.update_emails({"Mdoesnotexist0000000000000": {f"mailboxIds/{inbox}": True}})
+        client.update_emails({"Mdoesnotexist0000000000000": EmailPatch(add=frozenset({inbox}))})
 
     assert info.value.failures["Mdoesnotexist0000000000000"]["type"] == "notFound"
 

@@ -15,7 +15,6 @@ from mailroom.jmap.models import (
     Changes,
     Email,
     EmailChange,
-    EmailPatch,
     EmailUpdate,
     Mailbox,
     QueryPage,
@@ -159,12 +158,10 @@ def email_set(
     return ("Email/set", args, call_id)
 
 
-def email_update(change: EmailChange | Mapping[str, Any]) -> dict[str, Any]:
+def email_update(change: EmailChange) -> dict[str, Any]:
     """One email's change in the wire's form (RFC 8621 §4.3: patch or whole property)."""
     if isinstance(change, WholeMailboxes):
         return {"mailboxIds": dict.fromkeys(sorted(change.ids), True)}
-    if not isinstance(change, EmailPatch):
-        return dict(change)
     wire: dict[str, Any] = {f"mailboxIds/{m}": True for m in sorted(change.add)}
     wire |= {f"mailboxIds/{m}": None for m in sorted(change.remove)}
     wire |= {f"keywords/{k}": True for k in sorted(change.set_keywords)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,4 +157,4 @@ class WholeMailboxes:
 # What an Email/set writes for one email: a typed change, or (operator tools, benches)
 # the wire's own patch object.
 EmailChange = EmailPatch | WholeMailboxes
-EmailUpdate = Mapping[str, EmailChange | Mapping[str, Any]]
+EmailUpdate = Mapping[str, EmailChange]

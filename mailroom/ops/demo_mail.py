@@ -17,6 +17,7 @@ from email.utils import formataddr, make_msgid
 from mailroom.errors import MailroomError
 from mailroom.jmap import methods
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.models import EmailPatch
 from mailroom.triage.mailboxes import find_mailbox, find_role
 from mailroom.triage.sender import SenderId
 
@@ -101,7 +102,7 @@ def apply_label(env: Mapping[str, str], address: str, label: str) -> str:
         mine = [e for e in emails if sender is not None and sender.sent(e)]
         if not mine:
             raise MailroomError(f"no email from {address} in the demo account")
-        jmap.update_emails({mine[-1].id: {f"mailboxIds/{label_id}": True}})
+        jmap.update_emails({mine[-1].id: EmailPatch(add=frozenset({label_id}))})
         return mine[-1].id
 
 

@@ -27,11 +27,11 @@ from mailroom.carddav.models import Card
 from mailroom.config import Settings
 from mailroom.errors import CardDavError, JmapSetError, MailroomError
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.models import EmailPatch
 from mailroom.ops.reset_plan import (
     ContactStep,
     GroupStep,
     MailPlan,
-    Patch,
     ResetMailboxes,
     ResetPlan,
 )
@@ -92,7 +92,7 @@ class Reset:
             self.counts["moved"] = min(start + size, len(items))
             self.say(f"moved {self.counts['moved']}/{len(items)} emails")
 
-    def update(self, patches: Mapping[str, Patch]) -> None:
+    def update(self, patches: Mapping[str, EmailPatch]) -> None:
         """Email/set; an email deleted meanwhile (notFound) has nothing left to undo."""
         try:
             self.jmap.update_emails(patches)
@@ -116,7 +116,7 @@ class Reset:
                     todo.discard(email.id)
                 elif screener in email.mailbox_ids:
                     todo.add(email.id)
-        self.update({eid: {f"mailboxIds/{warning}": True} for eid in sorted(todo)})
+        self.update({eid: EmailPatch(add=frozenset({warning})) for eid in sorted(todo)})
         return len(todo)
 
     # -- contacts

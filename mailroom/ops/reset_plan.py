@@ -32,10 +32,9 @@ from mailroom.carddav import vcard
 from mailroom.carddav.models import Card
 from mailroom.config import Settings
 from mailroom.errors import VCardError
-from mailroom.jmap.models import Email, Mailbox
+from mailroom.jmap.models import Email, EmailPatch, Mailbox
 from mailroom.triage.mailboxes import find_mailbox, find_role
 
-Patch = Mapping[str, bool | None]
 Action = Literal["delete", "keep", "adopted"]
 
 
@@ -86,7 +85,7 @@ def mail_filter(boxes: ResetMailboxes) -> dict[str, Any] | None:
     return {"operator": "OR", "conditions": [{"inMailbox": m} for m in boxes.searched]}
 
 
-def email_patch(email: Email, boxes: ResetMailboxes) -> dict[str, bool | None]:
+def email_patch(email: Email, boxes: ResetMailboxes) -> EmailPatch:
     """The one atomic patch that puts ``email`` back; empty when it needs none."""
     held = email.mailbox_ids
     managed = held & boxes.managed.keys()
@@ -96,17 +95,16 @@ def email_patch(email: Email, boxes: ResetMailboxes) -> dict[str, bool | None]:
     if managed and boxes.warning is not None and boxes.warning in held:
         drop.add(boxes.warning)
     if not drop:
-        return {}
-    patch: dict[str, bool | None] = {f"mailboxIds/{m}": None for m in sorted(drop)}
+        return EmailPatch()
     bring_back = managed and not held & boxes.keep_out
     if boxes.screener and boxes.screener not in held and (bring_back or not held - drop):
-        patch[f"mailboxIds/{boxes.screener}"] = True
-    return patch
+        return EmailPatch(add=frozenset({boxes.screener}), remove=frozenset(drop))
+    return EmailPatch(remove=frozenset(drop))
 
 
 @dataclass(frozen=True, slots=True)
 class MailPlan:
-    patches: Mapping[str, Patch]  # email id -> patch
+    patches: Mapping[str, EmailPatch]  # email id -> patch
     screened: Mapping[str, str]  # email id -> sender (lower case), in the Screener after
     from_mailbox: tuple[tuple[str, int], ...] = ()  # (managed mailbox name, emails)
     labels: tuple[tuple[str, int], ...] = ()  # (label name, emails losing it)
@@ -119,7 +117,7 @@ class MailPlan:
 
 
 def plan_mail(emails: Iterable[Email], boxes: ResetMailboxes, settings: Settings) -> MailPlan:
-    patches: dict[str, Patch] = {}
+    patches: dict[str, EmailPatch] = {}
     screened: dict[str, str] = {}
     froms: Counter[str] = Counter()
     labels: Counter[str] = Counter()
@@ -135,9 +133,9 @@ def plan_mail(emails: Iterable[Email], boxes: ResetMailboxes, settings: Settings
             (boxes.error, settings.error_label),
             (boxes.warning, settings.warning_label),
         ):
-            if mailbox and f"mailboxIds/{mailbox}" in patch:
+            if mailbox and mailbox in patch.remove:
                 labels[label] += 1
-        in_screener = boxes.screener is not None and f"mailboxIds/{boxes.screener}" in patch
+        in_screener = boxes.screener is not None and boxes.screener in patch.add
         to_screener += in_screener
         left_out += bool(managed) and not in_screener
         if (in_screener or boxes.screener in email.mailbox_ids) and email.sender:
