@@ -22,7 +22,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from mailroom.ops.status import rpc
-from mailroom.paths import SUPERVISOR_SOCKET
+from mailroom.statenames import SUPERVISOR_SOCKET
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import CyrusServer
 from mailroom_dev.servicebox import PROGRAMS, ServiceBox

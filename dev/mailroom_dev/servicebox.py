@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 
 from mailroom.ops.status import NotRunning, programs, rpc
-from mailroom.paths import SUPERVISOR_SOCKET
 from mailroom.run.statefiles import read_status
 from mailroom.run.supervise import conf_path
+from mailroom.statenames import LISTENER_FILE, SUPERVISOR_SOCKET, WORKER_FILE
 from mailroom_dev.triagebox import Box
 from mailroom_dev.wait import wait_until
 
@@ -207,10 +207,10 @@ class ServiceBox:
         return resp.status_code, resp.json()
 
     def listener_status(self) -> dict[str, Any]:
-        return read_status(self.state_dir / "listener.json") or {}
+        return read_status(self.state_dir / LISTENER_FILE) or {}
 
     def worker_status(self) -> dict[str, Any]:
-        return read_status(self.state_dir / "worker.json") or {}
+        return read_status(self.state_dir / WORKER_FILE) or {}
 
     def output_text(self) -> str:
         try:

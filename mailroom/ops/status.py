@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import MailroomError
-from mailroom.paths import SUPERVISOR_SOCKET
-from mailroom.run.statefiles import WORKER_FILE, read_status
+from mailroom.run.statefiles import read_status
 from mailroom.run.supervisor_rpc import server_proxy
 from mailroom.service import health
+from mailroom.statenames import SUPERVISOR_SOCKET, WORKER_FILE
 
 if TYPE_CHECKING:
     from mailroom.config import Settings

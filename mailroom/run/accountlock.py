@@ -41,9 +41,9 @@ from urllib.parse import urlsplit
 from mailroom.errors import ConfigError
 from mailroom.jmap.models import Session
 from mailroom.paths import check_private_dir
+from mailroom.statenames import ACCOUNT_LOCK_DIR, ACCOUNT_LOCK_TMP_PREFIX, account_lock_name
 
 T = TypeVar("T")
-LOCK_DIR = (".local", "state", "mailroom-accounts")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 OPEN_ATTEMPTS = 5  # a holder removing its file as we open it: try the new file
 
@@ -58,11 +58,11 @@ def home_lock_dir(uid: int) -> Path | None:
         home = pwd.getpwuid(uid).pw_dir
     except KeyError:
         return None
-    return Path(home).joinpath(*LOCK_DIR) if home and os.path.isabs(home) else None
+    return Path(home).joinpath(*ACCOUNT_LOCK_DIR) if home and os.path.isabs(home) else None
 
 
 def tmp_lock_dir(uid: int) -> Path:
-    return Path("/tmp") / f"mailroom-{uid}"
+    return Path("/tmp") / f"{ACCOUNT_LOCK_TMP_PREFIX}{uid}"
 
 
 def account_key(session: Session) -> str:
@@ -73,7 +73,7 @@ def account_key(session: Session) -> str:
     origin = f"{scheme}://{(parts.hostname or '').lower()}:{port}"
     who = session.username.strip().casefold()
     digest = hashlib.sha256(f"{origin}\n{who}\n{session.account_id.strip()}".encode())
-    return f"account-{digest.hexdigest()[:32]}.lock"
+    return account_lock_name(digest.hexdigest()[:32])
 
 
 def private_dir(path: Path) -> Path:

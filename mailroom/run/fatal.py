@@ -27,8 +27,8 @@ from typing import Any
 
 from mailroom.paths import state_dir_from_env
 from mailroom.run.statefiles import read_status, write_status
+from mailroom.statenames import STOPPED_FILE
 
-STOPPED_FILE = "stopped.json"
 EX_CONFIG = 78
 EXITED_78 = "exited with status 78 (a configuration error, its message is above)"
 

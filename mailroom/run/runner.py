@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import IO
 
 from mailroom.errors import MailroomError
-from mailroom.run.fatal import STOPPED_FILE, Stopped, read_stopped
-from mailroom.run.lifeline import STARTS_SUFFIX
+from mailroom.run.fatal import Stopped, read_stopped
 from mailroom.run.outpipes import piped_output
-
-RUN_LOCK = "run.lock"
+from mailroom.statenames import RUN_LOCK, STOPPED_FILE, starts_name
 
 
 class AlreadyRunning(MailroomError):
@@ -85,7 +83,7 @@ def _say(line: str) -> None:
 def clear_previous_run(state_dir: Path) -> None:
     """A new run starts without the last one's stop reason or restart back-off."""
     (state_dir / STOPPED_FILE).unlink(missing_ok=True)
-    for record in state_dir.glob(f".*{STARTS_SUFFIX}"):
+    for record in state_dir.glob(starts_name("*")):
         record.unlink(missing_ok=True)
 
 

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
     from mailroom.paths import StrPath
 
-LISTENER_FILE = "listener.json"
-WORKER_FILE = "worker.json"
 # Every status file carries "pid" and "heartbeat" (ISO 8601 UTC), refreshed at least
 # every HEARTBEAT_SECONDS even when idle; health reports a process whose heartbeat is
 # older than STALE_AFTER_SECONDS as down.

@@ -26,23 +26,22 @@ from typing import TYPE_CHECKING
 import structlog
 
 from mailroom.errors import ConfigError
-from mailroom.paths import MAX_SOCKET_PATH, SUPERVISOR_SOCKET, ensure_state_dir
+from mailroom.paths import MAX_SOCKET_PATH, ensure_state_dir
 from mailroom.run import runner
+from mailroom.statenames import SUPERVISOR_SOCKET, SUPERVISORD_CONF, SUPERVISORD_PID
 
 if TYPE_CHECKING:
     from mailroom.config import Settings
 
-CONF_NAME = "supervisord.conf"
-SUPERVISORD_PID = "supervisord.pid"  # as supervisord.conf names it
 log = structlog.get_logger("mailroom.supervise")
 
 
 def conf_path(state_dir: Path) -> Path:
     """The packaged supervisord.conf as a file on disk (copied into STATE_DIR if zipped)."""
-    packaged = resources.files("mailroom") / CONF_NAME
+    packaged = resources.files("mailroom") / SUPERVISORD_CONF
     if isinstance(packaged, Path) and packaged.is_file():
         return packaged
-    copy = state_dir / CONF_NAME
+    copy = state_dir / SUPERVISORD_CONF
     copy.write_text(packaged.read_text(encoding="utf-8"), encoding="utf-8")
     return copy
 
@@ -90,7 +89,7 @@ def refuse_links(state_dir: Path) -> None:
     0700 (``ensure_state_dir``), so only this user could have put one there; refusing it
     is the same rule as for mailroom's own files (``paths.open_nofollow``).
     """
-    for name in (SUPERVISORD_PID, SUPERVISOR_SOCKET, CONF_NAME):
+    for name in (SUPERVISORD_PID, SUPERVISOR_SOCKET, SUPERVISORD_CONF):
         path = state_dir / name
         if path.is_symlink():
             raise ConfigError(

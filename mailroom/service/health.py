@@ -30,16 +30,10 @@ import time
 
 from mailroom.errors import AuthError, ConfigError
 from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
-from mailroom.run.statefiles import (
-    LISTENER_FILE,
-    STALE_AFTER_SECONDS,
-    WORKER_FILE,
-    parse_iso,
-    read_status,
-    utc_stamp,
-)
+from mailroom.run.statefiles import STALE_AFTER_SECONDS, parse_iso, read_status, utc_stamp
 from mailroom.service import metrics
 from mailroom.service.tinyhttp import TinyHTTPServer
+from mailroom.statenames import LISTENER_FILE, WORKER_FILE
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing
 if TYPE_CHECKING:

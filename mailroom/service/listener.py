@@ -26,12 +26,13 @@ import structlog
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
-from mailroom.paths import WAKE_SOCKET, ensure_state_dir
-from mailroom.run.statefiles import HEARTBEAT_SECONDS, LISTENER_FILE, StatusFile, iso, read_status
+from mailroom.paths import ensure_state_dir
+from mailroom.run.statefiles import HEARTBEAT_SECONDS, StatusFile, iso, read_status
 from mailroom.service.backoff import Backoff, Reconnect, after_error, after_stream, needs_catch_up
 from mailroom.service.sse import StateChange
 from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
+from mailroom.statenames import LISTENER_FILE, WAKE_SOCKET
 
 if TYPE_CHECKING:
     from mailroom.config_lean import ListenerSettings

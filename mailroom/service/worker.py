@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import structlog
 
 from mailroom.errors import MailroomError
-from mailroom.paths import WAKE_SOCKET, WORKER_LOCK, ensure_state_dir, open_nofollow
+from mailroom.paths import ensure_state_dir, open_nofollow
 from mailroom.run import accountlock
 from mailroom.run.statefiles import (
     HEARTBEAT_SECONDS,
-    WORKER_FILE,
     StatusFile,
     error_summary,
     iso,
@@ -36,6 +35,7 @@ from mailroom.run.statefiles import (
 )
 from mailroom.service import debounce
 from mailroom.service.wake import Wake, WakeReceiver
+from mailroom.statenames import STRIKES_FILE, WAKE_SOCKET, WORKER_FILE, WORKER_LOCK
 from mailroom.triage.report import PassReport
 from mailroom.version import version
 
@@ -244,7 +244,6 @@ def main(settings: Settings) -> int:
     from mailroom.clients import open_clients
     from mailroom.routing.arrivals import ArrivalRouter
     from mailroom.triage.engine import Triager
-    from mailroom.triage.strikes import STRIKES_FILE
 
     settings.require_credentials()
     with open_clients(settings) as (jmap, carddav):
