@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mailroom.errors import ConfigError
+from mailroom.errors import ConfigError, LockTaken
 from mailroom.jmap.models import Session
 from mailroom.ops import status
 from mailroom.run import accountlock, fatal, lifeline, outpipes, runner, runsupervisor
@@ -235,7 +235,7 @@ def test_a_closed_output_or_a_shutdown_nobody_asked_for_is_a_failure_with_a_line
 
 def test_a_second_run_lock_on_a_state_dir_names_the_first_pid(tmp_path: Path) -> None:
     with runner.run_lock(tmp_path):
-        with pytest.raises(runner.AlreadyRunning) as caught:
+        with pytest.raises(LockTaken) as caught:
             runner.run_lock(tmp_path).__enter__()
         assert f"(pid {os.getpid()})" in str(caught.value)
     with runner.run_lock(tmp_path):  # free again

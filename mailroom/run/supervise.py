@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mailroom.errors import ConfigError
+from mailroom.errors import ConfigError, LockTaken
 from mailroom.paths import MAX_SOCKET_PATH, ensure_state_dir
-from mailroom.run import runner
+from mailroom.run import pidlock, runner
 from mailroom.statenames import SUPERVISOR_SOCKET, SUPERVISORD_CONF, SUPERVISORD_PID
 
 if TYPE_CHECKING:
@@ -111,8 +111,11 @@ def main(settings: Settings) -> int:
     env = supervisord_env(os.environ, state_dir, bin_dirs)
     if shutil.which("mailroom-lifeline", path=env["PATH"]) is None:  # supervisord runs it
         log.warning("mailroom_not_on_path", hint="reinstall mailroom: mailroom-lifeline is missing")
-    with runner.run_lock(state_dir):  # AlreadyRunning now, not after exec
-        pass  # a first look; the runner takes the lock for good
+    try:
+        with runner.run_lock(state_dir):  # refused now, not after exec
+            pass  # a first look; the runner takes the lock for good
+    except LockTaken as taken:
+        return pidlock.refuse("run", taken)
     argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_args(conf)]
     log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
     sys.stdout.flush()

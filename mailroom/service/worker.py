@@ -10,22 +10,20 @@ arrived before its last write returned (the echo rule for long writes).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from mailroom.errors import MailroomError
-from mailroom.paths import ensure_state_dir, open_nofollow
-from mailroom.run import accountlock
+from mailroom.errors import LockTaken, MailroomError
+from mailroom.paths import ensure_state_dir
+from mailroom.run import accountlock, pidlock
 from mailroom.run.statefiles import (
     HEARTBEAT_SECONDS,
     StatusFile,
@@ -136,7 +134,7 @@ class Worker:
             wait: float | None = None  # the server's Retry-After
             try:
                 report = self._pass_fn(trigger)
-            except accountlock.AccountTaken:
+            except LockTaken:
                 raise  # a second worker on this account: exit 78, as a config error
             except Exception as exc:  # any other failed pass is counted and retried
                 wait = debounce.retry_after(exc)
@@ -266,9 +264,12 @@ def serve(
 ) -> int:
     """Lock, socket, status file, heartbeat and signals around a ``Worker``."""
     ensure_state_dir(state_dir)
-    with _exclusive(state_dir / WORKER_LOCK) as held:
-        if not held:
-            return 1
+    try:
+        lock = pidlock.take(state_dir / WORKER_LOCK, state_dir, lambda h: _second(state_dir, h))
+    except LockTaken as taken:
+        log.error("worker_already_running", lock=str(state_dir / WORKER_LOCK), pid=taken.pid)
+        return pidlock.refuse("work", taken)
+    with lock:
         path = state_dir / WORKER_FILE
         status = StatusFile(
             path, initial_status(read_status(path), poll_interval=poll_interval, now=time.time())
@@ -290,32 +291,14 @@ def serve(
             status.update(status="stopped")
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path``; yields False (and says why) when another has it."""
-    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
-    with os.fdopen(fd, "r+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _refuse(path, f)
-            yield False
-            return
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        yield True
-
-
-def _refuse(path: Path, f: TextIO) -> None:
-    f.seek(0)
-    holder = f.read().strip() or "unknown"
-    message = (
-        f"another mailroom worker (pid {holder}) holds {path}; two workers would race. "
-        "Stop it first, or give this one its own MAILROOM_STATE_DIR."
+def _second(state_dir: Path, holder: pidlock.Holder) -> LockTaken:
+    """Another worker holds STATE_DIR/worker.lock."""
+    return LockTaken(
+        f"another mailroom worker (pid {holder.pid}) holds {state_dir / WORKER_LOCK}",
+        "two workers would race. Stop it first, or give this one its own MAILROOM_STATE_DIR.",
+        pid=holder.pid,
+        state_dir=holder.state_dir,
     )
-    log.error("worker_already_running", lock=str(path), pid=holder)
-    print(f"mailroom work: {message}", file=sys.stderr)
 
 
 @contextmanager
