@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ import time
 from mailroom.errors import AuthError, ConfigError
 from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
 from mailroom.run.statefiles import STALE_AFTER_SECONDS, parse_iso, read_status, utc_stamp
+from mailroom.run.stopping import stop_signals
 from mailroom.service import metrics
 from mailroom.service.tinyhttp import TinyHTTPServer
 from mailroom.statenames import LISTENER_FILE, WORKER_FILE
@@ -255,14 +255,12 @@ def main() -> int:
         print(f"mailroom health: cannot listen on {host}:{port} ({exc})", file=sys.stderr)
         return 1
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(signal_name: str) -> None:  # shutdown() waits for serve_forever: not here
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    bound_port = server.server_address[1]
-    _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
-    with server:
+    with server, stop_signals(stop):
+        bound_port = server.server_address[1]
+        _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
         server.serve_forever(poll_interval=0.5)
     _say("health_stopped")
     return 0

@@ -11,7 +11,6 @@ arrived before its last write returned (the echo rule for long writes).
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from mailroom.run.statefiles import (
     iso,
     read_status,
 )
+from mailroom.run.stopping import stop_signals
 from mailroom.service import debounce
 from mailroom.service.wake import Wake, WakeReceiver
 from mailroom.statenames import STRIKES_FILE, WAKE_SOCKET, WORKER_FILE, WORKER_LOCK
@@ -284,7 +284,7 @@ def serve(
         )
         log.info("worker_started", state_dir=str(state_dir), poll_interval=poll_interval)
         try:
-            with _on_signals(worker.stop), _heartbeat(status):
+            with stop_signals(lambda name: _stopping(worker, name)), _heartbeat(status):
                 return worker.run()
         finally:
             receiver.close()
@@ -301,20 +301,10 @@ def _second(state_dir: Path, holder: pidlock.Holder) -> LockTaken:
     )
 
 
-@contextmanager
-def _on_signals(stop: Callable[[], None]) -> Iterator[None]:
+def _stopping(worker: Worker, signal_name: str) -> None:
     """SIGTERM and SIGINT end the loop after the pass in flight."""
-
-    def handler(signum: int, frame: Any) -> None:
-        log.info("worker_stopping", signal=signal.Signals(signum).name)
-        stop()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    log.info("worker_stopping", signal=signal_name)
+    worker.stop()
 
 
 @contextmanager
