@@ -21,7 +21,7 @@ import pytest
 from mailroom.errors import ConfigError
 from mailroom.run.fatal import read_stopped
 from mailroom.run.supervise import (
-    check_state_dir,
+    check_socket_fits,
     conf_path,
     supervisord_argv,
     supervisord_env,
@@ -116,8 +116,8 @@ def test_path_is_left_alone_when_no_mailroom_script_is_found(tmp_path: Path) -> 
 
 def test_a_state_dir_too_long_for_the_control_socket_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="MAILROOM_STATE_DIR"):
-        check_state_dir(Path("/tmp/" + "s" * 100))
-    check_state_dir(Path("/tmp/short"))
+        check_socket_fits(Path("/tmp/" + "s" * 100))
+    check_socket_fits(Path("/tmp/short"))
 
 
 @pytest.mark.parametrize("name", ["supervisord.pid", "supervisor.sock"])

@@ -85,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with run_lock(state_dir):
             clear_previous_run(state_dir)
-            from mailroom.run.runsupervisor import serve  # supervisor: only from here on
+            from mailroom.run.runsupervisor import run_supervisord  # supervisor: only from here on
 
             with piped_output() as output:
-                asked = serve(args[2:], output)
+                asked = run_supervisord(args[2:], output)
     except LockTaken as taken:
         return pidlock.refuse("run", taken)
     code, line = outcome(asked, read_stopped(state_dir))

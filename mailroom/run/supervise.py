@@ -69,7 +69,7 @@ def supervisord_env(
     return env
 
 
-def check_state_dir(state_dir: Path) -> None:
+def check_socket_fits(state_dir: Path) -> None:
     """STATE_DIR must hold a Unix socket path; raise ConfigError when it cannot."""
     sock = state_dir / SUPERVISOR_SOCKET
     if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
@@ -103,7 +103,7 @@ def refuse_links(state_dir: Path) -> None:
 def main(settings: Settings) -> int:
     """`mailroom run`: becomes supervisord (``runner``), until it ends or is told to stop."""
     state_dir = settings.state_dir
-    check_state_dir(state_dir)
+    check_socket_fits(state_dir)
     ensure_state_dir(state_dir)  # 0700, ours: supervisord's socket and pid file live here
     refuse_links(state_dir)
     conf = conf_path(state_dir)
