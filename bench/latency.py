@@ -256,7 +256,7 @@ def service(box: Box | None, env: dict[str, str], mode: Mode) -> Iterator[Servic
         svc.start()
         svc.wait_ready()
         if not mode.push:
-            svc.supervisorctl("stop", "listener")
+            svc.stop_program("listener")
         yield svc
     except BaseException:
         print(svc.output_text()[-4000:], file=sys.stderr)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from mailroom.ops.status import rpc
+from mailroom.run.supervisor_rpc import rpc
 from mailroom.statenames import SUPERVISOR_SOCKET
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import CyrusServer

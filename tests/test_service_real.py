@@ -398,7 +398,7 @@ def test_healthz_is_200_and_ok_with_push_connected_and_the_worker_up(service: Se
 def test_healthz_stays_200_and_shows_push_not_connected_when_the_listener_is_stopped(
     service: ServiceBox,
 ) -> None:
-    service.supervisorctl("stop", "listener")
+    service.stop_program("listener")
     assert service.states()["listener"] == ("STOPPED", None)
 
     def push_down() -> tuple[int, dict[str, Any]] | None:

@@ -28,9 +28,10 @@ from typing import Any
 
 import httpx
 
-from mailroom.ops.status import NotRunning, programs, rpc
+from mailroom.ops.status import NotRunning, programs
 from mailroom.run.statefiles import read_status
 from mailroom.run.supervise import conf_path
+from mailroom.run.supervisor_rpc import rpc
 from mailroom.statenames import LISTENER_FILE, SUPERVISOR_SOCKET, WORKER_FILE
 from mailroom_dev.triagebox import Box
 from mailroom_dev.wait import wait_until
@@ -169,8 +170,19 @@ class ServiceBox:
             stop_session(self.proc)
 
     def supervisorctl(self, *args: str, timeout: float = 90) -> str:
-        """Run supervisorctl against this supervisord; its stdout."""
+        """Run the user's supervisorctl against this supervisord; its stdout. Only for
+        tests of supervisorctl itself: the harness asks over ``rpc`` (``stop_program``)."""
         return supervisorctl(self.env, *args, timeout=timeout)
+
+    def stop_program(self, program: str) -> None:
+        """Stop ``program`` and wait until it is STOPPED (as `supervisorctl stop` does)."""
+        with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:
+            proxy.supervisor.stopProcess(program, True)
+
+    def start_program(self, program: str) -> None:
+        """Start ``program`` and wait until it is RUNNING (as `supervisorctl start` does)."""
+        with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:
+            proxy.supervisor.startProcess(program, True)
 
     def states(self) -> dict[str, tuple[str, int | None]]:
         """{program: (STATE, pid or None)} from supervisord's XML-RPC interface."""
@@ -271,7 +283,8 @@ class ServiceBox:
 
 
 def supervisorctl(env: Mapping[str, str], *args: str, timeout: float = 90) -> str:
-    """supervisorctl with the packaged supervisord.conf; its stdout."""
+    """The user's supervisorctl with the packaged supervisord.conf; its stdout (for the
+    tests that check it works: the harness itself asks over ``supervisor_rpc.rpc``)."""
     done = subprocess.run(
         [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
         env=dict(env),
