@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,14 @@ def program_states(state_dir: Path) -> dict[str, tuple[str, int | None]]:
     except NotRunning:
         return {}
     return {p.name: (p.state, p.pid) for p in found}
+
+
+def log_time(event: Mapping[str, Any]) -> float | None:
+    """A JSON log line's ``timestamp`` (ISO 8601, UTC) as POSIX seconds; None without one."""
+    try:
+        return datetime.fromisoformat(str(event.get("timestamp"))).timestamp()
+    except ValueError:
+        return None
 
 
 def json_objects(line: str) -> list[dict[str, Any]]:

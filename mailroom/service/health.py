@@ -29,7 +29,7 @@ import time
 
 from mailroom.errors import AuthError, ConfigError
 from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
-from mailroom.run.statefiles import STALE_AFTER_SECONDS, parse_iso, read_status, utc_stamp
+from mailroom.run.statefiles import STALE_AFTER_SECONDS, read_status, seconds, stamped, utc_stamp
 from mailroom.run.stopping import stop_signals
 from mailroom.service import metrics
 from mailroom.service.tinyhttp import TinyHTTPServer
@@ -59,7 +59,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
     """The HTTP status and JSON body for GET /healthz, from the two documents (pure)."""
     worker = _worker(worker_doc, now)
     eventsource = _eventsource(listener_doc, now)
-    last = parse_iso((worker_doc or {}).get("last_successful_poll"))
+    last = stamped(worker_doc or {}, "last_successful_poll")
     failing = _failing(worker_doc, worker, eventsource, now)
     degraded = _degraded(worker, eventsource, _poll_interval(worker_doc))
     body = {
@@ -88,8 +88,8 @@ def _failing(
         refused = _auth_error(eventsource["last_error"])
     if refused is not None:
         return f"authentication failed: {refused}"
-    started = parse_iso(doc.get("started_at"))
-    last = parse_iso(doc.get("last_successful_poll"))
+    started = stamped(doc, "started_at")
+    last = stamped(doc, "last_successful_poll")
     if started is None and last is None:
         return "no worker status: worker.json is missing or unreadable (is the worker running?)"
     if last is None or (started is not None and last < started):
@@ -141,7 +141,7 @@ def _poll_interval(doc: Doc) -> float:
 
 
 def _heartbeat_age(doc: Doc, now: float) -> float | None:
-    beat = parse_iso((doc or {}).get("heartbeat"))
+    beat = seconds((doc or {}).get("heartbeat"))
     return None if beat is None else round(now - beat, 1)
 
 

@@ -90,7 +90,7 @@ def listener_status(state: ListenerState, *, now: float, pid: int, dropped: int)
         "last_error": state.last_error,
         "wakes_dropped": dropped,
         "pid": pid,
-        "heartbeat": iso(now),
+        "heartbeat": now,
     }
 
 

@@ -29,6 +29,8 @@ from mailroom.run.statefiles import (
     error_summary,
     iso,
     read_status,
+    stamp,
+    stamped,
 )
 from mailroom.run.stopping import stop_signals
 from mailroom.service import debounce
@@ -160,7 +162,7 @@ class Worker:
         now = self._wall()
         self._parked = parked_entries(self._parked, report.parked, now)
         self._status.update(
-            last_successful_poll=iso(now),
+            **stamp("last_successful_poll", now),
             last_poll_trigger=report.trigger,
             consecutive_failures=0,
             last_error=None,
@@ -222,9 +224,10 @@ def initial_status(
     return {
         "status": "starting",
         "pid": os.getpid(),
-        "started_at": iso(now),
+        **stamp("started_at", now),
         "poll_interval": poll_interval,
         "last_successful_poll": before.get("last_successful_poll"),
+        "last_successful_poll_epoch": stamped(before, "last_successful_poll"),
         "last_poll_trigger": before.get("last_poll_trigger"),
         "consecutive_failures": 0,
         "last_error": None,
