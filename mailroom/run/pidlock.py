@@ -19,9 +19,8 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from mailroom.errors import LockTaken
 from mailroom.paths import open_nofollow
@@ -29,9 +28,8 @@ from mailroom.paths import open_nofollow
 UNKNOWN = "unknown"  # a lock file that names nobody (written by hand, or empty)
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a lock, as its file records it."""
+class Holder(NamedTuple):
+    """Who holds a lock, as its file records it. (Not a dataclass: see fatal.Stopped.)"""
 
     pid: str
     state_dir: str | None = None
