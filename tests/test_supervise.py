@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mailroom import statenames
 from mailroom.errors import ConfigError
 from mailroom.run.fatal import read_stopped
 from mailroom.run.supervise import (
@@ -38,6 +39,17 @@ def test_the_conf_ships_inside_the_package_and_the_root_file_is_the_same(tmp_pat
     assert packaged == REPO / "mailroom" / "supervisord.conf"
     assert (REPO / "supervisord.conf").resolve() == packaged.resolve()
     assert list(tmp_path.iterdir()) == []  # nothing copied for an unzipped install
+
+
+def test_the_conf_names_its_state_dir_files_as_statenames_does() -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(REPO / "supervisord.conf")
+    in_state_dir = "%(ENV_MAILROOM_STATE_DIR)s/"
+    assert conf["supervisord"]["pidfile"] == in_state_dir + statenames.SUPERVISORD_PID
+    assert conf["unix_http_server"]["file"] == in_state_dir + statenames.SUPERVISOR_SOCKET
+    assert conf["supervisorctl"]["serverurl"] == (
+        "unix://" + in_state_dir + statenames.SUPERVISOR_SOCKET
+    )
 
 
 def test_the_conf_runs_the_three_commands_with_restarts_and_a_control_socket() -> None:
