@@ -17,8 +17,7 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
@@ -54,9 +53,10 @@ Opener = Callable[[Path, int], int]
 def take(
     path: Path, state_dir: Path, refusal: Refusal, *, opener: Opener = open_nofollow
 ) -> TextIO:
-    """The locked file at ``path``, with our pid and ``state_dir`` in it; ``refusal(holder)``
-    is raised when another process holds it. ``opener`` opens without following a link
-    (``paths.open_nofollow``: a ConfigError naming it)."""
+    """The locked file at ``path``, with our pid and ``state_dir`` in it (closing it, or
+    leaving its ``with``, lets the lock go); ``refusal(holder)`` is raised when another
+    process holds it. ``opener`` opens without following a link (``paths.open_nofollow``:
+    a ConfigError naming it)."""
     f = os.fdopen(opener(path, os.O_RDWR | os.O_CREAT), "r+", encoding="utf-8")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -71,13 +71,6 @@ def take(
     f.write(json.dumps({"pid": os.getpid(), "state_dir": str(state_dir)}) + "\n")
     f.flush()
     return f
-
-
-@contextmanager
-def held(path: Path, state_dir: Path, refusal: Refusal) -> Iterator[TextIO]:
-    """``take``, released (closed) on the way out."""
-    with take(path, state_dir, refusal) as f:
-        yield f
 
 
 def refuse(command: str, taken: LockTaken) -> int:

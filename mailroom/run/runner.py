@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TextIO
 
@@ -58,9 +57,9 @@ def outcome(asked: str | None, stopped: Stopped | None) -> tuple[int, str | None
     return 1, "mailroom run: supervisord was shut down (supervisorctl shutdown); everything stopped"
 
 
-def run_lock(state_dir: Path) -> AbstractContextManager[TextIO]:
+def run_lock(state_dir: Path) -> TextIO:
     """Hold ``STATE_DIR/run.lock`` (``pidlock``); LockTaken naming the holder when it is taken."""
-    return pidlock.held(state_dir / RUN_LOCK, state_dir, lambda h: already_running(state_dir, h))
+    return pidlock.take(state_dir / RUN_LOCK, state_dir, lambda h: already_running(state_dir, h))
 
 
 def _say(line: str) -> None:
