@@ -46,10 +46,10 @@ from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.models import EmailPatch
 from mailroom.jmap.session import expand_event_source_url
-from mailroom.run.statefiles import parse_iso
+from mailroom.run.statefiles import stamped
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import build_message
-from mailroom_dev.servicebox import ServiceBox, free_port
+from mailroom_dev.servicebox import ServiceBox, free_port, log_time
 from mailroom_dev.triagebox import Box
 from mailroom_dev.wait import wait_until
 
@@ -259,7 +259,7 @@ def service(box: Box | None, env: dict[str, str], mode: Mode) -> Iterator[Servic
         svc.start()
         svc.wait_ready()
         if not mode.push:
-            svc.supervisorctl("stop", "listener")
+            svc.stop_program("listener")
         yield svc
     except BaseException:
         print(svc.output_text()[-4000:], file=sys.stderr)
@@ -284,7 +284,7 @@ def quiet_spell(svc: ServiceBox, mode: Mode, since: int) -> None:
     wait_until(lambda: svc.passes("push", since), "the import's pass", mode.debounce + 20)
 
     def quiet() -> bool:
-        last = parse_iso(svc.worker_status().get("last_successful_poll"))
+        last = stamped(svc.worker_status(), "last_successful_poll")
         return last is not None and time.time() - last > mode.debounce + 0.5
 
     wait_until(quiet, "a quiet spell", mode.debounce + 60)
@@ -325,7 +325,7 @@ def one_trial(
     passes = svc.passes(since=mark)
     triaging = [p for p in passes if int(p.get("senders_triaged", 0)) > 0]
     seconds = float(triaging[0].get("duration_s", 0.0)) if triaging else math.nan
-    ended = (parse_iso(triaging[0].get("timestamp")) if triaging else None) or math.nan
+    ended = (log_time(triaging[0]) if triaging else None) or math.nan
     return Trial(
         t1 - t0,
         tp - t0,

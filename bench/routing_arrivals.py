@@ -31,18 +31,17 @@ import uuid
 from collections.abc import Iterator, Sequence
 
 from mailroom.routing.arrivals import ArrivalRouter
-from mailroom.run.statefiles import parse_iso
 from mailroom.triage.engine import Triager
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import REALM, build_message, imap_append, lmtp_deliver
-from mailroom_dev.servicebox import ServiceBox
+from mailroom_dev.servicebox import ServiceBox, log_time
 from mailroom_dev.triagebox import Box, without_rules
 from mailroom_dev.wait import wait_until
 
 
 def stamp(event: dict[str, object]) -> float:
     """A log line's time (its ``timestamp``, UTC)."""
-    found = parse_iso(str(event["timestamp"]).replace("Z", "+00:00"))
+    found = log_time(event)
     if found is None:
         raise ValueError(f"a log line without a readable timestamp: {event!r}")
     return found

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from mailroom.ops.status import rpc
-from mailroom.paths import SUPERVISOR_SOCKET
+from mailroom.run.supervisor_rpc import rpc
+from mailroom.statenames import SUPERVISOR_SOCKET
 from mailroom_dev.benchkit import cyrus, prepared_box, table
 from mailroom_dev.realserver import CyrusServer
 from mailroom_dev.servicebox import PROGRAMS, ServiceBox

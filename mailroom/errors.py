@@ -4,6 +4,7 @@
 
     MailroomError
     ├── ConfigError            invalid or missing configuration (exit 78)
+    │   └── LockTaken          another process holds a lock mailroom takes (run.pidlock)
     ├── SetupNeededError       a mailbox or contact group is missing: run `mailroom setup --apply`
     ├── TransportError         the server could not be reached, or timed out (retryable)
     │   ├── ServerTooSlow      no whole answer within the request's deadline
@@ -54,6 +55,18 @@ class ConfigError(MailroomError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class LockTaken(ConfigError):
+    """Another process holds a lock mailroom takes (``run.pidlock``): ``pid`` and
+    ``state_dir`` name the holder as its lock file records it, ``todo`` says what to do.
+    Two copies on one state dir or one account are a configuration mistake, so exit 78
+    where nothing catches it (the account lock); `mailroom run` and the worker catch
+    theirs and exit 1, as a second copy of a running program."""
+
+    def __init__(self, what: str, todo: str, *, pid: str, state_dir: str | None = None) -> None:
+        self.pid, self.state_dir, self.todo = pid, state_dir, todo
+        super().__init__([f"{what}; {todo}"])
 
 
 class SetupNeededError(MailroomError):

@@ -24,12 +24,9 @@ if TYPE_CHECKING:
 
     StrPath = str | os.PathLike[str]
 
-# The status files are named in mailroom.run.statefiles (LISTENER_FILE, WORKER_FILE).
-WAKE_SOCKET = "wake.sock"
+# The files in the state dir are named in mailroom.statenames.
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH = 107
-WORKER_LOCK = "worker.lock"
-SUPERVISOR_SOCKET = "supervisor.sock"
 DEFAULT_HEALTH_HOST = "127.0.0.1"
 DEFAULT_HEALTH_PORT = 8080
 DOTENV_LIMIT = 64 * 1024  # bytes: a .env is a few lines

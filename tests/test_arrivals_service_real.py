@@ -113,9 +113,9 @@ def test_kill_9_in_the_middle_of_routing_a_burst_loses_nothing(box: Box) -> None
     burst = 1500
     to = f"{box.account.username}@{REALM}"
     with ServiceBox.running(box, MAILROOM_ROUTING="enforce") as service:
-        service.supervisorctl("stop", "worker")
+        service.stop_program("worker")
         imap_append(box.account, "INBOX", messages("flood@burst.example", burst, to=to))
-        starting = threading.Thread(target=service.supervisorctl, args=("start", "worker"))
+        starting = threading.Thread(target=service.start_program, args=("worker",))
         starting.start()
         wait_until(lambda: in_screener(box) > 0, "the first batch moved", DEADLINE, every=0.01)
         old_pid = service.pid_of("worker")

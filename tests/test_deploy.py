@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from mailroom.run.statefiles import iso, write_status
+from mailroom.run.statefiles import stamp, write_status
 from mailroom_dev.servicebox import free_port
 from mailroom_dev.wait import wait_until
 
@@ -107,7 +107,7 @@ def test_the_healthcheck_passes_on_200_and_fails_on_503(health_process: tuple[in
     wait_until(lambda: answer(port) == 503, "health to answer 503 (no worker yet)", 30)
     assert check() == 1
     now = time.time()
-    worker = {"pid": 1, "status": "running", "started_at": iso(now), "heartbeat": iso(now)}
+    worker = {"pid": 1, "status": "running", **stamp("started_at", now), "heartbeat": now}
     write_status(state_dir / "worker.json", worker)
     assert check() == 0
 

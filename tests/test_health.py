@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mailroom.run.statefiles import iso, write_status
+from mailroom.run.statefiles import iso, stamp, write_status
 from mailroom.service.health import (
     BACKLOG,
     IDLE_TIMEOUT,
@@ -37,10 +37,10 @@ def worker_doc(**overrides: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "status": "running",
         "pid": 101,
-        "started_at": iso(NOW - 3600),
-        "heartbeat": iso(NOW - 5),
+        **stamp("started_at", NOW - 3600),
+        "heartbeat": NOW - 5,
         "poll_interval": 60.0,
-        "last_successful_poll": iso(NOW - 30),
+        **stamp("last_successful_poll", NOW - 30),
         "last_poll_trigger": "push",
         "consecutive_failures": 0,
         "last_error": None,
@@ -54,7 +54,7 @@ def listener_doc(**overrides: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "status": "connected",
         "pid": 102,
-        "heartbeat": iso(NOW - 5),
+        "heartbeat": NOW - 5,
         "connected_since": iso(NOW - 3000),
         "last_event_at": iso(NOW - 31),
         "reconnect_count": 2,
@@ -83,26 +83,28 @@ def test_all_well_is_200_ok() -> None:
 
 
 def test_a_last_pass_older_than_twice_the_poll_interval_is_503() -> None:
-    code, body = evaluate(worker_doc(last_successful_poll=iso(NOW - 121)), listener_doc(), NOW)
+    code, body = evaluate(
+        worker_doc(**stamp("last_successful_poll", NOW - 121)), listener_doc(), NOW
+    )
     assert code == 503
     assert body["status"] == "failing"
     assert body["last_poll_age_seconds"] == 121.0
 
 
 def test_the_threshold_follows_the_workers_poll_interval() -> None:
-    doc = worker_doc(poll_interval=300.0, last_successful_poll=iso(NOW - 500))
+    doc = worker_doc(poll_interval=300.0, **stamp("last_successful_poll", NOW - 500))
     assert evaluate(doc, listener_doc(), NOW)[0] == 200
-    doc = worker_doc(poll_interval=10.0, last_successful_poll=iso(NOW - 25))
+    doc = worker_doc(poll_interval=10.0, **stamp("last_successful_poll", NOW - 25))
     assert evaluate(doc, listener_doc(), NOW)[0] == 503
 
 
 def test_a_dead_worker_stays_200_until_twice_the_poll_interval_then_503() -> None:
-    dead = {"heartbeat": iso(NOW - 90)}
-    code, body = evaluate(worker_doc(**dead, last_successful_poll=iso(NOW - 100)), None, NOW)
+    dead = {"heartbeat": NOW - 90}
+    code, body = evaluate(worker_doc(**dead, **stamp("last_successful_poll", NOW - 100)), None, NOW)
     assert code == 200
     assert body["worker"]["status"] == "down"
     assert body["status"] == "degraded"
-    code, body = evaluate(worker_doc(**dead, last_successful_poll=iso(NOW - 130)), None, NOW)
+    code, body = evaluate(worker_doc(**dead, **stamp("last_successful_poll", NOW - 130)), None, NOW)
     assert code == 503
     assert body["worker"]["status"] == "down"
 
@@ -123,12 +125,16 @@ def test_a_cleanly_stopped_worker_is_down() -> None:
 
 
 def test_a_worker_that_has_not_passed_yet_is_healthy_from_its_start() -> None:
-    fresh = worker_doc(last_successful_poll=None, last_poll_trigger=None, started_at=iso(NOW - 10))
+    fresh = worker_doc(
+        **stamp("last_successful_poll", None),
+        last_poll_trigger=None,
+        **stamp("started_at", NOW - 10),
+    )
     code, body = evaluate(fresh, listener_doc(), NOW)
     assert code == 200
     assert body["last_poll_age_seconds"] is None
     assert body["last_poll_trigger"] is None
-    stuck = worker_doc(last_successful_poll=None, started_at=iso(NOW - 200))
+    stuck = worker_doc(**stamp("last_successful_poll", None), **stamp("started_at", NOW - 200))
     assert evaluate(stuck, listener_doc(), NOW)[0] == 503
 
 
@@ -138,7 +144,10 @@ AUTH = "AuthError: the JMAP server rejected the credentials (HTTP 401); check th
 def test_a_rejected_token_in_the_workers_last_pass_is_503_at_once() -> None:
     # a fresh worker whose start-up pass was refused: no grace to wait for
     doc = worker_doc(
-        started_at=iso(NOW - 2), last_successful_poll=None, consecutive_failures=1, last_error=AUTH
+        **stamp("started_at", NOW - 2),
+        **stamp("last_successful_poll", None),
+        consecutive_failures=1,
+        last_error=AUTH,
     )
     code, body = evaluate(doc, listener_doc(), NOW)
     assert code == 503
@@ -153,7 +162,7 @@ def test_a_rejected_token_in_the_workers_last_pass_is_503_at_once() -> None:
 
 
 def test_a_listener_refused_while_not_connected_is_503_at_once() -> None:
-    fresh = worker_doc(started_at=iso(NOW - 2), last_successful_poll=None)
+    fresh = worker_doc(**stamp("started_at", NOW - 2), **stamp("last_successful_poll", None))
     listener = listener_doc(status="connecting", connected_since=None, last_error=AUTH)
     code, body = evaluate(fresh, listener, NOW)
     assert code == 503
@@ -174,7 +183,9 @@ def test_other_errors_are_not_taken_for_authentication() -> None:
 
 def test_no_successful_pass_since_start_is_503_once_the_grace_is_past() -> None:
     def fresh(age: float, **more: Any) -> dict[str, Any]:
-        return worker_doc(started_at=iso(NOW - age), last_successful_poll=None, **more)
+        return worker_doc(
+            **stamp("started_at", NOW - age), **stamp("last_successful_poll", None), **more
+        )
 
     assert evaluate(fresh(STARTUP_GRACE - 1), listener_doc(), NOW)[0] == 200
     error = "TransportError: cannot reach the JMAP server"
@@ -188,7 +199,10 @@ def test_no_successful_pass_since_start_is_503_once_the_grace_is_past() -> None:
 
 def test_a_previous_workers_pass_does_not_count_for_a_restarted_one() -> None:
     # worker.json carries the last good pass over a restart; it was before this start
-    restarted = {"started_at": iso(NOW - STARTUP_GRACE - 5), "last_successful_poll": iso(NOW - 50)}
+    restarted = {
+        **stamp("started_at", NOW - STARTUP_GRACE - 5),
+        **stamp("last_successful_poll", NOW - 50),
+    }
     code, body = evaluate(worker_doc(**restarted), listener_doc(), NOW)
     assert code == 503
     assert body["reason"].startswith("no successful pass since the worker started")
@@ -202,7 +216,7 @@ def test_a_reason_says_why_the_service_is_degraded_and_ok_has_none() -> None:
         "push is disconnected: mail is triaged on the fallback timer (every 60 s) "
         "until it reconnects"
     )
-    _, body = evaluate(worker_doc(last_successful_poll=iso(NOW - 121)), listener_doc(), NOW)
+    _, body = evaluate(worker_doc(**stamp("last_successful_poll", NOW - 121)), listener_doc(), NOW)
     assert body["reason"] == (
         "the last successful pass was 121 s ago (failing past twice the poll interval, 120 s)"
     )
@@ -225,7 +239,7 @@ def test_a_missing_listener_file_reports_push_down() -> None:
 
 
 def test_a_stale_listener_heartbeat_reports_push_down() -> None:
-    code, body = evaluate(worker_doc(), listener_doc(heartbeat=iso(NOW - 61)), NOW)
+    code, body = evaluate(worker_doc(), listener_doc(heartbeat=NOW - 61), NOW)
     assert code == 200
     assert body["eventsource"]["status"] == "down"
     assert body["eventsource"]["reconnect_count"] == 2  # the last known figures stay visible
@@ -244,6 +258,7 @@ def test_a_missing_worker_file_is_503() -> None:
         {"heartbeat": "garbage", "last_successful_poll": 12, "poll_interval": "x", "counters": []},
         {"poll_interval": -5, "last_successful_poll": "yesterday"},
         {"poll_interval": True, "heartbeat": None},
+        {"heartbeat": True, "started_at_epoch": float("nan"), "last_successful_poll_epoch": "x"},
     ],
 )
 def test_nonsense_in_a_status_file_never_crashes_the_verdict(broken: dict[str, Any]) -> None:
@@ -314,10 +329,10 @@ def test_a_health_process_answers_http(
     code, body = get(f"{base}/healthz")
     assert code == 503  # no worker yet
     assert body["worker"]["status"] == "down"
-    now = iso(time.time())
+    now = time.time()
     write_status(
         tmp_path / "worker.json",
-        worker_doc(heartbeat=now, started_at=now, last_successful_poll=now),
+        worker_doc(heartbeat=now, **stamp("started_at", now), **stamp("last_successful_poll", now)),
     )
     code, body = get(f"{base}/healthz")
     assert code == 200
@@ -420,10 +435,10 @@ def test_health_reads_state_dir_from_the_environment() -> None:
 def test_a_thousand_concurrent_requests_are_all_answered(
     tmp_path: Path, health: tuple[subprocess.Popen[str], str]
 ) -> None:
-    now = iso(time.time())
+    now = time.time()
     write_status(
         tmp_path / "worker.json",
-        worker_doc(heartbeat=now, started_at=now, last_successful_poll=now),
+        worker_doc(heartbeat=now, **stamp("started_at", now), **stamp("last_successful_poll", now)),
     )
     port = int(health[1].rsplit(":", 1)[1])
     answers = request_all(port, 1000)

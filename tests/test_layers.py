@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mailroom"
 
 # Lowest first. A module's layer is that of its longest listed prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mailroom", "mailroom.redaction", "mailroom.version"),
+    ("mailroom", "mailroom.redaction", "mailroom.version", "mailroom.statenames"),
     ("mailroom.errors",),
     ("mailroom.paths", "mailroom.categories", "mailroom.logthrottle", "mailroom.httpbounds"),
     ("mailroom.config_input", "mailroom.httpfaults", "mailroom.logs"),

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from mailroom.run.statefiles import iso, write_status
+from mailroom.run.statefiles import iso, stamp, write_status
 from mailroom.service.health import evaluate, respond
 from mailroom.service.metrics import CONTENT_TYPE, render
 
@@ -20,10 +20,10 @@ def worker_doc(**overrides: Any) -> dict[str, Any]:
         "status": "running",
         "pid": 101,
         "version": "1.2.3",
-        "started_at": iso(NOW - 3600),
-        "heartbeat": iso(NOW - 5),
+        **stamp("started_at", NOW - 3600),
+        "heartbeat": NOW - 5,
         "poll_interval": 60.0,
-        "last_successful_poll": iso(NOW - 30),
+        **stamp("last_successful_poll", NOW - 30),
         "last_poll_trigger": "push",
         "consecutive_failures": 0,
         "last_error": None,
@@ -50,7 +50,7 @@ def listener_doc(**overrides: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "status": "connected",
         "pid": 102,
-        "heartbeat": iso(NOW - 5),
+        "heartbeat": NOW - 5,
         "connected_since": iso(NOW - 3000),
         "last_event_at": iso(NOW - 31),
         "reconnect_count": 2,

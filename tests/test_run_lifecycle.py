@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.ops.status import rpc
-from mailroom.paths import SUPERVISOR_SOCKET
 from mailroom.run.lifeline import starts_file
 from mailroom.run.statefiles import read_status
+from mailroom.run.supervisor_rpc import rpc
+from mailroom.statenames import SUPERVISOR_SOCKET
 from mailroom_dev.servicebox import free_port, json_objects, program_states, unreachable_env
 from mailroom_dev.wait import wait_until
 

@@ -16,10 +16,19 @@ from typing import Any
 
 import pytest
 
-from mailroom.errors import ConfigError
+from mailroom.errors import ConfigError, LockTaken
 from mailroom.jmap.models import Session
 from mailroom.ops import status
-from mailroom.run import accountlock, fatal, lifeline, outpipes, runner, runsupervisor
+from mailroom.run import (
+    accountlock,
+    fatal,
+    lifeline,
+    outpipes,
+    pidlock,
+    runner,
+    runsupervisor,
+    stopping,
+)
 from mailroom_dev.wait import wait_until
 
 
@@ -235,11 +244,29 @@ def test_a_closed_output_or_a_shutdown_nobody_asked_for_is_a_failure_with_a_line
 
 def test_a_second_run_lock_on_a_state_dir_names_the_first_pid(tmp_path: Path) -> None:
     with runner.run_lock(tmp_path):
-        with pytest.raises(runner.AlreadyRunning) as caught:
+        with pytest.raises(LockTaken) as caught:
             runner.run_lock(tmp_path).__enter__()
         assert f"(pid {os.getpid()})" in str(caught.value)
     with runner.run_lock(tmp_path):  # free again
         pass
+
+
+def test_a_lock_file_names_its_holder_as_written_or_as_a_bare_pid() -> None:
+    assert pidlock.Holder.of('{"pid": 12, "state_dir": "/s"}\n') == pidlock.Holder("12", "/s")
+    assert pidlock.Holder.of("4242\n") == pidlock.Holder("4242")
+    assert pidlock.Holder.of("") == pidlock.Holder("unknown")
+
+
+# -- stopping on signals -------------------------------------------------------------------
+def test_a_stop_signal_sets_the_event_names_itself_and_the_old_handlers_come_back() -> None:
+    seen: list[str] = []
+    before = signal.getsignal(signal.SIGTERM)
+    with stopping.stop_signals(seen.append) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(10)
+        signal.raise_signal(signal.SIGINT)
+    assert seen == ["SIGTERM", "SIGINT"]
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 # -- the account lock ------------------------------------------------------------------------

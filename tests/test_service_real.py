@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mailroom.run.statefiles import parse_iso
+from mailroom.run.statefiles import stamped
 from mailroom_dev.realserver import (
     STOP,
     Account,
@@ -31,7 +31,7 @@ from mailroom_dev.realserver import (
     stop_cyrus,
     wait_searchable_counts,
 )
-from mailroom_dev.servicebox import PROGRAMS, ServiceBox, free_port
+from mailroom_dev.servicebox import PROGRAMS, ServiceBox, free_port, log_time
 from mailroom_dev.triagebox import Box, fill_screener
 from mailroom_dev.wait import wait_until
 
@@ -83,7 +83,7 @@ def test_a_label_applied_over_jmap_is_triaged_by_a_push_pass(box: Box, service: 
 
 def quiet_since_last_pass(service: ServiceBox, seconds: float) -> bool:
     """The worker's last pass ended more than ``seconds`` ago (its own worker.json)."""
-    last = parse_iso(service.worker_status().get("last_successful_poll"))
+    last = stamped(service.worker_status(), "last_successful_poll")
     return last is not None and time.time() - last > seconds
 
 
@@ -270,7 +270,7 @@ def test_a_label_applied_while_a_pass_runs_is_triaged_by_the_next_push_pass(box:
                 TRIAGE_DEADLINE,
             )
             pushes = pushed()
-        ended = parse_iso(pushes[0]["timestamp"])
+        ended = log_time(pushes[0])
         if ended is not None and applied < ended:
             break
     else:
@@ -398,7 +398,7 @@ def test_healthz_is_200_and_ok_with_push_connected_and_the_worker_up(service: Se
 def test_healthz_stays_200_and_shows_push_not_connected_when_the_listener_is_stopped(
     service: ServiceBox,
 ) -> None:
-    service.supervisorctl("stop", "listener")
+    service.stop_program("listener")
     assert service.states()["listener"] == ("STOPPED", None)
 
     def push_down() -> tuple[int, dict[str, Any]] | None:

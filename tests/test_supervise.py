@@ -18,10 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mailroom import statenames
 from mailroom.errors import ConfigError
 from mailroom.run.fatal import read_stopped
 from mailroom.run.supervise import (
-    check_state_dir,
+    check_socket_fits,
     conf_path,
     supervisord_argv,
     supervisord_env,
@@ -38,6 +39,17 @@ def test_the_conf_ships_inside_the_package_and_the_root_file_is_the_same(tmp_pat
     assert packaged == REPO / "mailroom" / "supervisord.conf"
     assert (REPO / "supervisord.conf").resolve() == packaged.resolve()
     assert list(tmp_path.iterdir()) == []  # nothing copied for an unzipped install
+
+
+def test_the_conf_names_its_state_dir_files_as_statenames_does() -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(REPO / "supervisord.conf")
+    in_state_dir = "%(ENV_MAILROOM_STATE_DIR)s/"
+    assert conf["supervisord"]["pidfile"] == in_state_dir + statenames.SUPERVISORD_PID
+    assert conf["unix_http_server"]["file"] == in_state_dir + statenames.SUPERVISOR_SOCKET
+    assert conf["supervisorctl"]["serverurl"] == (
+        "unix://" + in_state_dir + statenames.SUPERVISOR_SOCKET
+    )
 
 
 def test_the_conf_runs_the_three_commands_with_restarts_and_a_control_socket() -> None:
@@ -116,8 +128,8 @@ def test_path_is_left_alone_when_no_mailroom_script_is_found(tmp_path: Path) -> 
 
 def test_a_state_dir_too_long_for_the_control_socket_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="MAILROOM_STATE_DIR"):
-        check_state_dir(Path("/tmp/" + "s" * 100))
-    check_state_dir(Path("/tmp/short"))
+        check_socket_fits(Path("/tmp/" + "s" * 100))
+    check_socket_fits(Path("/tmp/short"))
 
 
 @pytest.mark.parametrize("name", ["supervisord.pid", "supervisor.sock"])

@@ -23,15 +23,17 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from mailroom.ops.status import NotRunning, programs, rpc
-from mailroom.paths import SUPERVISOR_SOCKET
+from mailroom.ops.status import NotRunning, programs
 from mailroom.run.statefiles import read_status
 from mailroom.run.supervise import conf_path
+from mailroom.run.supervisor_rpc import rpc
+from mailroom.statenames import LISTENER_FILE, SUPERVISOR_SOCKET, WORKER_FILE
 from mailroom_dev.triagebox import Box
 from mailroom_dev.wait import wait_until
 
@@ -169,8 +171,19 @@ class ServiceBox:
             stop_session(self.proc)
 
     def supervisorctl(self, *args: str, timeout: float = 90) -> str:
-        """Run supervisorctl against this supervisord; its stdout."""
+        """Run the user's supervisorctl against this supervisord; its stdout. Only for
+        tests of supervisorctl itself: the harness asks over ``rpc`` (``stop_program``)."""
         return supervisorctl(self.env, *args, timeout=timeout)
+
+    def stop_program(self, program: str) -> None:
+        """Stop ``program`` and wait until it is STOPPED (as `supervisorctl stop` does)."""
+        with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:
+            proxy.supervisor.stopProcess(program, True)
+
+    def start_program(self, program: str) -> None:
+        """Start ``program`` and wait until it is RUNNING (as `supervisorctl start` does)."""
+        with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:
+            proxy.supervisor.startProcess(program, True)
 
     def states(self) -> dict[str, tuple[str, int | None]]:
         """{program: (STATE, pid or None)} from supervisord's XML-RPC interface."""
@@ -207,10 +220,10 @@ class ServiceBox:
         return resp.status_code, resp.json()
 
     def listener_status(self) -> dict[str, Any]:
-        return read_status(self.state_dir / "listener.json") or {}
+        return read_status(self.state_dir / LISTENER_FILE) or {}
 
     def worker_status(self) -> dict[str, Any]:
-        return read_status(self.state_dir / "worker.json") or {}
+        return read_status(self.state_dir / WORKER_FILE) or {}
 
     def output_text(self) -> str:
         try:
@@ -271,7 +284,8 @@ class ServiceBox:
 
 
 def supervisorctl(env: Mapping[str, str], *args: str, timeout: float = 90) -> str:
-    """supervisorctl with the packaged supervisord.conf; its stdout."""
+    """The user's supervisorctl with the packaged supervisord.conf; its stdout (for the
+    tests that check it works: the harness itself asks over ``supervisor_rpc.rpc``)."""
     done = subprocess.run(
         [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf_path(REPO)), *args],
         env=dict(env),
@@ -290,6 +304,14 @@ def program_states(state_dir: Path) -> dict[str, tuple[str, int | None]]:
     except NotRunning:
         return {}
     return {p.name: (p.state, p.pid) for p in found}
+
+
+def log_time(event: Mapping[str, Any]) -> float | None:
+    """A JSON log line's ``timestamp`` (ISO 8601, UTC) as POSIX seconds; None without one."""
+    try:
+        return datetime.fromisoformat(str(event.get("timestamp"))).timestamp()
+    except ValueError:
+        return None
 
 
 def json_objects(line: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ the configured state dir, the demo's (``mailroom demo`` runs `mailroom run` on i
 state dir), and a system supervisord with the deploy snippet's ``mailroom`` group on
 its well-known control socket (Debian's ``/run/supervisor.sock``, supervisord's sample
 ``/tmp/supervisor.sock``), or on ``--supervisor-socket PATH`` alone when given. Each is
-asked over XML-RPC (``service.supervisor_rpc``, the project's one client: no
+asked over XML-RPC (``run.supervisor_rpc``, the project's one client: no
 supervisorctl text to parse, no supervisord config to pass), and the /healthz answer
 is computed from its state dir's status files as the health process does (no port to
 know). ``render`` is pure; ``main`` does the I/O. Exit 0 when everything found runs and
@@ -19,17 +19,16 @@ import http.client
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailroom.errors import MailroomError
-from mailroom.paths import SUPERVISOR_SOCKET
-from mailroom.run.statefiles import WORKER_FILE, read_status
-from mailroom.run.supervisor_rpc import server_proxy
+from mailroom.run.statefiles import read_status
+from mailroom.run.supervisor_rpc import rpc
 from mailroom.service import health
+from mailroom.statenames import SUPERVISOR_SOCKET, WORKER_FILE
 
 if TYPE_CHECKING:
     from mailroom.config import Settings
@@ -74,14 +73,6 @@ class Found:
 
 class NotRunning(MailroomError):
     """No supervisord answers on a control socket."""
-
-
-@contextmanager
-def rpc(socket_path: Path) -> Iterator[Any]:
-    """A proxy for supervisord's XML-RPC interface on a unix socket, closed after."""
-    proxy = server_proxy(f"unix://{socket_path}")
-    with proxy:
-        yield proxy
 
 
 def parse_programs(infos: Sequence[Mapping[str, Any]]) -> list[Program]:

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import hashlib
-import json
 import os
 import pwd
 from collections.abc import Callable
@@ -38,18 +36,15 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import urlsplit
 
-from mailroom.errors import ConfigError
+from mailroom.errors import ConfigError, LockTaken
 from mailroom.jmap.models import Session
 from mailroom.paths import check_private_dir
+from mailroom.run import pidlock
+from mailroom.statenames import ACCOUNT_LOCK_DIR, ACCOUNT_LOCK_TMP_PREFIX, account_lock_name
 
 T = TypeVar("T")
-LOCK_DIR = (".local", "state", "mailroom-accounts")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 OPEN_ATTEMPTS = 5  # a holder removing its file as we open it: try the new file
-
-
-class AccountTaken(ConfigError):
-    """Another worker of this OS user triages the same account."""
 
 
 def home_lock_dir(uid: int) -> Path | None:
@@ -58,11 +53,11 @@ def home_lock_dir(uid: int) -> Path | None:
         home = pwd.getpwuid(uid).pw_dir
     except KeyError:
         return None
-    return Path(home).joinpath(*LOCK_DIR) if home and os.path.isabs(home) else None
+    return Path(home).joinpath(*ACCOUNT_LOCK_DIR) if home and os.path.isabs(home) else None
 
 
 def tmp_lock_dir(uid: int) -> Path:
-    return Path("/tmp") / f"mailroom-{uid}"
+    return Path("/tmp") / f"{ACCOUNT_LOCK_TMP_PREFIX}{uid}"
 
 
 def account_key(session: Session) -> str:
@@ -73,7 +68,7 @@ def account_key(session: Session) -> str:
     origin = f"{scheme}://{(parts.hostname or '').lower()}:{port}"
     who = session.username.strip().casefold()
     digest = hashlib.sha256(f"{origin}\n{who}\n{session.account_id.strip()}".encode())
-    return f"account-{digest.hexdigest()[:32]}.lock"
+    return account_lock_name(digest.hexdigest()[:32])
 
 
 def private_dir(path: Path) -> Path:
@@ -98,27 +93,28 @@ def lock_dir(uid: int) -> Path:
     return private_dir(tmp_lock_dir(uid))
 
 
+def taken(holder: pidlock.Holder) -> LockTaken:
+    """Another worker of this OS user holds the account's lock."""
+    return LockTaken(
+        f"another mailroom worker (pid {holder.pid}, state dir {holder.state_dir or '?'}) "
+        "already triages this account",
+        "two workers would race: stop that one, or point this one at another account",
+        pid=holder.pid,
+        state_dir=holder.state_dir,
+    )
+
+
+def _open(path: Path, flags: int) -> int:
+    """A link here is an OSError (a failed pass, retried): the directory is ours and private."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
 def acquire(path: Path, state_dir: Path) -> TextIO:
-    """The locked file at ``path``; AccountTaken naming the holder when it is taken."""
+    """The locked file at ``path`` (``pidlock.take``); LockTaken naming the holder when
+    it is taken."""
     for _ in range(OPEN_ATTEMPTS):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        f = os.fdopen(fd, "r+", encoding="utf-8")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(f.read())
-            f.close()
-            raise AccountTaken(
-                [
-                    f"another mailroom worker (pid {holder.get('pid', '?')}, state dir "
-                    f"{holder.get('state_dir', '?')}) already triages this account; two "
-                    "workers would race: stop that one, or point this one at another account"
-                ]
-            ) from None
+        f = pidlock.take(path, state_dir, taken, opener=_open)
         if _is_at(f, path):
-            f.truncate(0)
-            f.write(json.dumps({"pid": os.getpid(), "state_dir": str(state_dir)}) + "\n")
-            f.flush()
             return f
         f.close()  # its holder removed it as it ended: lock the file now at the path
     raise ConfigError([f"cannot lock {path}: it keeps being replaced; try again"])
@@ -142,16 +138,8 @@ def _is_at(f: TextIO, path: Path) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def _holder(text: str) -> dict[str, object]:
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def hold(session: Session, state_dir: Path) -> None:
-    """Lock the account ``session`` opens for the rest of the process, or AccountTaken."""
+    """Lock the account ``session`` opens for the rest of the process, or LockTaken."""
     path = lock_dir(os.getuid()) / account_key(session)
     f = acquire(path, state_dir)
     atexit.register(release, f, path)

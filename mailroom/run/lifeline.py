@@ -32,6 +32,7 @@ import time
 from collections import namedtuple
 
 from mailroom.paths import state_dir_text
+from mailroom.statenames import starts_name
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 PR_SET_PDEATHSIG = 1
 COMMANDS = {"listen": "listener", "work": "worker", "health": "health"}  # command -> program
-STARTS_SUFFIX = ".starts"
 MAX_DELAY = 60.0
 STABLE_AFTER = 60.0
 POLL_SECONDS = 1.0
@@ -105,7 +105,7 @@ def die_with_parent(*, use_prctl: bool = True) -> str:
 @functools.cache
 def libc() -> ctypes.CDLL | None:
     """The C library, as linked into this interpreter (call it before a fork that uses it)."""
-    import ctypes  # here: supervisord imports this module for STARTS_SUFFIX only
+    import ctypes  # here: only the programs set a parent-death signal
 
     try:
         return ctypes.CDLL(None, use_errno=True)  # no find_library: it may spawn ldconfig
@@ -135,7 +135,7 @@ def starts_file(state_dir: StrPath, program: str) -> Path:
 
 
 def _starts_path(state_dir: StrPath, program: str) -> str:
-    return os.path.join(state_dir, f".{program}{STARTS_SUFFIX}")
+    return os.path.join(state_dir, starts_name(program))
 
 
 def started(program: str, state_dir: StrPath, *, now: float | None = None) -> float:

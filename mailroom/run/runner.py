@@ -19,31 +19,27 @@ printed after everything supervisord wrote.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
-from mailroom.errors import MailroomError
-from mailroom.run.fatal import STOPPED_FILE, Stopped, read_stopped
-from mailroom.run.lifeline import STARTS_SUFFIX
+from mailroom.errors import LockTaken
+from mailroom.run import pidlock
+from mailroom.run.fatal import Stopped, read_stopped
 from mailroom.run.outpipes import piped_output
+from mailroom.statenames import RUN_LOCK, STOPPED_FILE, starts_name
 
-RUN_LOCK = "run.lock"
 
-
-class AlreadyRunning(MailroomError):
+def already_running(state_dir: Path, holder: pidlock.Holder) -> LockTaken:
     """Another `mailroom run` holds the state dir's run lock."""
-
-    def __init__(self, pid: str, state_dir: Path) -> None:
-        super().__init__(
-            f"mailroom is already running on {state_dir} (pid {pid}); "
-            f"see it with `MAILROOM_STATE_DIR={state_dir} mailroom status`, "
-            f"stop it with `kill {pid}`"
-        )
+    return LockTaken(
+        f"mailroom is already running on {state_dir} (pid {holder.pid})",
+        f"see it with `MAILROOM_STATE_DIR={state_dir} mailroom status`, "
+        f"stop it with `kill {holder.pid}`",
+        pid=holder.pid,
+        state_dir=str(state_dir),
+    )
 
 
 def outcome(asked: str | None, stopped: Stopped | None) -> tuple[int, str | None]:
@@ -61,20 +57,9 @@ def outcome(asked: str | None, stopped: Stopped | None) -> tuple[int, str | None
     return 1, "mailroom run: supervisord was shut down (supervisorctl shutdown); everything stopped"
 
 
-@contextmanager
-def run_lock(state_dir: Path) -> Iterator[IO[str]]:
-    """Hold ``STATE_DIR/run.lock`` with our pid in it; AlreadyRunning when it is taken."""
-    path = state_dir / RUN_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "r+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(f.read().strip() or "unknown", state_dir) from None
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        yield f
+def run_lock(state_dir: Path) -> TextIO:
+    """Hold ``STATE_DIR/run.lock`` (``pidlock``); LockTaken naming the holder when it is taken."""
+    return pidlock.take(state_dir / RUN_LOCK, state_dir, lambda h: already_running(state_dir, h))
 
 
 def _say(line: str) -> None:
@@ -85,7 +70,7 @@ def _say(line: str) -> None:
 def clear_previous_run(state_dir: Path) -> None:
     """A new run starts without the last one's stop reason or restart back-off."""
     (state_dir / STOPPED_FILE).unlink(missing_ok=True)
-    for record in state_dir.glob(f".*{STARTS_SUFFIX}"):
+    for record in state_dir.glob(starts_name("*")):
         record.unlink(missing_ok=True)
 
 
@@ -99,13 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with run_lock(state_dir):
             clear_previous_run(state_dir)
-            from mailroom.run.runsupervisor import serve  # supervisor: only from here on
+            from mailroom.run.runsupervisor import run_supervisord  # supervisor: only from here on
 
             with piped_output() as output:
-                asked = serve(args[2:], output)
-    except AlreadyRunning as exc:
-        _say(f"mailroom run: {exc}")
-        return 1
+                asked = run_supervisord(args[2:], output)
+    except LockTaken as taken:
+        return pidlock.refuse("run", taken)
     code, line = outcome(asked, read_stopped(state_dir))
     if line:
         _say(line)

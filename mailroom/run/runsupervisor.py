@@ -1,8 +1,8 @@
 """supervisord as `mailroom run` runs it: supervisord's own loop, in our process, with
 the run's rules added.
 
-``serve`` does what ``supervisor.supervisord.main`` does (options, then the Supervisor's
-loop, again after a ``supervisorctl reload``), with ``RunSupervisor`` instead of
+``run_supervisord`` does what ``supervisor.supervisord.main`` does (options, then the
+Supervisor's loop, again after a ``supervisorctl reload``), with ``RunSupervisor`` instead of
 supervisord's Supervisor and ``RunOptions`` (a reload leaves the output copier's
 descriptors open) instead of its ServerOptions. It adds three things:
 
@@ -110,7 +110,7 @@ class RunSupervisor(supervisord.Supervisor):  # type: ignore[misc]
         self.options.mood = SupervisorStates.SHUTDOWN
 
 
-def serve(args: Sequence[str], output: PipedOutput) -> str | None:
+def run_supervisord(args: Sequence[str], output: PipedOutput) -> str | None:
     """supervisord with ``args`` (its command line) until it ends; what asked it to
     stop (a signal's name, "output closed"), or None (supervisorctl shutdown, the
     FATAL plugin)."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,14 +30,16 @@ if TYPE_CHECKING:
 
     from mailroom.paths import StrPath
 
-LISTENER_FILE = "listener.json"
-WORKER_FILE = "worker.json"
-# Every status file carries "pid" and "heartbeat" (ISO 8601 UTC), refreshed at least
+# Every status file carries "pid" and "heartbeat" (POSIX seconds), refreshed at least
 # every HEARTBEAT_SECONDS even when idle; health reports a process whose heartbeat is
-# older than STALE_AFTER_SECONDS as down.
+# older than STALE_AFTER_SECONDS as down. A time that mailroom reads back is written as
+# a number (``seconds`` reads it); one that a person reads (``started_at``,
+# ``connected_since``...) as ISO 8601 (``iso``), with its number beside it
+# (``stamp``: ``started_at_epoch``) when mailroom reads it back too.
 HEARTBEAT_SECONDS = 15.0
 STALE_AFTER_SECONDS = 60.0
 ERROR_TEXT_LIMIT = 300
+EPOCH = "_epoch"  # the number beside a time written for people (``stamp``)
 STATUS_READ_LIMIT = 1024 * 1024
 
 
@@ -77,45 +78,21 @@ def utc_stamp(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micro:06d}Z"
 
 
-# what iso() writes; anything else goes to datetime.fromisoformat
-_ISO_UTC = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{6}))?\+00:00")
+def seconds(value: object) -> float | None:
+    """A time a status file holds (POSIX seconds), or None when ``value`` is not one."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
-def parse_iso(value: object) -> float | None:
-    """The POSIX timestamp of an ISO 8601 string, or None when it is not one. What
-    ``iso`` writes is parsed without datetime (health reads it at every request)."""
-    if not isinstance(value, str):
-        return None
-    found = _ISO_UTC.fullmatch(value)
-    if found:
-        fields = tuple(int(n) for n in found.groups("0"))
-        seconds = _days_since_epoch(*fields[:3]) * 86400 + fields[3] * 3600 + fields[4] * 60
-        seconds += fields[5]
-        if time.gmtime(seconds)[:6] == fields[:6]:  # a real date and time
-            return (seconds * 10**6 + fields[6]) / 10**6  # as datetime.timestamp() computes it
-    return _parse_iso_any(value)
+def stamp(name: str, ts: float | None) -> dict[str, Any]:
+    """``{name: ISO 8601, name_epoch: ts}``: a time people read and mailroom reads back."""
+    return {name: None if ts is None else iso(ts), f"{name}{EPOCH}": ts}
 
 
-def _days_since_epoch(year: int, month: int, day: int) -> int:
-    """Days from 1970-01-01 to a proleptic Gregorian date (Hinnant's days_from_civil)."""
-    year -= month <= 2
-    era = year // 400
-    year_of_era = year - era * 400
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
-
-
-def _parse_iso_any(value: str) -> float | None:
-    from datetime import UTC, datetime
-
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+def stamped(doc: Mapping[str, Any], name: str) -> float | None:
+    """The time ``stamp`` wrote as ``name`` in ``doc``, or None."""
+    return seconds(doc.get(f"{name}{EPOCH}"))
 
 
 class StatusFile:
@@ -137,7 +114,7 @@ class StatusFile:
     def update(self, **fields: Any) -> bool:
         with self._lock:
             self._doc.update(fields)
-            self._doc["heartbeat"] = iso(self._wall())
+            self._doc["heartbeat"] = self._wall()
             try:
                 write_status(self.path, self._doc)
             except OSError:

@@ -25,24 +25,23 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from mailroom.errors import ConfigError
-from mailroom.paths import MAX_SOCKET_PATH, SUPERVISOR_SOCKET, ensure_state_dir
-from mailroom.run import runner
+from mailroom.errors import ConfigError, LockTaken
+from mailroom.paths import MAX_SOCKET_PATH, ensure_state_dir
+from mailroom.run import pidlock, runner
+from mailroom.statenames import SUPERVISOR_SOCKET, SUPERVISORD_CONF, SUPERVISORD_PID
 
 if TYPE_CHECKING:
     from mailroom.config import Settings
 
-CONF_NAME = "supervisord.conf"
-SUPERVISORD_PID = "supervisord.pid"  # as supervisord.conf names it
 log = structlog.get_logger("mailroom.supervise")
 
 
 def conf_path(state_dir: Path) -> Path:
     """The packaged supervisord.conf as a file on disk (copied into STATE_DIR if zipped)."""
-    packaged = resources.files("mailroom") / CONF_NAME
+    packaged = resources.files("mailroom") / SUPERVISORD_CONF
     if isinstance(packaged, Path) and packaged.is_file():
         return packaged
-    copy = state_dir / CONF_NAME
+    copy = state_dir / SUPERVISORD_CONF
     copy.write_text(packaged.read_text(encoding="utf-8"), encoding="utf-8")
     return copy
 
@@ -70,7 +69,7 @@ def supervisord_env(
     return env
 
 
-def check_state_dir(state_dir: Path) -> None:
+def check_socket_fits(state_dir: Path) -> None:
     """STATE_DIR must hold a Unix socket path; raise ConfigError when it cannot."""
     sock = state_dir / SUPERVISOR_SOCKET
     if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
@@ -90,7 +89,7 @@ def refuse_links(state_dir: Path) -> None:
     0700 (``ensure_state_dir``), so only this user could have put one there; refusing it
     is the same rule as for mailroom's own files (``paths.open_nofollow``).
     """
-    for name in (SUPERVISORD_PID, SUPERVISOR_SOCKET, CONF_NAME):
+    for name in (SUPERVISORD_PID, SUPERVISOR_SOCKET, SUPERVISORD_CONF):
         path = state_dir / name
         if path.is_symlink():
             raise ConfigError(
@@ -104,7 +103,7 @@ def refuse_links(state_dir: Path) -> None:
 def main(settings: Settings) -> int:
     """`mailroom run`: becomes supervisord (``runner``), until it ends or is told to stop."""
     state_dir = settings.state_dir
-    check_state_dir(state_dir)
+    check_socket_fits(state_dir)
     ensure_state_dir(state_dir)  # 0700, ours: supervisord's socket and pid file live here
     refuse_links(state_dir)
     conf = conf_path(state_dir)
@@ -112,8 +111,11 @@ def main(settings: Settings) -> int:
     env = supervisord_env(os.environ, state_dir, bin_dirs)
     if shutil.which("mailroom-lifeline", path=env["PATH"]) is None:  # supervisord runs it
         log.warning("mailroom_not_on_path", hint="reinstall mailroom: mailroom-lifeline is missing")
-    with runner.run_lock(state_dir):  # AlreadyRunning now, not after exec
-        pass  # a first look; the runner takes the lock for good
+    try:
+        with runner.run_lock(state_dir):  # refused now, not after exec
+            pass  # a first look; the runner takes the lock for good
+    except LockTaken as taken:
+        return pidlock.refuse("run", taken)
     argv = [sys.executable, "-m", runner.__name__, str(state_dir), "--", *supervisord_args(conf)]
     log.info("supervisord_starting", conf=str(conf), state_dir=str(state_dir))
     sys.stdout.flush()

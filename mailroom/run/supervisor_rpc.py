@@ -2,7 +2,8 @@
 
 ``supervisor.xmlrpc`` pulls in much of supervisor (about 10 MiB per process), which
 `mailroom status` and the harness do not need: ``xmlrpc.client`` over the unix
-socket is enough. The project's one supervisord client.
+socket is enough. The project's one supervisord client: `mailroom status`, the test
+and bench harness (``mailroom_dev.servicebox``) and the tests all ask through ``rpc``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import http.client
 import socket
 import xmlrpc.client
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -49,3 +53,11 @@ def server_proxy(url: str) -> Any:
         path = url.removeprefix("unix://")
         return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=_UnixTransport(path))
     return xmlrpc.client.ServerProxy(url.rstrip("/") + "/RPC2")
+
+
+@contextmanager
+def rpc(socket_path: Path) -> Iterator[Any]:
+    """A proxy for supervisord's XML-RPC interface on a unix socket, closed after."""
+    proxy = server_proxy(f"unix://{socket_path}")
+    with proxy:
+        yield proxy

@@ -23,23 +23,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
 
 from mailroom.errors import AuthError, ConfigError
 from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
-from mailroom.run.statefiles import (
-    LISTENER_FILE,
-    STALE_AFTER_SECONDS,
-    WORKER_FILE,
-    parse_iso,
-    read_status,
-    utc_stamp,
-)
+from mailroom.run.statefiles import STALE_AFTER_SECONDS, read_status, seconds, stamped, utc_stamp
+from mailroom.run.stopping import stop_signals
 from mailroom.service import metrics
 from mailroom.service.tinyhttp import TinyHTTPServer
+from mailroom.statenames import LISTENER_FILE, WORKER_FILE
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing
 if TYPE_CHECKING:
@@ -65,7 +59,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
     """The HTTP status and JSON body for GET /healthz, from the two documents (pure)."""
     worker = _worker(worker_doc, now)
     eventsource = _eventsource(listener_doc, now)
-    last = parse_iso((worker_doc or {}).get("last_successful_poll"))
+    last = stamped(worker_doc or {}, "last_successful_poll")
     failing = _failing(worker_doc, worker, eventsource, now)
     degraded = _degraded(worker, eventsource, _poll_interval(worker_doc))
     body = {
@@ -94,8 +88,8 @@ def _failing(
         refused = _auth_error(eventsource["last_error"])
     if refused is not None:
         return f"authentication failed: {refused}"
-    started = parse_iso(doc.get("started_at"))
-    last = parse_iso(doc.get("last_successful_poll"))
+    started = stamped(doc, "started_at")
+    last = stamped(doc, "last_successful_poll")
     if started is None and last is None:
         return "no worker status: worker.json is missing or unreadable (is the worker running?)"
     if last is None or (started is not None and last < started):
@@ -147,7 +141,7 @@ def _poll_interval(doc: Doc) -> float:
 
 
 def _heartbeat_age(doc: Doc, now: float) -> float | None:
-    beat = parse_iso((doc or {}).get("heartbeat"))
+    beat = seconds((doc or {}).get("heartbeat"))
     return None if beat is None else round(now - beat, 1)
 
 
@@ -261,14 +255,12 @@ def main() -> int:
         print(f"mailroom health: cannot listen on {host}:{port} ({exc})", file=sys.stderr)
         return 1
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(signal_name: str) -> None:  # shutdown() waits for serve_forever: not here
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    bound_port = server.server_address[1]
-    _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
-    with server:
+    with server, stop_signals(stop):
+        bound_port = server.server_address[1]
+        _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
         server.serve_forever(poll_interval=0.5)
     _say("health_stopped")
     return 0

@@ -12,13 +12,11 @@ that a read blocked for up to 90 s returns at once.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -26,12 +24,14 @@ import structlog
 from mailroom.errors import MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
-from mailroom.paths import WAKE_SOCKET, ensure_state_dir
-from mailroom.run.statefiles import HEARTBEAT_SECONDS, LISTENER_FILE, StatusFile, iso, read_status
+from mailroom.paths import ensure_state_dir
+from mailroom.run.statefiles import HEARTBEAT_SECONDS, StatusFile, iso, read_status
+from mailroom.run.stopping import stop_signals
 from mailroom.service.backoff import Backoff, Reconnect, after_error, after_stream, needs_catch_up
 from mailroom.service.sse import StateChange
 from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
+from mailroom.statenames import LISTENER_FILE, WAKE_SOCKET
 
 if TYPE_CHECKING:
     from mailroom.config_lean import ListenerSettings
@@ -90,7 +90,7 @@ def listener_status(state: ListenerState, *, now: float, pid: int, dropped: int)
         "last_error": state.last_error,
         "wakes_dropped": dropped,
         "pid": pid,
-        "heartbeat": iso(now),
+        "heartbeat": now,
     }
 
 
@@ -107,17 +107,8 @@ def main(settings: ListenerSettings) -> int:
     from ``config_lean.load_listener_settings`` (checked there: the token is set)."""
     ensure_state_dir(settings.state_dir)
     options = ListenerOptions(settings.jmap_session_url, settings.jmap_token, settings.state_dir)
-    stop = threading.Event()
-    install_stop_handlers(stop)
-    return serve(options, stop)
-
-
-def install_stop_handlers(stop: threading.Event) -> None:
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    with stop_signals() as stop:
+        return serve(options, stop)
 
 
 def serve(options: ListenerOptions, stop: threading.Event) -> int:

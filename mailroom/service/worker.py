@@ -10,32 +10,32 @@ arrived before its last write returned (the echo rule for long writes).
 
 from __future__ import annotations
 
-import fcntl
 import os
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from mailroom.errors import MailroomError
-from mailroom.paths import WAKE_SOCKET, WORKER_LOCK, ensure_state_dir, open_nofollow
-from mailroom.run import accountlock
+from mailroom.errors import LockTaken, MailroomError
+from mailroom.paths import ensure_state_dir
+from mailroom.run import accountlock, pidlock
 from mailroom.run.statefiles import (
     HEARTBEAT_SECONDS,
-    WORKER_FILE,
     StatusFile,
     error_summary,
     iso,
     read_status,
+    stamp,
+    stamped,
 )
+from mailroom.run.stopping import stop_signals
 from mailroom.service import debounce
 from mailroom.service.wake import Wake, WakeReceiver
+from mailroom.statenames import STRIKES_FILE, WAKE_SOCKET, WORKER_FILE, WORKER_LOCK
 from mailroom.triage.report import PassReport
 from mailroom.version import version
 
@@ -136,7 +136,7 @@ class Worker:
             wait: float | None = None  # the server's Retry-After
             try:
                 report = self._pass_fn(trigger)
-            except accountlock.AccountTaken:
+            except LockTaken:
                 raise  # a second worker on this account: exit 78, as a config error
             except Exception as exc:  # any other failed pass is counted and retried
                 wait = debounce.retry_after(exc)
@@ -162,7 +162,7 @@ class Worker:
         now = self._wall()
         self._parked = parked_entries(self._parked, report.parked, now)
         self._status.update(
-            last_successful_poll=iso(now),
+            **stamp("last_successful_poll", now),
             last_poll_trigger=report.trigger,
             consecutive_failures=0,
             last_error=None,
@@ -224,9 +224,10 @@ def initial_status(
     return {
         "status": "starting",
         "pid": os.getpid(),
-        "started_at": iso(now),
+        **stamp("started_at", now),
         "poll_interval": poll_interval,
         "last_successful_poll": before.get("last_successful_poll"),
+        "last_successful_poll_epoch": stamped(before, "last_successful_poll"),
         "last_poll_trigger": before.get("last_poll_trigger"),
         "consecutive_failures": 0,
         "last_error": None,
@@ -244,7 +245,6 @@ def main(settings: Settings) -> int:
     from mailroom.clients import open_clients
     from mailroom.routing.arrivals import ArrivalRouter
     from mailroom.triage.engine import Triager
-    from mailroom.triage.strikes import STRIKES_FILE
 
     settings.require_credentials()
     with open_clients(settings) as (jmap, carddav):
@@ -267,9 +267,12 @@ def serve(
 ) -> int:
     """Lock, socket, status file, heartbeat and signals around a ``Worker``."""
     ensure_state_dir(state_dir)
-    with _exclusive(state_dir / WORKER_LOCK) as held:
-        if not held:
-            return 1
+    try:
+        lock = pidlock.take(state_dir / WORKER_LOCK, state_dir, lambda h: _second(state_dir, h))
+    except LockTaken as taken:
+        log.error("worker_already_running", lock=str(state_dir / WORKER_LOCK), pid=taken.pid)
+        return pidlock.refuse("work", taken)
+    with lock:
         path = state_dir / WORKER_FILE
         status = StatusFile(
             path, initial_status(read_status(path), poll_interval=poll_interval, now=time.time())
@@ -284,55 +287,27 @@ def serve(
         )
         log.info("worker_started", state_dir=str(state_dir), poll_interval=poll_interval)
         try:
-            with _on_signals(worker.stop), _heartbeat(status):
+            with stop_signals(lambda name: _stopping(worker, name)), _heartbeat(status):
                 return worker.run()
         finally:
             receiver.close()
             status.update(status="stopped")
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path``; yields False (and says why) when another has it."""
-    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
-    with os.fdopen(fd, "r+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _refuse(path, f)
-            yield False
-            return
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        yield True
-
-
-def _refuse(path: Path, f: TextIO) -> None:
-    f.seek(0)
-    holder = f.read().strip() or "unknown"
-    message = (
-        f"another mailroom worker (pid {holder}) holds {path}; two workers would race. "
-        "Stop it first, or give this one its own MAILROOM_STATE_DIR."
+def _second(state_dir: Path, holder: pidlock.Holder) -> LockTaken:
+    """Another worker holds STATE_DIR/worker.lock."""
+    return LockTaken(
+        f"another mailroom worker (pid {holder.pid}) holds {state_dir / WORKER_LOCK}",
+        "two workers would race. Stop it first, or give this one its own MAILROOM_STATE_DIR.",
+        pid=holder.pid,
+        state_dir=holder.state_dir,
     )
-    log.error("worker_already_running", lock=str(path), pid=holder)
-    print(f"mailroom work: {message}", file=sys.stderr)
 
 
-@contextmanager
-def _on_signals(stop: Callable[[], None]) -> Iterator[None]:
+def _stopping(worker: Worker, signal_name: str) -> None:
     """SIGTERM and SIGINT end the loop after the pass in flight."""
-
-    def handler(signum: int, frame: Any) -> None:
-        log.info("worker_stopping", signal=signal.Signals(signum).name)
-        stop()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    log.info("worker_stopping", signal=signal_name)
+    worker.stop()
 
 
 @contextmanager

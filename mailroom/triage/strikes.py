@@ -19,12 +19,12 @@ import structlog
 
 from mailroom.errors import ConfigError
 from mailroom.paths import read_small_file, write_atomic
+from mailroom.statenames import STRIKES_FILE as STRIKES_FILE  # its importers' name
 from mailroom.triage.parking import Strikes
 from mailroom.triage.sender import SenderId
 
 log = structlog.get_logger("mailroom.triage")
 
-STRIKES_FILE = "strikes.json"
 STRIKES_KEPT = 1000
 STRIKES_READ_LIMIT = 256 * 1024  # 1,000 addresses of up to 255 characters
 
