@@ -3,7 +3,7 @@
 Importing this module is cheap (the error tree; argparse when a command is parsed).
 The two long-running programs that need little are dispatched before argparse
 (``LEAN``): ``mailroom health`` imports no pydantic, httpx or structlog, and
-``mailroom listen`` reads its settings through ``config_lean`` without pydantic. A
+``mailroom listen`` reads its settings through ``procsettings`` without pydantic. A
 command whose module is missing fails with a clear message when it is run, not when
 the CLI is imported.
 
@@ -220,12 +220,12 @@ def _run_lean(command: str) -> int:
     module_name, function, _ = COMMANDS[command]
     if command == "health":  # reads its own few variables
         return load_entry(module_name, function)()
-    from pathlib import Path
+    import os
 
-    from mailroom.config_lean import load_listener_settings
     from mailroom.logs import configure_logging
+    from mailroom.procsettings import load_process_settings
 
-    settings = load_listener_settings(cwd=Path.cwd())
+    settings = load_process_settings(cwd=os.getcwd())
     configure_logging(settings.log_level, settings.log_format)
     return load_entry(module_name, function)(settings)
 

@@ -1,13 +1,10 @@
-"""Where the processes meet, read one way by all of them: the state dir, the files in
-it, the health address and the ``.env`` file.
+"""Where the processes meet: the files in the state dir, the ``.env`` file, and the
+small files settings are read from.
 
-Standard library only, so that ``mailroom health`` (which must not import pydantic)
-reads the same variables as ``mailroom.config``; and pathlib only on demand (it costs
-health 1.9 MiB with ``urllib.parse``): health and the lifeline take the ``*_text``
-forms, the rest the ``Path`` ones built from them. This module is the one source of
-the state dir's default, of the health host and port, and of the checks that keep the
-state dir private (``ensure_state_dir``) and its files from being redirected
-(``open_nofollow``).
+Standard library only, and no pathlib (health imports this module through
+``mailroom.procsettings``, which holds the state dir's rule). This module is the one
+source of the checks that keep the state dir private (``ensure_state_dir``) and its
+files from being redirected (``open_nofollow``).
 """
 
 from __future__ import annotations
@@ -30,57 +27,7 @@ WAKE_SOCKET = "wake.sock"
 MAX_SOCKET_PATH = 107
 WORKER_LOCK = "worker.lock"
 SUPERVISOR_SOCKET = "supervisor.sock"
-DEFAULT_HEALTH_HOST = "127.0.0.1"
-DEFAULT_HEALTH_PORT = 8080
 DOTENV_LIMIT = 64 * 1024  # bytes: a .env is a few lines
-
-
-def default_state_dir_text(environ: Mapping[str, str]) -> str:
-    """``$XDG_STATE_HOME/mailroom``, else ``~/.local/state/mailroom`` (never the cwd)."""
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "mailroom")
-    home = environ.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".local", "state", "mailroom")
-
-
-def default_state_dir(environ: Mapping[str, str]) -> Path:
-    from pathlib import Path
-
-    return Path(default_state_dir_text(environ))
-
-
-def state_dir_text(environ: Mapping[str, str]) -> str:
-    """``MAILROOM_STATE_DIR`` (``~`` expanded, made absolute) when set and not empty,
-    else the default."""
-    value = os.path.expanduser(environ.get("MAILROOM_STATE_DIR", ""))
-    if not value:
-        return default_state_dir_text(environ)
-    return value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
-
-
-def state_dir_from_env(environ: Mapping[str, str]) -> Path:
-    from pathlib import Path
-
-    return Path(state_dir_text(environ))
-
-
-def health_address(environ: Mapping[str, str]) -> tuple[str, str, str]:
-    """(host, port text, the variable the port came from): MAILROOM_HEALTH_PORT, else
-    PORT (set by most platforms), else 8080. The caller checks the port."""
-    host = environ.get("MAILROOM_HEALTH_HOST") or DEFAULT_HEALTH_HOST
-    for name in ("MAILROOM_HEALTH_PORT", "PORT"):
-        if environ.get(name):
-            return host, environ[name], name
-    return host, str(DEFAULT_HEALTH_PORT), "default"
-
-
-def parse_port(text: str, source: str) -> int:
-    """A TCP port number (0-65535), else ConfigError naming ``source``."""
-    value = text.strip()
-    if not value.isascii() or not value.isdigit() or int(value) > 65535:
-        raise ConfigError([f"{source}: {value[:20]!r} is not a port number; use 0-65535"])
-    return int(value)
 
 
 # -- .env ----------------------------------------------------------------------------

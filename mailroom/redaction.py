@@ -51,6 +51,32 @@ def remember_basic(username: str | None, password: str | None) -> None:
         remember(base64.b64encode(raw).decode("ascii"))
 
 
+class Secret:
+    """A credential as the lean processes carry it: remembered for ``scrub`` when it is
+    made, and never shown by ``str`` or ``repr`` (pydantic's ``SecretStr`` without
+    pydantic; the same ``get_secret_value``)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        remember(value)
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
 def forget_all() -> None:
     """Drop every remembered value (tests start from a clean slate)."""
     with _lock:

@@ -125,8 +125,8 @@ def test_listen_refuses_the_bad_setting_it_reads_and_leaves_the_rest_to_the_work
     assert main(["listen"]) == EX_CONFIG
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        f"config error: {tmp_path / 'config.yaml'}: log_format: should be one of "
-        "auto, json, console (got 'xml')"
+        f"config error: {tmp_path / 'config.yaml'}: log_format: Input should be "
+        "'auto', 'json' or 'console' (got 'xml')"
     ]
 
 

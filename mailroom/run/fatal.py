@@ -19,13 +19,12 @@ The decision is pure (``verdict``); ``FatalWatch`` is the shell around it.
 
 from __future__ import annotations
 
-import os
 from collections import namedtuple
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mailroom.paths import state_dir_from_env
+from mailroom.procsettings import read_environment, state_dir
 from mailroom.run.statefiles import read_status, write_status
 
 STOPPED_FILE = "stopped.json"
@@ -81,7 +80,7 @@ def make_rpcinterface(supervisord: Any, **config: str) -> FatalWatch:
     Supervisor itself, once per control server; one watch per Supervisor."""
     watch = getattr(supervisord, "mailroom_fatal_watch", None)
     if not isinstance(watch, FatalWatch):
-        watch = FatalWatch(supervisord, state_dir_from_env(os.environ))
+        watch = FatalWatch(supervisord, Path(state_dir(read_environment())))
         supervisord.mailroom_fatal_watch = watch
     return watch
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import namedtuple
 
-from mailroom.paths import state_dir_text
+from mailroom.procsettings import read_environment, state_dir
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in COMMANDS:
         print(f"usage: mailroom-lifeline {{{','.join(COMMANDS)}}}", file=sys.stderr)
         return 2
-    started(COMMANDS[args[0]], state_dir_text(os.environ))
+    started(COMMANDS[args[0]], state_dir(read_environment()))
     from mailroom.cli import main as mailroom
 
     return mailroom(args)

@@ -2,8 +2,9 @@
 
 Standard library only, and nothing heavy is imported (no pydantic, httpx, structlog,
 mailroom.config): it starts in milliseconds and keeps answering whatever the other
-processes do. It reads its address and STATE_DIR from the environment and the poll
-interval from worker.json.
+processes do. It reads its address and the state dir through
+``mailroom.procsettings`` (the same rules as every process) and the poll interval from
+worker.json.
 
 Built for probes in bulk: a listen backlog of ``BACKLOG`` connections (the standard
 library's 5 turned away most of 1,000 concurrent probes), a thread per connection, and
@@ -29,7 +30,7 @@ import threading
 import time
 
 from mailroom.errors import AuthError, ConfigError
-from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
+from mailroom.procsettings import health_address, read_environment, state_dir
 from mailroom.run.statefiles import (
     LISTENER_FILE,
     STALE_AFTER_SECONDS,
@@ -241,22 +242,19 @@ def _say(event: str, level: str = "info", **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def _address(environ: Mapping[str, str]) -> tuple[str, int]:
-    host, raw, source = health_address(environ)
-    return host, parse_port(raw, source)
-
-
 def main() -> int:
     """`mailroom health`: serve GET /healthz until SIGTERM or SIGINT."""
+    env = read_environment(cwd=os.getcwd())  # as the other programs read it, .env too
     try:
-        environ = with_dotenv(os.environ, os.getcwd())  # what the other programs read
-        host, port = _address(environ)
+        if env.problems:
+            raise ConfigError(list(env.problems))
+        host, port = health_address(env)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    state_dir = state_dir_text(environ)
+    folder = state_dir(env)
     try:
-        server = make_server(state_dir, host, port)
+        server = make_server(folder, host, port)
     except OSError as exc:
         print(f"mailroom health: cannot listen on {host}:{port} ({exc})", file=sys.stderr)
         return 1
@@ -267,7 +265,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     bound_port = server.server_address[1]
-    _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
+    _say("health_listening", host=host, port=bound_port, state_dir=folder)
     with server:
         server.serve_forever(poll_interval=0.5)
     _say("health_stopped")
