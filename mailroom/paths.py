@@ -15,11 +15,7 @@ from collections.abc import Mapping
 
 from mailroom.errors import ConfigError
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    StrPath = str | os.PathLike[str]
+StrPath = str | os.PathLike[str]
 
 # The status files are named in mailroom.run.statefiles (LISTENER_FILE, WORKER_FILE).
 WAKE_SOCKET = "wake.sock"
@@ -106,11 +102,11 @@ def read_small_file(path: StrPath, limit: int, *, what: str, private: bool = Fal
 # -- a private state dir ---------------------------------------------------------------
 
 
-def ensure_state_dir(path: Path) -> Path:
+def ensure_state_dir(path: StrPath) -> None:
     """Create ``path`` 0700 (whatever the umask) if missing; refuse one that is not a
     directory, not ours, or writable by others (ConfigError, so exit 78)."""
     try:
-        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         os.mkdir(path, 0o700)
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
     except FileExistsError:
@@ -120,10 +116,9 @@ def ensure_state_dir(path: Path) -> Path:
             [f"MAILROOM_STATE_DIR: cannot create {path} ({exc.strerror}); choose another"]
         ) from None
     check_state_dir(path)
-    return path
 
 
-def check_state_dir(path: Path) -> None:
+def check_state_dir(path: StrPath) -> None:
     """ConfigError unless ``path`` is a real directory owned by us and closed to others."""
     check_private_dir(
         path,
@@ -132,7 +127,7 @@ def check_state_dir(path: Path) -> None:
     )
 
 
-def check_private_dir(path: Path, *, name: str, instead: str) -> None:
+def check_private_dir(path: StrPath, *, name: str, instead: str) -> None:
     """ConfigError (``name: ...``, then what to do, ``instead``) unless ``path`` is a
     real directory owned by us and closed to others: no link, not another user's, not
     writable by group or others."""
@@ -152,7 +147,7 @@ def check_private_dir(path: Path, *, name: str, instead: str) -> None:
         raise ConfigError([f"{name}: {path} is writable by others; chmod 700 {path}, or {instead}"])
 
 
-def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
+def open_nofollow(path: StrPath, flags: int, mode: int = 0o600) -> int:
     """``os.open`` that refuses a symbolic link at ``path`` (ConfigError, naming it)."""
     try:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
@@ -164,14 +159,15 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
         raise
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: StrPath, text: str) -> None:
     """Replace ``path`` with ``text``: a temp file in the same directory, then
     ``os.replace``, so a reader sees the old file or the new one, never half of one;
     neither step follows a symbolic link."""
     import contextlib
     import tempfile  # here: it imports shutil, bz2 and lzma, and health never writes
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    folder, name = os.path.split(os.fspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

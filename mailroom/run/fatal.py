@@ -70,7 +70,7 @@ def read_stopped(state_dir: Path) -> Stopped | None:
     if not doc:
         return None
     try:
-        return Stopped(str(doc["program"]), str(doc["reason"]), int(doc["exit_code"]))
+        return Stopped(str(doc["program"]), str(doc["reason"]), int(str(doc["exit_code"])))
     except (KeyError, TypeError, ValueError):
         return None
 

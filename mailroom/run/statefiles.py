@@ -21,15 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from mailroom.paths import write_atomic
+from mailroom.paths import StrPath, write_atomic
 from mailroom.redaction import clip, scrub
-
-TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
-if TYPE_CHECKING:
-    from pathlib import Path
-    from typing import Any
-
-    from mailroom.paths import StrPath
 
 LISTENER_FILE = "listener.json"
 WORKER_FILE = "worker.json"
@@ -47,12 +40,12 @@ def error_summary(exc: BaseException) -> str:
     return clip(scrub(f"{type(exc).__name__}: {exc}"), ERROR_TEXT_LIMIT)
 
 
-def write_status(path: Path, data: Mapping[str, Any]) -> None:
+def write_status(path: StrPath, data: Mapping[str, object]) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically."""
     write_atomic(path, scrub(json.dumps(dict(data), indent=2, sort_keys=True)) + "\n")
 
 
-def read_status(path: StrPath) -> dict[str, Any] | None:
+def read_status(path: StrPath) -> dict[str, object] | None:
     """The document at ``path``, or None when it is missing, unreadable or not a JSON object."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -127,14 +120,14 @@ class StatusFile:
     """
 
     def __init__(
-        self, path: Path, initial: Mapping[str, Any], wall: Callable[[], float] = time.time
+        self, path: StrPath, initial: Mapping[str, object], wall: Callable[[], float] = time.time
     ) -> None:
         self.path = path
         self._doc = dict(initial)
         self._wall = wall
         self._lock = threading.Lock()
 
-    def update(self, **fields: Any) -> bool:
+    def update(self, **fields: object) -> bool:
         with self._lock:
             self._doc.update(fields)
             self._doc["heartbeat"] = iso(self._wall())
@@ -147,7 +140,7 @@ class StatusFile:
     def beat(self) -> bool:
         return self.update()
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         with self._lock:
             import copy  # here: health only reads
 

@@ -30,6 +30,7 @@ import threading
 import time
 
 from mailroom.errors import AuthError, ConfigError
+from mailroom.paths import StrPath
 from mailroom.procsettings import health_address, read_environment, state_dir
 from mailroom.run.statefiles import (
     LISTENER_FILE,
@@ -40,17 +41,10 @@ from mailroom.run.statefiles import (
     utc_stamp,
 )
 from mailroom.service import metrics
+from mailroom.service.metrics import Doc
 from mailroom.service.tinyhttp import TinyHTTPServer
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
-    from mailroom.paths import StrPath
-
-    Doc = Mapping[str, Any] | None
-
+Body = dict[str, object]  # a JSON answer, or a section of one
 DEFAULT_POLL_INTERVAL = 60.0
 EX_CONFIG = 78
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
@@ -62,7 +56,7 @@ _WORKER_FIELDS = ("pid", "started_at", "poll_interval", "consecutive_failures", 
 _EVENTSOURCE_FIELDS = ("connected_since", "last_event_at", "reconnect_count", "last_error")
 
 
-def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[str, Any]]:
+def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, Body]:
     """The HTTP status and JSON body for GET /healthz, from the two documents (pure)."""
     worker = _worker(worker_doc, now)
     eventsource = _eventsource(listener_doc, now)
@@ -82,9 +76,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
     return (503 if failing else 200), body
 
 
-def _failing(
-    worker_doc: Doc, worker: dict[str, Any], eventsource: dict[str, Any], now: float
-) -> str | None:
+def _failing(worker_doc: Doc, worker: Body, eventsource: Body, now: float) -> str | None:
     """Why the service is failing (503), or None. In this order: the server refused the
     credentials (the worker's last pass, or the listener while not connected: at once);
     no worker status; no successful pass since the worker started, past STARTUP_GRACE;
@@ -124,7 +116,7 @@ def _auth_error(error: object) -> str | None:
     return None
 
 
-def _degraded(worker: dict[str, Any], eventsource: dict[str, Any], interval: float) -> str | None:
+def _degraded(worker: Body, eventsource: Body, interval: float) -> str | None:
     """Why a passing service is degraded (the worker's process or push is down, its
     last pass failed), or None: all is well."""
     if worker["status"] != "up":
@@ -157,9 +149,9 @@ def _alive(doc: Doc, now: float) -> bool:
     return age is not None and age <= STALE_AFTER_SECONDS
 
 
-def _worker(doc: Doc, now: float) -> dict[str, Any]:
+def _worker(doc: Doc, now: float) -> Body:
     up = _alive(doc, now) and (doc or {}).get("status") != "stopped"
-    out: dict[str, Any] = {"status": "up" if up else "down"}
+    out: Body = {"status": "up" if up else "down"}
     out["heartbeat_age_seconds"] = _heartbeat_age(doc, now)
     out.update({k: (doc or {}).get(k) for k in _WORKER_FIELDS})
     counters = (doc or {}).get("counters")
@@ -178,21 +170,21 @@ def _parked(doc: Doc) -> list[dict[str, str]]:
     ]
 
 
-def _routing(doc: Doc) -> dict[str, Any] | None:
+def _routing(doc: Doc) -> Body | None:
     """What the worker made of new mail since it started, as worker.json holds it."""
     section = (doc or {}).get("routing")
     return section if isinstance(section, dict) else None
 
 
-def _eventsource(doc: Doc, now: float) -> dict[str, Any]:
+def _eventsource(doc: Doc, now: float) -> Body:
     status = (doc or {}).get("status") if _alive(doc, now) else "down"
-    out: dict[str, Any] = {"status": status if isinstance(status, str) else "down"}
+    out: Body = {"status": status if isinstance(status, str) else "down"}
     out.update({k: (doc or {}).get(k) for k in _EVENTSOURCE_FIELDS})
     out["heartbeat_age_seconds"] = _heartbeat_age(doc, now)
     return out
 
 
-def answer(state_dir: StrPath, path: str, now: float) -> tuple[int, dict[str, Any]]:
+def answer(state_dir: StrPath, path: str, now: float) -> tuple[int, Body]:
     """Read the status files and answer GET /healthz (404 for any other path)."""
     if _path_of(path) != "/healthz":
         return 404, {"error": "not found; try GET /healthz or GET /metrics"}
@@ -235,7 +227,7 @@ def make_server(
     return TinyHTTPServer((host, port), reply, backlog=BACKLOG, idle_timeout=idle_timeout)
 
 
-def _say(event: str, level: str = "info", **fields: Any) -> None:
+def _say(event: str, level: str = "info", **fields: object) -> None:
     """One JSON log line on stdout, shaped like the other processes' lines."""
     line = {"timestamp": utc_stamp(time.time()), "level": level, "event": event, **fields}
     sys.stdout.write(json.dumps(line) + "\n")  # one write: supervisord interleaves output
@@ -259,7 +251,7 @@ def main() -> int:
         print(f"mailroom health: cannot listen on {host}:{port} ({exc})", file=sys.stderr)
         return 1
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

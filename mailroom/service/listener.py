@@ -105,7 +105,8 @@ def main(settings: ProcessSettings) -> int:
     from ``procsettings.load_process_settings`` (checked there: the token is set)."""
     if settings.jmap_token is None:
         raise ConfigError(missing_credentials({}, ("jmap_token",)))
-    state_dir = ensure_state_dir(Path(settings.state_dir))
+    state_dir = Path(settings.state_dir)
+    ensure_state_dir(state_dir)
     token = settings.jmap_token.get_secret_value()
     options = ListenerOptions(settings.jmap_session_url, token, state_dir)
     stop = threading.Event()
