@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailroom.cli import COMMANDS, EX_CONFIG, build_parser, guarded, load_entry, main, version
+from mailroom.cli import COMMANDS, EX_CONFIG, guarded, load_entry, main
+from mailroom.cli.args import build_parser
 from mailroom.errors import AuthError, ConfigError, MailroomError
+from mailroom.version import version
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "cli-test-token-0123456789"
@@ -169,7 +171,8 @@ def test_the_health_path_imports_nothing_heavy(tmp_path: Path) -> None:
     probe = (
         "import importlib, sys\n"
         "import mailroom.cli as cli\n"
-        "args = cli.build_parser().parse_args(['health'])\n"
+        "import mailroom.cli.args\n"
+        "args = cli.args.build_parser().parse_args(['health'])\n"
         "module, function, _ = cli.COMMANDS[args.command]\n"
         "cli.load_entry(module, function)\n"
         "heavy = ['mailroom.config', 'pydantic', 'httpx', 'structlog', 'yaml']\n"
