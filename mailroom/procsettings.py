@@ -276,7 +276,12 @@ def remember_secrets(values: Mapping[str, str]) -> None:
     for name in URLS:
         text = values.get(name, "")
         if "@" in text:
-            userinfo = text.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+            from urllib.parse import urlsplit  # here: only a URL with an @ is looked into
+
+            try:
+                userinfo = urlsplit(text).netloc.rpartition("@")[0]
+            except ValueError:  # not a URL: refused by a line that does not show it
+                continue
             redaction.remember(userinfo, *userinfo.split(":", 1))
     redaction.remember_basic(values.get("carddav_username"), values.get("carddav_password"))
 
