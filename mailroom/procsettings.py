@@ -147,23 +147,27 @@ def read_environment(
             if key != name:
                 sources[name] = key
     for var in (CREDENTIAL_VARIABLES[name] for name in secrets):
-        path = values.pop(f"{var}_FILE", "")
-        if not path:
-            continue
-        if var in values:
-            problems.append(f"{var} and {var}_FILE are both set; keep one")
-            continue
-        try:
-            text = read_small_file(path, SECRET_FILE_LIMIT, what=f"{var}_FILE")
-        except FileNotFoundError:
-            problems.append(f"{var}_FILE names {path}, which does not exist; fix the path")
-            continue
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        values[var] = text.removesuffix("\n").removesuffix("\r")  # the file's newline
-        sources[var] = f"{var}_FILE"
+        problems += _read_secret_file(var, values, sources)
     return Environment(variables, values, sources, tuple(problems))
+
+
+def _read_secret_file(var: str, values: dict[str, str], sources: dict[str, str]) -> list[str]:
+    """``var`` from the file ``{var}_FILE`` names, when set, into ``values`` (its one final
+    newline is the file's, not the secret's); the problems."""
+    path = values.pop(f"{var}_FILE", "")
+    if not path:
+        return []
+    if var in values:
+        return [f"{var} and {var}_FILE are both set; keep one"]
+    try:
+        text = read_small_file(path, SECRET_FILE_LIMIT, what=f"{var}_FILE")
+    except FileNotFoundError:
+        return [f"{var}_FILE names {path}, which does not exist; fix the path"]
+    except ConfigError as exc:
+        return exc.problems
+    values[var] = text.removesuffix("\n").removesuffix("\r")
+    sources[var] = f"{var}_FILE"
+    return []
 
 
 # -- the rules --------------------------------------------------------------------------
@@ -303,25 +307,13 @@ def checked_values(
     left out."""
     raw = {name: env.values[var] for name, var in ENV_ONLY.items() if var in env.values}
     remember_secrets(raw)
-    problems = missing_credentials(raw, require)
-    values: dict[str, object] = {}
-    for name, text in raw.items():
-        var = env.source(ENV_ONLY[name])
-        if name in CREDENTIAL_VARIABLES:
-            problem = credential_problem(var, text)
-            values[name] = Secret(text) if name in SECRETS else text
-        elif name in URLS:
-            problem = url_problem(var, text)
-            values[name] = text.strip()
-        else:
-            continue
-        if problem:
-            problems.append(problem)
-            del values[name]
-    values["state_dir"] = state_dir(env)
-    if problem := state_dir_problem(str(values["state_dir"])):
+    values, problems = _checked_credentials_and_urls(env, raw)
+    problems[:0] = missing_credentials(raw, require)
+    folder = state_dir(env)
+    if problem := state_dir_problem(folder):
         problems.append(problem)
-        del values["state_dir"]
+    else:
+        values["state_dir"] = folder
     try:
         values["health_host"], values["health_port"] = health_address(env)
     except ConfigError as exc:
@@ -339,6 +331,29 @@ def checked_values(
             problems.append(problem)
         else:
             values[name] = str(value).strip().lower()
+    return values, problems
+
+
+def _checked_credentials_and_urls(
+    env: Environment, raw: Mapping[str, str]
+) -> tuple[dict[str, object], list[str]]:
+    """The credentials (the secret ones as ``Secret``) and URLs (stripped) of ``raw``
+    that pass their rule, and a line for each that does not."""
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, text in raw.items():
+        var = env.source(ENV_ONLY[name])
+        if name in CREDENTIAL_VARIABLES:
+            problem = credential_problem(var, text)
+            value: object = Secret(text) if name in SECRETS else text
+        elif name in URLS:
+            problem, value = url_problem(var, text), text.strip()
+        else:
+            continue
+        if problem:
+            problems.append(problem)
+        else:
+            values[name] = value
     return values, problems
 
 
