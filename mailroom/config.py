@@ -1,21 +1,17 @@
-"""Settings: credentials from the environment, the rest from YAML with env overrides.
+"""Settings: the policy (categories, labels, intervals, routing) from YAML with env
+overrides, over the values every process reads.
 
 ``load_settings(environ)`` is the one reader of configuration; ``main`` calls it once
-and passes the frozen ``Settings`` down. Precedence, highest first: a ``MAILROOM_*``
-variable (``MAILROOM_POLL_INTERVAL=30`` overrides ``poll_interval``), a line of
-``.env`` in the working directory (when ``cwd`` is given), the YAML file named by
-``MAILROOM_CONFIG``, the defaults. Credentials, endpoints, ``state_dir`` and the
-health address come from the environment only (``ENV_ONLY``), so that
-``mailroom health``, which reads no YAML, sees what the other processes see; a
-credential may instead be read from the file named by ``<VARIABLE>_FILE``.
-
-The environment is read by ``mailroom.procsettings`` (``read_environment``: ``.env``,
-``*_FILE``, names folded), which also checks and returns what every process reads (the
-credentials, URLs, state dir, health address, log settings: ``checked_values``);
-``Settings`` takes those values and pydantic checks the policy (categories, labels,
-intervals, routing). Every problem is found in one round (``ConfigError.problems``,
-one line each), and every credential read is handed to ``mailroom.redaction`` so no
-output can show it.
+and passes the frozen ``Settings`` down. ``mailroom.procsettings`` reads the environment
+(``.env``, ``*_FILE``, names folded) and checks what every process reads: credentials,
+endpoints, ``state_dir`` and the health address (environment only: ``ENV_ONLY``) and the
+log settings; ``Settings`` takes those values and pydantic checks the policy.
+Precedence, highest first: a ``MAILROOM_*`` variable (``MAILROOM_POLL_INTERVAL=30``
+overrides ``poll_interval``), a credential's ``<VARIABLE>_FILE``, a line of ``.env`` in
+the working directory (when ``cwd`` is given), the YAML file named by
+``MAILROOM_CONFIG``, the defaults. Every problem is found in one round
+(``ConfigError.problems``, one line each), and every credential read is handed to
+``mailroom.redaction`` so no output can show it.
 """
 
 from __future__ import annotations
@@ -50,7 +46,6 @@ from mailroom.procsettings import (
     DEFAULT_HEALTH_PORT,
     DEFAULT_JMAP_SESSION_URL,
     ENV_ONLY,
-    SECRETS,
     Environment,
     checked_values,
     missing_credentials,
@@ -227,8 +222,7 @@ def _what(err: ErrorDetails) -> str:
     if kind == "missing":
         return "required"
     shown = isinstance(value, str | int | float | bool) and len(repr(value)) <= 60
-    secret = bool(loc) and loc[0] in SECRETS
-    return err["msg"] + (f" (got {value!r})" if shown and not secret else "")
+    return err["msg"] + (f" (got {value!r})" if shown else "")  # credentials never get here
 
 
 def _describe(err: ErrorDetails, sources: Mapping[str, str], config: str) -> list[str]:

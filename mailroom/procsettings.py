@@ -1,30 +1,21 @@
 """The process settings: the environment read once, each of its rules defined once.
 
-Every mailroom process starts here, with the standard library only. ``read_environment``
-reads the environment once: the variables, under them the ``MAILROOM_*`` and ``PORT``
-lines of ``cwd/.env``, each ``<VARIABLE>_FILE`` asked for read into its variable, and
-the ``MAILROOM_*`` names folded to one spelling (case-insensitive, as pydantic-settings
-reads them: an empty value is unset, the last spelling wins). The rules are here and
-nowhere else: credentials are printable ASCII with no whitespace at either end; URLs
-parse, are http(s) with a host and carry no ``user:pass@``; secret files are regular
-files under ``SECRET_FILE_LIMIT``; a port is 0-65535; the state dir (its default, ``~``
-and a relative path made absolute) is a directory; the log level and format are one of
-theirs. Every credential read (and any URL's userinfo) is handed to
-``mailroom.redaction`` before it can be printed.
+``read_environment`` reads the environment once: the variables, under them the
+``MAILROOM_*`` and ``PORT`` lines of ``cwd/.env``, each ``<VARIABLE>_FILE`` asked for,
+and the ``MAILROOM_*`` names folded (as pydantic-settings reads them: an empty value is
+unset, the last spelling wins). The rules are here and nowhere else: credentials,
+URLs, secret files, the port, the state dir, the log level and format. Every
+credential read (and any URL's userinfo) is handed to ``mailroom.redaction`` first.
 
-``checked_values`` applies the rules and returns the good values and one line per
-problem; ``load_process_settings`` makes of them the frozen ``ProcessSettings`` the
-listener runs on, and ``mailroom.config.load_settings`` (pydantic: the policy) takes
-the same values into ``Settings`` instead of checking them again. Health, the lifeline
-and the FATAL watch read the state dir and the health address through the same rules
-(``state_dir``, ``health_address``). Precedence: a ``MAILROOM_*`` variable,
-``<VARIABLE>_FILE``, a ``cwd/.env`` line, then for the log settings the YAML file named
-by ``MAILROOM_CONFIG``, then the defaults.
-
-Health imports this module, so nothing costly is imported with it (no typing,
-dataclasses, pathlib or urllib: docs/decisions.md); ``urllib.parse`` comes when a URL is
-checked, PyYAML when a config file is read. The two records are therefore named tuples,
-frozen like the dataclasses elsewhere.
+``checked_values`` applies the rules: the good values and one line per problem.
+``load_process_settings`` makes the frozen ``ProcessSettings`` the listener runs on;
+``config.load_settings`` takes the same values into ``Settings`` (pydantic: the
+policy). Health, the lifeline and the FATAL watch use ``state_dir`` and
+``health_address``. Precedence: a ``MAILROOM_*`` variable, ``<VARIABLE>_FILE``, a
+``cwd/.env`` line, then for the log settings the file named by ``MAILROOM_CONFIG``,
+then the defaults. Health imports this module, so it imports nothing costly (no
+typing, dataclasses, pathlib or urllib: docs/decisions.md), and its two records are
+named tuples, as frozen as a dataclass.
 """
 
 from __future__ import annotations
@@ -37,16 +28,6 @@ from mailroom import redaction
 from mailroom.errors import ConfigError
 from mailroom.paths import read_small_file, with_dotenv
 from mailroom.redaction import Secret
-
-__all__ = [
-    "Environment",
-    "ProcessSettings",
-    "checked_values",
-    "health_address",
-    "load_process_settings",
-    "read_environment",
-    "state_dir",
-]
 
 SECRET_FILE_LIMIT = 16 * 1024
 DEFAULT_JMAP_SESSION_URL = "https://api.fastmail.com/jmap/session"
@@ -68,7 +49,7 @@ CREDENTIAL_HINTS = {
     "(Fastmail: Settings > Privacy & Security > App passwords)",
 }
 SECRETS = ("jmap_token", "carddav_password")
-URLS = {"jmap_session_url": DEFAULT_JMAP_SESSION_URL, "carddav_url": DEFAULT_CARDDAV_URL}
+URLS = ("jmap_session_url", "carddav_url")
 # The settings read from the environment only (never from the config file).
 ENV_ONLY = {
     **CREDENTIAL_VARIABLES,

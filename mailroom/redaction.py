@@ -68,12 +68,6 @@ class Secret:
 
     __str__ = __repr__
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
 
 def forget_all() -> None:
     """Drop every remembered value (tests start from a clean slate)."""
