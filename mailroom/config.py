@@ -1,21 +1,21 @@
-"""Settings: credentials from the environment, the rest from YAML with env overrides.
+"""Settings: the policy (categories, labels, intervals, routing) from YAML with env
+overrides, over the values every process reads.
 
 ``load_settings(environ)`` is the one reader of configuration; ``main`` calls it once
-and passes the frozen ``Settings`` down. Precedence, highest first: a ``MAILROOM_*``
-variable (``MAILROOM_POLL_INTERVAL=30`` overrides ``poll_interval``), a line of
-``.env`` in the working directory (when ``cwd`` is given), the YAML file named by
-``MAILROOM_CONFIG``, the defaults. Credentials, endpoints, ``state_dir`` and the
-health address come from the environment only (``ENV_ONLY``), so that
-``mailroom health``, which reads no YAML, sees what the other processes see; a
-credential may instead be read from the file named by ``<VARIABLE>_FILE``.
-
-Every problem is found in one round (``ConfigError.problems``, one line each), and
-every credential read is handed to ``mailroom.redaction`` so no output can show it.
+and passes the frozen ``Settings`` down. ``mailroom.procsettings`` reads the environment
+(``.env``, ``*_FILE``, names folded) and checks what every process reads: credentials,
+endpoints, ``state_dir`` and the health address (environment only: ``ENV_ONLY``) and the
+log settings; ``Settings`` takes those values and pydantic checks the policy.
+Precedence, highest first: a ``MAILROOM_*`` variable (``MAILROOM_POLL_INTERVAL=30``
+overrides ``poll_interval``), a credential's ``<VARIABLE>_FILE``, a line of ``.env`` in
+the working directory (when ``cwd`` is given), the YAML file named by
+``MAILROOM_CONFIG``, the defaults. Every problem is found in one round
+(``ConfigError.problems``, one line each), and every credential read is handed to
+``mailroom.redaction`` so no output can show it.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BeforeValidator,
     Field,
     SecretStr,
@@ -39,35 +38,23 @@ from pydantic_settings import PydanticBaseSettingsSource as Source
 from mailroom.categories import DEFAULT_CATEGORIES, Category, category_problems, chain
 from mailroom.categories import expand_category as _expand
 from mailroom.config_input import json_problem, read_yaml, unknown_variable_warnings
-from mailroom.config_lean import (
+from mailroom.errors import ConfigError
+from mailroom.procsettings import (
     CREDENTIAL_VARIABLES,
     DEFAULT_CARDDAV_URL,
-    DEFAULT_JMAP_SESSION_URL,
-    SECRETS,
-    missing_credentials,
-    raw_problems,
-    read_secret_files,
-    remember_secrets,
-)
-from mailroom.errors import ConfigError
-from mailroom.paths import (
     DEFAULT_HEALTH_HOST,
     DEFAULT_HEALTH_PORT,
-    default_state_dir,
-    health_address,
-    with_dotenv,
+    DEFAULT_JMAP_SESSION_URL,
+    ENV_ONLY,
+    Environment,
+    checked_values,
+    missing_credentials,
+    read_environment,
+    state_dir,
 )
+from mailroom.redaction import Secret
 
 __all__ = ["ENV_ONLY", "Credentials", "Settings", "load_settings"]
-
-ENV_ONLY = {
-    **CREDENTIAL_VARIABLES,
-    "jmap_session_url": "MAILROOM_JMAP_SESSION_URL",
-    "carddav_url": "MAILROOM_CARDDAV_URL",
-    "state_dir": "MAILROOM_STATE_DIR",
-    "health_host": "MAILROOM_HEALTH_HOST",
-    "health_port": "MAILROOM_HEALTH_PORT",
-}
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Categories = tuple[Annotated[Category, BeforeValidator(_expand)], ...]
@@ -93,9 +80,12 @@ class Settings(BaseSettings):
         env_prefix="MAILROOM_", env_ignore_empty=True, frozen=True, extra="forbid"
     )
 
+    # The credentials, URLs, state_dir, health_* and log_*: read and checked once, by
+    # mailroom.procsettings (checked_values), and taken here as they are. The rest is
+    # the policy, pydantic's to check.
     jmap_token: SecretStr | None = None
-    jmap_session_url: Name = DEFAULT_JMAP_SESSION_URL
-    carddav_url: Name = DEFAULT_CARDDAV_URL
+    jmap_session_url: str = DEFAULT_JMAP_SESSION_URL
+    carddav_url: str = DEFAULT_CARDDAV_URL
     carddav_username: str | None = None
     carddav_password: SecretStr | None = None
     screener_mailbox: Name = "Screener"
@@ -106,15 +96,11 @@ class Settings(BaseSettings):
     categories: Categories = DEFAULT_CATEGORIES
     poll_interval: float = Field(60.0, ge=1, le=86400, allow_inf_nan=False)
     debounce_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
-    state_dir: Annotated[Path, AfterValidator(lambda p: p.expanduser().absolute())] = Field(
-        default_factory=lambda: default_state_dir(os.environ)
-    )
+    state_dir: Path = Field(default_factory=lambda: Path(state_dir(read_environment())))
     health_host: Name = DEFAULT_HEALTH_HOST
-    health_port: int = Field(DEFAULT_HEALTH_PORT, ge=0, le=65535)
-    log_level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = (
-        "info"
-    )
-    log_format: Annotated[Literal["auto", "json", "console"], BeforeValidator(_lower)] = "auto"
+    health_port: int = DEFAULT_HEALTH_PORT
+    log_level: str = "info"
+    log_format: str = "auto"
     # What the worker does with new mail (routing/arrivals.py): judge it and log the
     # misrouted ("audit"), also move it where the routing model puts it ("enforce"), or
     # read no new mail ("off").
@@ -187,27 +173,22 @@ class _EnvironSource(EnvSettingsSource):
         return {k.lower(): v for k, v in self._environ.items() if v != ""}
 
 
-def _env_values(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """Field values from MAILROOM_* (and PORT), which variable each came from, problems."""
-    bad = {  # names fold case-insensitively, as the source reads them
-        var: problem
-        for var in environ
-        if var.upper() == "MAILROOM_CATEGORIES"
-        and environ[var]
-        and (problem := json_problem(var, environ[var]))
-    }
-    values = dict(_EnvironSource({k: v for k, v in environ.items() if k not in bad})())
-    sources = {name: f"MAILROOM_{name.upper()}" for name in values}
-    _host, port, source = health_address(environ)  # the one reader, shared with health
-    if source != "default":
-        values["health_port"], sources["health_port"] = port, source
-    return values, sources, list(bad.values())
+def _policy_values(env: Environment) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The policy's field values from the MAILROOM_* variables (the process settings are
+    procsettings' to read), which variable each came from, problems."""
+    var, values = "MAILROOM_CATEGORIES", env.values
+    problem = json_problem(env.source(var), values[var]) if var in values else None
+    found = _EnvironSource({k: v for k, v in values.items() if not (problem and k == var)})()
+    policy = {k: v for k, v in found.items() if k not in PROCESS_FIELDS}
+    sources = {name: f"MAILROOM_{name.upper()}" for name in policy}
+    return policy, sources, [problem] if problem else []
 
 
 # -- the config file ---------------------------------------------------------------------
 
 
 _FILE_KEYS = [name for name in Settings.model_fields if name not in ENV_ONLY]
+PROCESS_FIELDS = (*ENV_ONLY, "log_level", "log_format")
 
 
 def _file_values(from_file: Mapping[Any, Any], config: str) -> tuple[dict[str, Any], list[str]]:
@@ -241,8 +222,7 @@ def _what(err: ErrorDetails) -> str:
     if kind == "missing":
         return "required"
     shown = isinstance(value, str | int | float | bool) and len(repr(value)) <= 60
-    secret = bool(loc) and loc[0] in SECRETS
-    return err["msg"] + (f" (got {value!r})" if shown and not secret else "")
+    return err["msg"] + (f" (got {value!r})" if shown else "")  # credentials never get here
 
 
 def _describe(err: ErrorDetails, sources: Mapping[str, str], config: str) -> list[str]:
@@ -296,28 +276,19 @@ def load_settings(
     """Read the environment (default os.environ), ``cwd/.env`` when ``cwd`` is given, and
     MAILROOM_CONFIG. ``require`` names credentials that must be set. ConfigError lists
     every problem found, one line each; ``warn`` gets each unknown MAILROOM_* variable."""
-    environ = os.environ if environ is None else environ
-    problems: list[str] = []
-    try:
-        environ = with_dotenv(environ, cwd) if cwd is not None else environ
-    except ConfigError as exc:
-        problems += exc.problems
-    for line in unknown_variable_warnings(environ, known_variables()):
+    env = read_environment(environ, cwd=cwd, secrets=CREDENTIAL_VARIABLES)
+    for line in unknown_variable_warnings(env.variables, known_variables()):
         warn(line)
-    environ, file_sources, file_problems = read_secret_files(environ, CREDENTIAL_VARIABLES)
-    problems += file_problems
-    config = environ.get("MAILROOM_CONFIG", "")
+    config = env.values.get("MAILROOM_CONFIG", "")
     try:
         from_file, key_problems = _file_values(read_yaml(config) if config else {}, config)
     except ConfigError as exc:
         from_file, key_problems = {}, exc.problems
-    from_env, sources, env_problems = _env_values(environ)
-    sources |= file_sources
-    values = from_file | from_env
-    remember_secrets(values)
-    problems += key_problems + env_problems + missing_credentials(values, require)
-    problems += raw_problems(values, sources)
-    values.setdefault("state_dir", default_state_dir(environ))
+    process, found = checked_values(env, require=require, from_file=from_file, config=config)
+    from_env, sources, env_problems = _policy_values(env)
+    problems = [*env.problems, *key_problems, *env_problems, *found]
+    values = {k: v for k, v in from_file.items() if k not in PROCESS_FIELDS} | from_env
+    values |= {k: v.get_secret_value() if isinstance(v, Secret) else v for k, v in process.items()}
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:

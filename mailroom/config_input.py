@@ -4,8 +4,8 @@ The config file is read through ``paths.read_small_file`` (a regular file under 
 size cap); YAML nesting and aliases are capped from the event stream before any
 object is built; JSON in a variable is size-capped and parsed once to catch depth
 bombs. Each function returns problem lines (or raises ``ConfigError``); none prints.
-The checks of credentials, URLs and secret files, shared with the listener's
-pydantic-free loader, are in ``mailroom.config_lean``.
+The checks of credentials, URLs, secret files and the rest every process reads are in
+``mailroom.procsettings``.
 """
 
 from __future__ import annotations

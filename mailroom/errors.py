@@ -35,10 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mailroom.redaction import clip, scrub
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing (health imports this)
-if TYPE_CHECKING:
-    from typing import Any
-
 SERVER_TEXT_LIMIT = 200  # characters of any text a server sent that go into a message
 
 
@@ -176,7 +172,7 @@ class JmapMethodError(JmapError):
 class JmapSetError(JmapError):
     """A /set call did not do everything asked; ``failures`` maps id -> SetError."""
 
-    def __init__(self, method: str, failures: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, method: str, failures: Mapping[str, Mapping[str, object]]) -> None:
         self.method = method
         self.failures = dict(failures)
         first_id, first = next(iter(self.failures.items()))

@@ -24,18 +24,14 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from mailroom.errors import ConfigError
 from mailroom.logthrottle import Throttle
+from mailroom.procsettings import LOG_FORMATS, LOG_LEVELS
 from mailroom.redaction import REDACTED, scrub
 
 VALUE_LIMIT = 2000
 _SENSITIVE_KEY = re.compile(r"token|passw|authoriz|secret|api_?key|cookie|credential", re.I)
 _SENSITIVE_VALUE = re.compile(r"^\s*(bearer|basic)\s+\S", re.I)
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+_LEVELS = {name: getattr(logging, name.upper()) for name in LOG_LEVELS}
 
 
 def redact(value: Any) -> Any:
@@ -118,7 +114,7 @@ def _route_stdlib(level: int, shared: list[Processor], renderer: Processor, stre
 def configure_logging(level: str, fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog (and stdlib logging) to write ``level`` and above to ``stream``
     (default stderr): JSON lines when ``fmt`` is json, or auto and not on a terminal."""
-    if level.lower() not in _LEVELS or fmt not in ("auto", "json", "console"):
+    if level.lower() not in _LEVELS or fmt not in LOG_FORMATS:
         raise ConfigError(
             [
                 f"log_level {level!r} / log_format {fmt!r}: use "

@@ -1,13 +1,10 @@
-"""Where the processes meet, read one way by all of them: the state dir, the files in
-it, the health address and the ``.env`` file.
+"""Where the processes meet: the files in the state dir, the ``.env`` file, and the
+small files settings are read from.
 
-Standard library only, so that ``mailroom health`` (which must not import pydantic)
-reads the same variables as ``mailroom.config``; and pathlib only on demand (it costs
-health 1.9 MiB with ``urllib.parse``): health and the lifeline take the ``*_text``
-forms, the rest the ``Path`` ones built from them. This module is the one source of
-the state dir's default, of the health host and port, and of the checks that keep the
-state dir private (``ensure_state_dir``) and its files from being redirected
-(``open_nofollow``).
+Standard library only, and no pathlib (health imports this module through
+``mailroom.procsettings``, which holds the state dir's rule). This module is the one
+source of the checks that keep the state dir private (``ensure_state_dir``) and its
+files from being redirected (``open_nofollow``).
 """
 
 from __future__ import annotations
@@ -18,66 +15,12 @@ from collections.abc import Mapping
 
 from mailroom.errors import ConfigError
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    StrPath = str | os.PathLike[str]
+StrPath = str | os.PathLike[str]
 
 # The files in the state dir are named in mailroom.statenames.
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH = 107
-DEFAULT_HEALTH_HOST = "127.0.0.1"
-DEFAULT_HEALTH_PORT = 8080
 DOTENV_LIMIT = 64 * 1024  # bytes: a .env is a few lines
-
-
-def default_state_dir_text(environ: Mapping[str, str]) -> str:
-    """``$XDG_STATE_HOME/mailroom``, else ``~/.local/state/mailroom`` (never the cwd)."""
-    xdg = environ.get("XDG_STATE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "mailroom")
-    home = environ.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".local", "state", "mailroom")
-
-
-def default_state_dir(environ: Mapping[str, str]) -> Path:
-    from pathlib import Path
-
-    return Path(default_state_dir_text(environ))
-
-
-def state_dir_text(environ: Mapping[str, str]) -> str:
-    """``MAILROOM_STATE_DIR`` (``~`` expanded, made absolute) when set and not empty,
-    else the default."""
-    value = os.path.expanduser(environ.get("MAILROOM_STATE_DIR", ""))
-    if not value:
-        return default_state_dir_text(environ)
-    return value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
-
-
-def state_dir_from_env(environ: Mapping[str, str]) -> Path:
-    from pathlib import Path
-
-    return Path(state_dir_text(environ))
-
-
-def health_address(environ: Mapping[str, str]) -> tuple[str, str, str]:
-    """(host, port text, the variable the port came from): MAILROOM_HEALTH_PORT, else
-    PORT (set by most platforms), else 8080. The caller checks the port."""
-    host = environ.get("MAILROOM_HEALTH_HOST") or DEFAULT_HEALTH_HOST
-    for name in ("MAILROOM_HEALTH_PORT", "PORT"):
-        if environ.get(name):
-            return host, environ[name], name
-    return host, str(DEFAULT_HEALTH_PORT), "default"
-
-
-def parse_port(text: str, source: str) -> int:
-    """A TCP port number (0-65535), else ConfigError naming ``source``."""
-    value = text.strip()
-    if not value.isascii() or not value.isdigit() or int(value) > 65535:
-        raise ConfigError([f"{source}: {value[:20]!r} is not a port number; use 0-65535"])
-    return int(value)
 
 
 # -- .env ----------------------------------------------------------------------------
@@ -156,11 +99,11 @@ def read_small_file(path: StrPath, limit: int, *, what: str, private: bool = Fal
 # -- a private state dir ---------------------------------------------------------------
 
 
-def ensure_state_dir(path: Path) -> Path:
+def ensure_state_dir(path: StrPath) -> None:
     """Create ``path`` 0700 (whatever the umask) if missing; refuse one that is not a
     directory, not ours, or writable by others (ConfigError, so exit 78)."""
     try:
-        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         os.mkdir(path, 0o700)
         os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
     except FileExistsError:
@@ -170,10 +113,9 @@ def ensure_state_dir(path: Path) -> Path:
             [f"MAILROOM_STATE_DIR: cannot create {path} ({exc.strerror}); choose another"]
         ) from None
     check_state_dir(path)
-    return path
 
 
-def check_state_dir(path: Path) -> None:
+def check_state_dir(path: StrPath) -> None:
     """ConfigError unless ``path`` is a real directory owned by us and closed to others."""
     check_private_dir(
         path,
@@ -182,7 +124,7 @@ def check_state_dir(path: Path) -> None:
     )
 
 
-def check_private_dir(path: Path, *, name: str, instead: str) -> None:
+def check_private_dir(path: StrPath, *, name: str, instead: str) -> None:
     """ConfigError (``name: ...``, then what to do, ``instead``) unless ``path`` is a
     real directory owned by us and closed to others: no link, not another user's, not
     writable by group or others."""
@@ -202,7 +144,7 @@ def check_private_dir(path: Path, *, name: str, instead: str) -> None:
         raise ConfigError([f"{name}: {path} is writable by others; chmod 700 {path}, or {instead}"])
 
 
-def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
+def open_nofollow(path: StrPath, flags: int, mode: int = 0o600) -> int:
     """``os.open`` that refuses a symbolic link at ``path`` (ConfigError, naming it)."""
     try:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
@@ -214,14 +156,15 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
         raise
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: StrPath, text: str) -> None:
     """Replace ``path`` with ``text``: a temp file in the same directory, then
     ``os.replace``, so a reader sees the old file or the new one, never half of one;
     neither step follows a symbolic link."""
     import contextlib
     import tempfile  # here: it imports shutil, bz2 and lzma, and health never writes
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    folder, name = os.path.split(os.fspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

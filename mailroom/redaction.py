@@ -12,12 +12,10 @@ Standard library only: the health process and ``mailroom.errors`` import this mo
 
 from __future__ import annotations
 
+import io
 import json
 import threading
-
-TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
-if TYPE_CHECKING:
-    from typing import Any, TextIO
+from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 MIN_LENGTH = 4  # shorter values would blank ordinary text; no real credential is this short
@@ -51,6 +49,26 @@ def remember_basic(username: str | None, password: str | None) -> None:
         remember(base64.b64encode(raw).decode("ascii"))
 
 
+class Secret:
+    """A credential as the lean processes carry it: remembered for ``scrub`` when it is
+    made, and never shown by ``str`` or ``repr`` (pydantic's ``SecretStr`` without
+    pydantic; the same ``get_secret_value``)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        remember(value)
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    __str__ = __repr__
+
+
 def forget_all() -> None:
     """Drop every remembered value (tests start from a clean slate)."""
     with _lock:
@@ -65,7 +83,7 @@ def scrub(text: str) -> str:
     return text
 
 
-def scrub_value(value: Any) -> Any:
+def scrub_value(value: object) -> object:
     """``scrub`` applied to every string inside dicts, lists and tuples."""
     if isinstance(value, str):
         return scrub(value)
@@ -87,16 +105,16 @@ def clip(text: str, limit: int = 300) -> str:
 class ScrubbingStream:
     """A text stream that scrubs everything written through it (the CLI's stdout/stderr)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: io.TextIOBase) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
         self._stream.write(scrub(text))
         return len(text)
 
-    def writelines(self, lines: Any) -> None:
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)

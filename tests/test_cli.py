@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailroom.cli import COMMANDS, EX_CONFIG, build_parser, guarded, load_entry, main, version
+from mailroom.cli import COMMANDS, EX_CONFIG, guarded, load_entry, main
+from mailroom.cli.args import build_parser
 from mailroom.errors import AuthError, ConfigError, MailroomError
+from mailroom.version import version
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "cli-test-token-0123456789"
@@ -125,8 +127,8 @@ def test_listen_refuses_the_bad_setting_it_reads_and_leaves_the_rest_to_the_work
     assert main(["listen"]) == EX_CONFIG
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        f"config error: {tmp_path / 'config.yaml'}: log_format: should be one of "
-        "auto, json, console (got 'xml')"
+        f"config error: {tmp_path / 'config.yaml'}: log_format: Input should be "
+        "'auto', 'json' or 'console' (got 'xml')"
     ]
 
 
@@ -169,7 +171,8 @@ def test_the_health_path_imports_nothing_heavy(tmp_path: Path) -> None:
     probe = (
         "import importlib, sys\n"
         "import mailroom.cli as cli\n"
-        "args = cli.build_parser().parse_args(['health'])\n"
+        "import mailroom.cli.args\n"
+        "args = cli.args.build_parser().parse_args(['health'])\n"
         "module, function, _ = cli.COMMANDS[args.command]\n"
         "cli.load_entry(module, function)\n"
         "heavy = ['mailroom.config', 'pydantic', 'httpx', 'structlog', 'yaml']\n"

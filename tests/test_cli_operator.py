@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.cli import main, version
+from mailroom.cli import main
 from mailroom.config import load_settings
+from mailroom.version import version
 
 REPO = Path(__file__).resolve().parents[1]
 

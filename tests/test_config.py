@@ -11,7 +11,7 @@ import yaml
 from mailroom.categories import DEFAULT_CATEGORIES, Category, category, category_problems
 from mailroom.config import Settings, load_settings
 from mailroom.errors import ConfigError
-from mailroom.paths import default_state_dir
+from mailroom.procsettings import default_state_dir
 
 HOME = {"HOME": "/home/test"}
 TOKEN = "jmap-token-value-0123456789"
@@ -395,7 +395,7 @@ def test_state_dir_defaults_outside_the_working_directory() -> None:
     assert load_settings(HOME).state_dir == Path("/home/test/.local/state/mailroom")
     xdg = {**HOME, "XDG_STATE_HOME": "/xdg/state"}
     assert load_settings(xdg).state_dir == Path("/xdg/state/mailroom")
-    assert default_state_dir({**HOME, "XDG_STATE_HOME": "relative"}) == Path(
+    assert Path(default_state_dir({**HOME, "XDG_STATE_HOME": "relative"})) == Path(
         "/home/test/.local/state/mailroom"
     )
 
@@ -416,7 +416,7 @@ def test_health_port_from_mailroom_variable_else_port_else_8080() -> None:
 
 def test_a_bad_port_names_the_variable_it_came_from() -> None:
     (line,) = problems_of({**HOME, "PORT": "http"})
-    assert line.startswith("PORT: Input should be a valid integer")
+    assert line.startswith("PORT: 'http' is not a port number")
 
 
 def test_settings_are_frozen() -> None:

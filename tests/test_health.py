@@ -370,9 +370,9 @@ def test_health_falls_back_to_port_then_refuses_a_bad_one(tmp_path: Path) -> Non
 )
 def test_health_and_config_agree_on_the_default_state_dir(environ: dict[str, str]) -> None:
     from mailroom.config import load_settings
-    from mailroom.paths import state_dir_from_env
+    from mailroom.procsettings import read_environment, state_dir
 
-    assert load_settings(environ).state_dir == state_dir_from_env(environ)
+    assert load_settings(environ).state_dir == Path(state_dir(read_environment(environ)))
 
 
 @pytest.mark.parametrize(
@@ -381,7 +381,7 @@ def test_health_and_config_agree_on_the_default_state_dir(environ: dict[str, str
 )
 @pytest.mark.parametrize("home", ["/home/ann", "/home/ann/", "relative-home"])
 def test_the_state_dir_text_is_what_pathlib_makes_of_the_variables(value: str, home: str) -> None:
-    from mailroom.paths import default_state_dir, state_dir_text
+    from mailroom.procsettings import default_state_dir, read_environment, state_dir
 
     environ = {"MAILROOM_STATE_DIR": value, "HOME": home}
     with pytest.MonkeyPatch.context() as patch:
@@ -389,9 +389,9 @@ def test_the_state_dir_text_is_what_pathlib_makes_of_the_variables(value: str, h
         if value:
             expected = Path(value).expanduser().absolute()
         else:
-            expected = Path(home) / ".local" / "state" / "mailroom"
-        assert Path(state_dir_text(environ)) == expected
-    assert default_state_dir({"HOME": home}) == Path(home) / ".local" / "state" / "mailroom"
+            expected = (Path(home) / ".local" / "state" / "mailroom").absolute()
+        assert Path(state_dir(read_environment(environ))) == expected
+    assert Path(default_state_dir({"HOME": home})) == Path(home) / ".local" / "state" / "mailroom"
 
 
 @pytest.mark.parametrize(
@@ -420,7 +420,10 @@ def test_the_request_path_is_read_as_urlsplit_reads_it(target: str) -> None:
 
 
 def test_health_reads_state_dir_from_the_environment() -> None:
-    from mailroom.paths import state_dir_from_env
+    from mailroom.procsettings import read_environment, state_dir
+
+    def state_dir_from_env(environ: dict[str, str]) -> Path:
+        return Path(state_dir(read_environment(environ)))
 
     assert state_dir_from_env({"MAILROOM_STATE_DIR": "/srv/m", "HOME": "/h"}) == Path("/srv/m")
     assert state_dir_from_env({"MAILROOM_STATE_DIR": "", "HOME": "/h"}) == Path(

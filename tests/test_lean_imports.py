@@ -76,12 +76,12 @@ def test_the_listener_reads_a_config_file_without_pydantic(tmp_path: Path) -> No
     assert {m.split(".")[0] for m in found.split()} == {"yaml"}  # read for log_level only
 
 
-@pytest.mark.parametrize("lean", [("argparse", "mailroom.config", "mailroom.config_lean")])
+@pytest.mark.parametrize("lean", [("argparse", "mailroom.config", "mailroom.procsettings")])
 def test_neither_program_parses_arguments_or_loads_the_full_config(
     lean: tuple[str, ...], tmp_path: Path
 ) -> None:
-    assert run("listen", lean, tmp_path) == "mailroom.config_lean"
-    assert run("health", lean, tmp_path) == "-"
+    assert run("listen", lean, tmp_path) == "mailroom.procsettings"
+    assert run("health", lean, tmp_path) == "mailroom.procsettings"
 
 
 def test_the_health_process_imports_nothing_heavy(tmp_path: Path) -> None:

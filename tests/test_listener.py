@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import structlog
 
-from mailroom.config_lean import load_listener_settings
 from mailroom.errors import ConfigError
+from mailroom.procsettings import load_process_settings
 from mailroom.run.statefiles import read_status, write_status
 from mailroom.service.backoff import Backoff
 from mailroom.service.listener import ListenerOptions, run, safe_url
@@ -469,9 +469,9 @@ def test_wakes_without_a_worker_are_dropped_and_counted(state_dir: Path) -> None
 def test_sigterm_exits_zero_at_once_while_a_stream_is_open(state_dir: Path) -> None:
     script = (
         "import sys\n"
-        "from mailroom.config_lean import load_listener_settings\n"
+        "from mailroom.procsettings import load_process_settings\n"
         "from mailroom.service.listener import main\n"
-        "sys.exit(main(load_listener_settings()))\n"
+        "sys.exit(main(load_process_settings()))\n"
     )
     with FaultServer([Play(then="stall")]) as server:
         env = {
@@ -499,7 +499,7 @@ def test_sigterm_exits_zero_at_once_while_a_stream_is_open(state_dir: Path) -> N
 
 def test_the_listener_without_a_token_is_a_config_error(state_dir: Path) -> None:
     with pytest.raises(ConfigError, match="MAILROOM_JMAP_TOKEN is not set"):
-        load_listener_settings({"MAILROOM_STATE_DIR": str(state_dir)})
+        load_process_settings({"MAILROOM_STATE_DIR": str(state_dir)})
 
 
 def test_safe_url_drops_credentials() -> None:

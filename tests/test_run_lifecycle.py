@@ -77,7 +77,9 @@ class Run:
         the program's exec is lost (the forked copy of supervisord's handler takes it),
         and supervisord then waits stopwaitsecs before SIGKILL; the tests stop programs
         that run."""
-        return self.all_running() and all(starts_file(self.state_dir, p).exists() for p in PROGRAMS)
+        return self.all_running() and all(
+            Path(starts_file(self.state_dir, p)).exists() for p in PROGRAMS
+        )
 
     def supervisord_pid(self) -> int:
         with rpc(self.state_dir / SUPERVISOR_SOCKET) as proxy:

@@ -56,7 +56,7 @@ def test_a_start_after_a_long_run_does_not_wait() -> None:
 def test_started_records_each_start_and_waits_the_back_off(tmp_path: Path) -> None:
     # now= in the past, so the wait is computed from the record and not slept long
     assert lifeline.started("worker", tmp_path, now=100.0) == 0.0
-    record = lifeline.starts_file(tmp_path, "worker")
+    record = Path(lifeline.starts_file(tmp_path, "worker"))
     assert record.name == ".worker.starts"
     assert lifeline._read_starts(record) == lifeline.Starts(100.0, 0.0)
 

@@ -51,7 +51,8 @@ def work(state_dir: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
 def test_the_state_dir_is_created_0700_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
-        made = ensure_state_dir(tmp_path / "new" / "state")
+        made = tmp_path / "new" / "state"
+        ensure_state_dir(made)
     finally:
         os.umask(old)
     assert stat.S_IMODE(made.stat().st_mode) == 0o700
@@ -92,7 +93,8 @@ def test_a_symlink_as_the_state_dir_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["worker.lock", "wake.sock"])
 def test_a_symlink_at_the_lock_or_socket_is_not_followed(name: str, tmp_path: Path) -> None:
-    state = ensure_state_dir(tmp_path / "state")
+    state = tmp_path / "state"
+    ensure_state_dir(state)
     victim = tmp_path / "victim.txt"
     victim.write_text(PLANTED, encoding="utf-8")
     (state / name).symlink_to(victim)
@@ -106,7 +108,8 @@ def test_a_symlink_at_the_lock_or_socket_is_not_followed(name: str, tmp_path: Pa
 
 @pytest.mark.parametrize("name", ["worker.json", "listener.json"])
 def test_a_symlink_at_a_status_file_is_replaced_not_followed(name: str, tmp_path: Path) -> None:
-    state = ensure_state_dir(tmp_path / "state")
+    state = tmp_path / "state"
+    ensure_state_dir(state)
     victim = tmp_path / "victim.txt"
     victim.write_text(PLANTED, encoding="utf-8")
     (state / name).symlink_to(victim)
@@ -118,6 +121,7 @@ def test_a_symlink_at_a_status_file_is_replaced_not_followed(name: str, tmp_path
 
 
 def test_a_status_file_is_written_with_private_permissions(tmp_path: Path) -> None:
-    state = ensure_state_dir(tmp_path / "state")
+    state = tmp_path / "state"
+    ensure_state_dir(state)
     write_status(state / "worker.json", {"status": "idle"})
     assert stat.S_IMODE((state / "worker.json").stat().st_mode) == 0o600

@@ -3,18 +3,18 @@
 ``--example`` prints ``config.yaml.example`` as it ships inside the package (an
 installed mailroom has no checkout to look in): ``mailroom config --example >
 config.yaml``. ``--has-account`` answers, by its exit code, whether a JMAP token is
-configured, in the environment or in ``./.env`` (read by ``paths.with_dotenv``, the one
-reader every program uses): `make run` (scripts/run.sh) runs the service when it is
-and the demo when it is not.
+configured, in the environment or in ``./.env`` (read by
+``procsettings.read_environment``, the one reader every program uses): `make run`
+(scripts/run.sh) runs the service when it is and the demo when it is not.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from importlib import resources
 
-from mailroom.paths import with_dotenv
+from mailroom.errors import ConfigError
+from mailroom.procsettings import Environment, read_environment
 
 EXAMPLE = "config.yaml.example"
 TOKEN_VARIABLES = ("MAILROOM_JMAP_TOKEN", "MAILROOM_JMAP_TOKEN_FILE")
@@ -25,16 +25,18 @@ def example_text() -> str:
     return (resources.files("mailroom") / EXAMPLE).read_text(encoding="utf-8")
 
 
-def has_account(environ: Mapping[str, str]) -> bool:
-    """A JMAP token (or its *_FILE) set, not empty; names are case-insensitive as in
-    the settings."""
-    return any(v for k, v in environ.items() if k.upper() in TOKEN_VARIABLES)
+def has_account(env: Environment) -> bool:
+    """A JMAP token (or its *_FILE) set, not empty, under any spelling of its name."""
+    return any(name in env.values for name in TOKEN_VARIABLES)
 
 
 def main(*, example: bool = False, account: bool = False) -> int:
     if example:
         print(example_text(), end="")
         return 0
-    if account:  # a .env open to others raises ConfigError: exit 78, not the demo
-        return 0 if has_account(with_dotenv(os.environ, os.getcwd())) else NO_ACCOUNT
+    if account:  # a .env open to others is a ConfigError: exit 78, not the demo
+        env = read_environment(cwd=os.getcwd())
+        if env.problems:
+            raise ConfigError(list(env.problems))
+        return 0 if has_account(env) else NO_ACCOUNT
     raise AssertionError("the parser requires --example or --has-account")

@@ -11,7 +11,8 @@ from mailroom.triage.engine import Triager
 
 def main(settings: Settings) -> int:
     """One pass; exit 0 when every labelled sender was handled."""
-    kept = ensure_state_dir(settings.state_dir) / strikes.STRIKES_FILE
+    ensure_state_dir(settings.state_dir)
+    kept = settings.state_dir / strikes.STRIKES_FILE
     with open_clients(settings) as (jmap, carddav):
         report = Triager(settings, jmap, carddav, strikes_file=kept).run_pass("manual")
     return 0 if report.ok else 1

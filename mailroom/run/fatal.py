@@ -19,12 +19,11 @@ The decision is pure (``verdict``); ``FatalWatch`` is the shell around it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mailroom.paths import state_dir_from_env
+from mailroom.procsettings import read_environment, state_dir
 from mailroom.run.statefiles import read_status, write_status
 from mailroom.statenames import STOPPED_FILE
 
@@ -68,7 +67,7 @@ def read_stopped(state_dir: Path) -> Stopped | None:
     if not doc:
         return None
     try:
-        return Stopped(str(doc["program"]), str(doc["reason"]), int(doc["exit_code"]))
+        return Stopped(str(doc["program"]), str(doc["reason"]), int(str(doc["exit_code"])))
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -78,7 +77,7 @@ def make_rpcinterface(supervisord: Any, **config: str) -> FatalWatch:
     Supervisor itself, once per control server; one watch per Supervisor."""
     watch = getattr(supervisord, "mailroom_fatal_watch", None)
     if not isinstance(watch, FatalWatch):
-        watch = FatalWatch(supervisord, state_dir_from_env(os.environ))
+        watch = FatalWatch(supervisord, Path(state_dir(read_environment())))
         supervisord.mailroom_fatal_watch = watch
     return watch
 

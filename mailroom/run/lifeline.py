@@ -22,7 +22,6 @@ Standard library only, until the command itself is imported.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
@@ -31,15 +30,9 @@ import threading
 import time
 from collections import namedtuple
 
-from mailroom.paths import state_dir_text
+from mailroom.paths import StrPath
+from mailroom.procsettings import read_environment, state_dir
 from mailroom.statenames import starts_name
-
-TYPE_CHECKING = False  # typing's own flag, without importing typing
-if TYPE_CHECKING:
-    import ctypes
-    from pathlib import Path
-
-    from mailroom.paths import StrPath
 
 PR_SET_PDEATHSIG = 1
 COMMANDS = {"listen": "listener", "work": "worker", "health": "health"}  # command -> program
@@ -102,23 +95,14 @@ def die_with_parent(*, use_prctl: bool = True) -> str:
     return "poll"
 
 
-@functools.cache
-def libc() -> ctypes.CDLL | None:
-    """The C library, as linked into this interpreter (call it before a fork that uses it)."""
-    import ctypes  # here: only the programs set a parent-death signal
-
-    try:
-        return ctypes.CDLL(None, use_errno=True)  # no find_library: it may spawn ldconfig
-    except OSError:
-        return None
-
-
 def set_parent_death_signal(sig: int) -> bool:
     """Linux: ask the kernel for ``sig`` when our parent dies; False when it cannot."""
-    c = libc()
-    try:
-        return c is not None and int(c.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
-    except AttributeError:  # no prctl in this C library
+    import ctypes  # here: only the programs set a parent-death signal
+
+    try:  # the C library linked into this interpreter (find_library may spawn ldconfig)
+        c = ctypes.CDLL(None, use_errno=True)
+        return int(c.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    except (OSError, AttributeError):  # no C library to load, or no prctl in it
         return False
 
 
@@ -128,20 +112,14 @@ def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def starts_file(state_dir: StrPath, program: str) -> Path:
-    from pathlib import Path
-
-    return Path(_starts_path(state_dir, program))
-
-
-def _starts_path(state_dir: StrPath, program: str) -> str:
+def starts_file(state_dir: StrPath, program: str) -> str:
     return os.path.join(state_dir, starts_name(program))
 
 
 def started(program: str, state_dir: StrPath, *, now: float | None = None) -> float:
     """Tie to the parent, then wait out the restart back-off; the delay waited."""
     die_with_parent()
-    path = _starts_path(state_dir, program)
+    path = starts_file(state_dir, program)
     at = time.time() if now is None else now
     delay = next_delay(_read_starts(path), at)
     _write_starts(path, Starts(at, delay))
@@ -165,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in COMMANDS:
         print(f"usage: mailroom-lifeline {{{','.join(COMMANDS)}}}", file=sys.stderr)
         return 2
-    started(COMMANDS[args[0]], state_dir_text(os.environ))
+    started(COMMANDS[args[0]], state_dir(read_environment()))
     from mailroom.cli import main as mailroom
 
     return mailroom(args)

@@ -20,15 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from mailroom.paths import write_atomic
+from mailroom.paths import StrPath, write_atomic
 from mailroom.redaction import clip, scrub
-
-TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
-if TYPE_CHECKING:
-    from pathlib import Path
-    from typing import Any
-
-    from mailroom.paths import StrPath
 
 # Every status file carries "pid" and "heartbeat" (POSIX seconds), refreshed at least
 # every HEARTBEAT_SECONDS even when idle; health reports a process whose heartbeat is
@@ -48,12 +41,12 @@ def error_summary(exc: BaseException) -> str:
     return clip(scrub(f"{type(exc).__name__}: {exc}"), ERROR_TEXT_LIMIT)
 
 
-def write_status(path: Path, data: Mapping[str, Any]) -> None:
+def write_status(path: StrPath, data: Mapping[str, object]) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically."""
     write_atomic(path, scrub(json.dumps(dict(data), indent=2, sort_keys=True)) + "\n")
 
 
-def read_status(path: StrPath) -> dict[str, Any] | None:
+def read_status(path: StrPath) -> dict[str, object] | None:
     """The document at ``path``, or None when it is missing, unreadable or not a JSON object."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -85,12 +78,12 @@ def seconds(value: object) -> float | None:
     return None
 
 
-def stamp(name: str, ts: float | None) -> dict[str, Any]:
+def stamp(name: str, ts: float | None) -> dict[str, object]:
     """``{name: ISO 8601, name_epoch: ts}``: a time people read and mailroom reads back."""
     return {name: None if ts is None else iso(ts), f"{name}{EPOCH}": ts}
 
 
-def stamped(doc: Mapping[str, Any], name: str) -> float | None:
+def stamped(doc: Mapping[str, object], name: str) -> float | None:
     """The time ``stamp`` wrote as ``name`` in ``doc``, or None."""
     return seconds(doc.get(f"{name}{EPOCH}"))
 
@@ -104,14 +97,14 @@ class StatusFile:
     """
 
     def __init__(
-        self, path: Path, initial: Mapping[str, Any], wall: Callable[[], float] = time.time
+        self, path: StrPath, initial: Mapping[str, object], wall: Callable[[], float] = time.time
     ) -> None:
         self.path = path
         self._doc = dict(initial)
         self._wall = wall
         self._lock = threading.Lock()
 
-    def update(self, **fields: Any) -> bool:
+    def update(self, **fields: object) -> bool:
         with self._lock:
             self._doc.update(fields)
             self._doc["heartbeat"] = self._wall()
@@ -124,7 +117,7 @@ class StatusFile:
     def beat(self) -> bool:
         return self.update()
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         with self._lock:
             import copy  # here: health only reads
 

@@ -2,8 +2,9 @@
 
 Standard library only, and nothing heavy is imported (no pydantic, httpx, structlog,
 mailroom.config): it starts in milliseconds and keeps answering whatever the other
-processes do. It reads its address and STATE_DIR from the environment and the poll
-interval from worker.json.
+processes do. It reads its address and the state dir through
+``mailroom.procsettings`` (the same rules as every process) and the poll interval from
+worker.json.
 
 Built for probes in bulk: a listen backlog of ``BACKLOG`` connections (the standard
 library's 5 turned away most of 1,000 concurrent probes), a thread per connection, and
@@ -28,22 +29,16 @@ import threading
 import time
 
 from mailroom.errors import AuthError, ConfigError
-from mailroom.paths import health_address, parse_port, state_dir_text, with_dotenv
+from mailroom.paths import StrPath
+from mailroom.procsettings import health_address, read_environment, state_dir
 from mailroom.run.statefiles import STALE_AFTER_SECONDS, read_status, seconds, stamped, utc_stamp
 from mailroom.run.stopping import stop_signals
 from mailroom.service import metrics
+from mailroom.service.metrics import Doc
 from mailroom.service.tinyhttp import TinyHTTPServer
 from mailroom.statenames import LISTENER_FILE, WORKER_FILE
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
-    from mailroom.paths import StrPath
-
-    Doc = Mapping[str, Any] | None
-
+Body = dict[str, object]  # a JSON answer, or a section of one
 DEFAULT_POLL_INTERVAL = 60.0
 EX_CONFIG = 78
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
@@ -55,7 +50,7 @@ _WORKER_FIELDS = ("pid", "started_at", "poll_interval", "consecutive_failures", 
 _EVENTSOURCE_FIELDS = ("connected_since", "last_event_at", "reconnect_count", "last_error")
 
 
-def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[str, Any]]:
+def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, Body]:
     """The HTTP status and JSON body for GET /healthz, from the two documents (pure)."""
     worker = _worker(worker_doc, now)
     eventsource = _eventsource(listener_doc, now)
@@ -75,9 +70,7 @@ def evaluate(worker_doc: Doc, listener_doc: Doc, now: float) -> tuple[int, dict[
     return (503 if failing else 200), body
 
 
-def _failing(
-    worker_doc: Doc, worker: dict[str, Any], eventsource: dict[str, Any], now: float
-) -> str | None:
+def _failing(worker_doc: Doc, worker: Body, eventsource: Body, now: float) -> str | None:
     """Why the service is failing (503), or None. In this order: the server refused the
     credentials (the worker's last pass, or the listener while not connected: at once);
     no worker status; no successful pass since the worker started, past STARTUP_GRACE;
@@ -117,7 +110,7 @@ def _auth_error(error: object) -> str | None:
     return None
 
 
-def _degraded(worker: dict[str, Any], eventsource: dict[str, Any], interval: float) -> str | None:
+def _degraded(worker: Body, eventsource: Body, interval: float) -> str | None:
     """Why a passing service is degraded (the worker's process or push is down, its
     last pass failed), or None: all is well."""
     if worker["status"] != "up":
@@ -150,9 +143,9 @@ def _alive(doc: Doc, now: float) -> bool:
     return age is not None and age <= STALE_AFTER_SECONDS
 
 
-def _worker(doc: Doc, now: float) -> dict[str, Any]:
+def _worker(doc: Doc, now: float) -> Body:
     up = _alive(doc, now) and (doc or {}).get("status") != "stopped"
-    out: dict[str, Any] = {"status": "up" if up else "down"}
+    out: Body = {"status": "up" if up else "down"}
     out["heartbeat_age_seconds"] = _heartbeat_age(doc, now)
     out.update({k: (doc or {}).get(k) for k in _WORKER_FIELDS})
     counters = (doc or {}).get("counters")
@@ -171,21 +164,21 @@ def _parked(doc: Doc) -> list[dict[str, str]]:
     ]
 
 
-def _routing(doc: Doc) -> dict[str, Any] | None:
+def _routing(doc: Doc) -> Body | None:
     """What the worker made of new mail since it started, as worker.json holds it."""
     section = (doc or {}).get("routing")
     return section if isinstance(section, dict) else None
 
 
-def _eventsource(doc: Doc, now: float) -> dict[str, Any]:
+def _eventsource(doc: Doc, now: float) -> Body:
     status = (doc or {}).get("status") if _alive(doc, now) else "down"
-    out: dict[str, Any] = {"status": status if isinstance(status, str) else "down"}
+    out: Body = {"status": status if isinstance(status, str) else "down"}
     out.update({k: (doc or {}).get(k) for k in _EVENTSOURCE_FIELDS})
     out["heartbeat_age_seconds"] = _heartbeat_age(doc, now)
     return out
 
 
-def answer(state_dir: StrPath, path: str, now: float) -> tuple[int, dict[str, Any]]:
+def answer(state_dir: StrPath, path: str, now: float) -> tuple[int, Body]:
     """Read the status files and answer GET /healthz (404 for any other path)."""
     if _path_of(path) != "/healthz":
         return 404, {"error": "not found; try GET /healthz or GET /metrics"}
@@ -228,29 +221,26 @@ def make_server(
     return TinyHTTPServer((host, port), reply, backlog=BACKLOG, idle_timeout=idle_timeout)
 
 
-def _say(event: str, level: str = "info", **fields: Any) -> None:
+def _say(event: str, level: str = "info", **fields: object) -> None:
     """One JSON log line on stdout, shaped like the other processes' lines."""
     line = {"timestamp": utc_stamp(time.time()), "level": level, "event": event, **fields}
     sys.stdout.write(json.dumps(line) + "\n")  # one write: supervisord interleaves output
     sys.stdout.flush()
 
 
-def _address(environ: Mapping[str, str]) -> tuple[str, int]:
-    host, raw, source = health_address(environ)
-    return host, parse_port(raw, source)
-
-
 def main() -> int:
     """`mailroom health`: serve GET /healthz until SIGTERM or SIGINT."""
+    env = read_environment(cwd=os.getcwd())  # as the other programs read it, .env too
     try:
-        environ = with_dotenv(os.environ, os.getcwd())  # what the other programs read
-        host, port = _address(environ)
+        if env.problems:
+            raise ConfigError(list(env.problems))
+        host, port = health_address(env)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    state_dir = state_dir_text(environ)
+    folder = state_dir(env)
     try:
-        server = make_server(state_dir, host, port)
+        server = make_server(folder, host, port)
     except OSError as exc:
         print(f"mailroom health: cannot listen on {host}:{port} ({exc})", file=sys.stderr)
         return 1
@@ -260,7 +250,7 @@ def main() -> int:
 
     with server, stop_signals(stop):
         bound_port = server.server_address[1]
-        _say("health_listening", host=host, port=bound_port, state_dir=str(state_dir))
+        _say("health_listening", host=host, port=bound_port, state_dir=folder)
         server.serve_forever(poll_interval=0.5)
     _say("health_stopped")
     return 0

@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from mailroom.errors import MailroomError
+from mailroom.errors import ConfigError, MailroomError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.session import expand_event_source_url
 from mailroom.paths import ensure_state_dir
+from mailroom.procsettings import ProcessSettings, missing_credentials
 from mailroom.run.statefiles import HEARTBEAT_SECONDS, StatusFile, iso, read_status
 from mailroom.run.stopping import stop_signals
 from mailroom.service.backoff import Backoff, Reconnect, after_error, after_stream, needs_catch_up
@@ -32,9 +33,6 @@ from mailroom.service.sse import StateChange
 from mailroom.service.stream import EventStream, safe_url
 from mailroom.service.wake import Wake, WakeSender
 from mailroom.statenames import LISTENER_FILE, WAKE_SOCKET
-
-if TYPE_CHECKING:
-    from mailroom.config_lean import ListenerSettings
 
 __all__ = [
     "ListenerOptions",
@@ -102,11 +100,15 @@ def previous_reconnects(doc: Mapping[str, Any] | None) -> int | None:
     return count if isinstance(count, int) and count >= 0 else 0
 
 
-def main(settings: ListenerSettings) -> int:
+def main(settings: ProcessSettings) -> int:
     """`mailroom listen`: run until SIGTERM or SIGINT, then exit 0. ``settings`` come
-    from ``config_lean.load_listener_settings`` (checked there: the token is set)."""
-    ensure_state_dir(settings.state_dir)
-    options = ListenerOptions(settings.jmap_session_url, settings.jmap_token, settings.state_dir)
+    from ``procsettings.load_process_settings`` (checked there: the token is set)."""
+    if settings.jmap_token is None:
+        raise ConfigError(missing_credentials({}, ("jmap_token",)))
+    state_dir = Path(settings.state_dir)
+    ensure_state_dir(state_dir)
+    token = settings.jmap_token.get_secret_value()
+    options = ListenerOptions(settings.jmap_session_url, token, state_dir)
     with stop_signals() as stop:
         return serve(options, stop)
 

@@ -17,14 +17,11 @@ appear once worker.json has a ``routing`` object.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from typing import Any
-
-    Doc = Mapping[str, Any] | None
-    Sample = tuple[dict[str, str], float]
+Fields = Mapping[str, object]  # JSON: a status file as read_status reads it, or a body
+Doc = Fields | None
+Sample = tuple[dict[str, str], float]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "mailroom_"
@@ -49,7 +46,7 @@ WORKER_COUNTERS = (
 )
 
 
-def render(worker_doc: Doc, listener_doc: Doc, verdict: tuple[int, Mapping[str, Any]]) -> str:
+def render(worker_doc: Doc, listener_doc: Doc, verdict: tuple[int, Fields]) -> str:
     """The exposition for one scrape. ``verdict`` is health's (status, body) for the
     same documents at the same instant, so /metrics and /healthz always agree."""
     worker = worker_doc or {}
@@ -86,7 +83,7 @@ def render(worker_doc: Doc, listener_doc: Doc, verdict: tuple[int, Mapping[str, 
     return "".join(out)
 
 
-def _worker(out: list[str], worker: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+def _worker(out: list[str], worker: Fields, body: Fields) -> None:
     by_trigger = _counts(worker.get("passes_by_trigger"))
     if by_trigger is not None:
         _family(
@@ -125,7 +122,7 @@ def _worker(out: list[str], worker: Mapping[str, Any], body: Mapping[str, Any]) 
     _worker_gauges(out, worker, body)
 
 
-def _worker_gauges(out: list[str], worker: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+def _worker_gauges(out: list[str], worker: Fields, body: Fields) -> None:
     parked = body.get("parked")
     _one(
         out,
@@ -155,12 +152,12 @@ def _worker_gauges(out: list[str], worker: Mapping[str, Any], body: Mapping[str,
         "The worker's fallback poll interval.",
         _number(worker.get("poll_interval")),
     )
-    up = (body.get("worker") or {}).get("status")
+    up = _inner(body, "worker", "status")
     _one(out, "worker_up", "gauge", "1 while the worker's heartbeat is fresh.", int(up == "up"))
 
 
-def _eventsource(out: list[str], listener: Mapping[str, Any], body: Mapping[str, Any]) -> None:
-    state = (body.get("eventsource") or {}).get("status")
+def _eventsource(out: list[str], listener: Fields, body: Fields) -> None:
+    state = _inner(body, "eventsource", "status")
     _family(
         out,
         "eventsource_state",
@@ -184,7 +181,7 @@ def _eventsource(out: list[str], listener: Mapping[str, Any], body: Mapping[str,
     )
 
 
-def _routing(out: list[str], routing: Mapping[str, Any]) -> None:
+def _routing(out: list[str], routing: Fields) -> None:
     mode = _text(routing.get("mode"))
     if mode:
         _family(
@@ -241,6 +238,12 @@ def _value(value: float) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     return repr(float(value))
+
+
+def _inner(doc: Fields, section: str, key: str) -> object:
+    """``doc[section][key]``, or None where either is missing."""
+    inner = doc.get(section)
+    return inner.get(key) if isinstance(inner, Mapping) else None
 
 
 def _number(value: object) -> float | None:

@@ -13,14 +13,11 @@ trickles its headers) for ``timeout`` seconds is closed, so it holds no thread.
 
 from __future__ import annotations
 
+import socket
 import socketserver
 import sys
 import time
 from collections.abc import Callable
-
-TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
-if TYPE_CHECKING:
-    from typing import Any
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
@@ -47,16 +44,17 @@ class _Refused(Exception):
         self.status = status
 
 
-def read_request(rfile: Any) -> tuple[str, str]:
-    """(method, target) of one request; its headers are read and dropped."""
-    line = rfile.readline(MAX_LINE + 1)
+def read_request(readline: Callable[[int], bytes]) -> tuple[str, str]:
+    """(method, target) of one request, read by ``readline`` (the request's file's);
+    its headers are read and dropped."""
+    line = readline(MAX_LINE + 1)
     if len(line) > MAX_LINE:
         raise _Refused(414, "request line too long")
     words = line.decode("iso-8859-1").split()
     if len(words) != 3 or not words[2].startswith("HTTP/"):
         raise _Refused(400, "malformed request line")
     for _ in range(MAX_HEADERS + 1):
-        header = rfile.readline(MAX_LINE + 1)
+        header = readline(MAX_LINE + 1)
         if header in (b"\r\n", b"\n", b""):
             return words[0], words[1]
         if len(header) > MAX_LINE:
@@ -88,7 +86,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         try:
-            method, target = read_request(self.rfile)
+            method, target = read_request(self.rfile.readline)
         except _Refused as refused:
             body = f'{{"error": "{refused}"}}\n'.encode()
             self.wfile.write(response(refused.status, "application/json", body, send_body=True))
@@ -115,7 +113,9 @@ class TinyHTTPServer(socketserver.ThreadingTCPServer):
         self.answer = answer
         super().__init__(address, _Handler)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
         if isinstance(sys.exc_info()[1], OSError):
             return  # the client went away or timed out: not worth a traceback each
         super().handle_error(request, client_address)

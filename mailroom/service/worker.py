@@ -248,7 +248,8 @@ def main(settings: Settings) -> int:
 
     settings.require_credentials()
     with open_clients(settings) as (jmap, carddav):
-        kept = ensure_state_dir(settings.state_dir) / STRIKES_FILE  # strikes outlive a restart
+        ensure_state_dir(settings.state_dir)
+        kept = settings.state_dir / STRIKES_FILE  # strikes outlive a restart
         triager = Triager(settings, jmap, carddav, strikes_file=kept)  # keeps mailbox ids
         previous = read_status(settings.state_dir / WORKER_FILE)
         router = ArrivalRouter(settings, jmap, carddav, triager, previous=previous)

@@ -1,35 +1,18 @@
-"""The ``mailroom`` command: one ``main(argv)``, every subcommand imported when it runs.
-
-Importing this module is cheap (the error tree; argparse when a command is parsed).
-The two long-running programs that need little are dispatched before argparse
-(``LEAN``): ``mailroom health`` imports no pydantic, httpx or structlog, and
-``mailroom listen`` reads its settings through ``config_lean`` without pydantic. A
-command whose module is missing fails with a clear message when it is run, not when
-the CLI is imported.
-
-Exit codes: what the command returns; 78 (EX_CONFIG) for a configuration problem, one
-``config error:`` line each on stderr, every command alike; 1 for any other expected
-error, one line; 130 on Ctrl-C. Unexpected exceptions (bugs) keep their traceback.
-Everything written to stdout and stderr passes through ``redaction.scrub``, so no
-credential reaches the terminal or a log, whatever printed it.
-"""
+"""The commands parsed with argparse (everything but the two lean programs, which
+``mailroom.cli.main`` dispatches before this module is imported), and run."""
 
 from __future__ import annotations
 
-import importlib
-import sys
+import argparse
+import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from mailroom.errors import ConfigError, MailroomError
+from mailroom import cli
+from mailroom.cli import COMMANDS, LEAN, guarded, run_lean
 from mailroom.version import version
 
-TYPE_CHECKING = False  # typing's own flag, without importing typing (see docs/performance.md)
-if TYPE_CHECKING:
-    import argparse
-    from typing import Any
-
-EX_CONFIG = 78
-EX_INTERRUPTED = 130
 ALL_CREDENTIALS = ("jmap_token", "carddav_username", "carddav_password")
 # command -> the credentials it cannot start without (checked with the rest of the config)
 REQUIRES: dict[str, tuple[str, ...]] = {
@@ -40,28 +23,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "work": ALL_CREDENTIALS,
     "run": ALL_CREDENTIALS,  # refused before supervisord starts, not FATAL programs after
 }
-LEAN = ("health", "listen")  # run without argparse and without pydantic
 REPORTS = ("setup", "check", "reset")  # print their own report: info logs would interleave
-
-# command -> (module, function, help); the modules are imported only when used.
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "poll": ("mailroom.ops.poll", "main", "run one triage pass now, then exit"),
-    "setup": ("mailroom.ops.setup", "main", "create the mailboxes and contact groups needed"),
-    "check": ("mailroom.ops.check", "main", "check the config, the credentials and the server"),
-    "reset": ("mailroom.ops.reset", "main", "undo what mailroom did to mail and contacts"),
-    "listen": ("mailroom.service.listener", "main", "the push listener process (EventSource)"),
-    "work": ("mailroom.service.worker", "main", "the worker process: triage on push and timer"),
-    "health": ("mailroom.service.health", "main", "the health endpoint (GET /healthz)"),
-    "run": ("mailroom.run.supervise", "main", "run everything under supervisord (foreground)"),
-    "status": (
-        "mailroom.ops.status",
-        "main",
-        "what runs (mailroom run, the demo, a system supervisord): programs and /healthz",
-    ),
-    "demo": ("mailroom.ops.demo", "main", "a local demo against Cyrus on loopback"),
-    "config": ("mailroom.ops.config_cmd", "main", "print the example config; is an account set"),
-    "completion": ("shtab", "complete", "print a shell completion script (bash, zsh, tcsh)"),
-}
 NO_SETTINGS = ("demo", "config", "completion")  # run without loading the configuration
 EPILOG = (
     "Configuration: the environment, else ./.env (mode 0600), holds MAILROOM_JMAP_TOKEN, "
@@ -78,7 +40,6 @@ EXIT_CODES = (
 
 def _version_action() -> type[argparse.Action]:
     """--version, computed only when asked for (importlib.metadata is not free)."""
-    import argparse
 
     class VersionAction(argparse.Action):
         def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
@@ -92,9 +53,6 @@ def _version_action() -> type[argparse.Action]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import argparse  # here, not at the top: `mailroom health` never parses with it
-    import textwrap
-
     parser = argparse.ArgumentParser(
         prog="mailroom",
         description="HEY's Screener for Fastmail (JMAP + CardDAV).",
@@ -182,64 +140,14 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 }
 
 
-def load_entry(module_name: str, function: str) -> Callable[..., int]:
-    """The entry point ``module_name.function``; MailroomError if it is not there."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
-            raise  # a dependency of that module is missing: a real failure, keep it
-        raise MailroomError(
-            f"{module_name} is missing from this installation; reinstall mailroom"
-        ) from exc
-    entry = getattr(module, function, None)
-    if not callable(entry):
-        raise MailroomError(f"{module_name} has no {function}(); reinstall mailroom")
-    return entry  # type: ignore[no-any-return]
-
-
-def guarded(command: str, call: Callable[[], int | None]) -> int:
-    """Run ``call``; map expected errors to one line on stderr and an exit code."""
-    try:
-        code = call()
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return EX_INTERRUPTED
-    except ConfigError as exc:
-        for problem in exc.problems or [str(exc)]:
-            print(f"config error: {problem}", file=sys.stderr)
-        return EX_CONFIG
-    except MailroomError as exc:
-        print(f"mailroom {command}: {exc}", file=sys.stderr)
-        return 1
-    return 0 if code is None else int(code)
-
-
-def _run_lean(command: str) -> int:
-    """`mailroom health` or `mailroom listen`, importing only what that program uses."""
-    module_name, function, _ = COMMANDS[command]
-    if command == "health":  # reads its own few variables
-        return load_entry(module_name, function)()
-    from pathlib import Path
-
-    from mailroom.config_lean import load_listener_settings
-    from mailroom.logs import configure_logging
-
-    settings = load_listener_settings(cwd=Path.cwd())
-    configure_logging(settings.log_level, settings.log_format)
-    return load_entry(module_name, function)(settings)
-
-
 def _run(args: argparse.Namespace) -> int:
     module_name, function, _ = COMMANDS[args.command]
     if args.command in LEAN:
-        return _run_lean(args.command)
+        return run_lean(args.command)
     from mailroom.logs import configure_logging
 
     if args.command in NO_SETTINGS:
         return _run_without_settings(args)
-    from pathlib import Path
-
     from mailroom.config import load_settings
 
     settings = load_settings(cwd=Path.cwd(), require=REQUIRES.get(args.command, ()))
@@ -247,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in REPORTS and level == "info":  # their table says it; no log between
         level = "warning"
     configure_logging(level, settings.log_format)
-    entry = load_entry(module_name, function)
+    entry = cli.load_entry(module_name, function)
     if args.command == "setup":
         return entry(settings, apply=args.apply)
     if args.command == "reset":
@@ -260,32 +168,18 @@ def _run(args: argparse.Namespace) -> int:
 def _run_without_settings(args: argparse.Namespace) -> int:
     module_name, function, _ = COMMANDS[args.command]
     if args.command == "completion":  # shtab: imported only here (see docs/decisions.md)
-        print(load_entry(module_name, function)(build_parser(), shell=args.shell), end="")
+        print(cli.load_entry(module_name, function)(build_parser(), shell=args.shell), end="")
         return 0
     if args.command == "config":
-        return load_entry(module_name, function)(example=args.example, account=args.has_account)
+        return cli.load_entry(module_name, function)(example=args.example, account=args.has_account)
     from mailroom.logs import configure_logging
 
     configure_logging("info", "console")  # as the demo's service logs: one format
-    return load_entry(module_name, function)(**_demo_options(args))
+    return cli.load_entry(module_name, function)(**_demo_options(args))
 
 
-def scrub_output() -> None:
-    """Route stdout and stderr through ``redaction.scrub`` (once per process)."""
-    from mailroom.redaction import ScrubbingStream
-
-    for name in ("stdout", "stderr"):
-        stream = getattr(sys, name)
-        if stream is not None and not isinstance(stream, ScrubbingStream):
-            setattr(sys, name, ScrubbingStream(stream))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``mailroom`` console script; returns the process exit code."""
-    scrub_output()
-    words = list(sys.argv[1:] if argv is None else argv)
-    if len(words) == 1 and words[0] in LEAN:  # before argparse
-        return guarded(words[0], lambda: _run_lean(words[0]))
+def run(argv: Sequence[str]) -> int:
+    """Parse ``argv`` and run the command; its exit code."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

@@ -1,9 +1,10 @@
-"""The listener's pydantic-free loader agrees with ``load_settings`` on what it reads.
+"""One reader of the process settings: what ``mailroom.procsettings`` reads, and
+``Settings`` agreeing because it takes those values.
 
-Each case builds the same inputs (environment, ``.env``, ``*_FILE``, YAML file) and
-loads them both ways: the verdict (refused or not) and every value the listener uses
-must be the same; where the two share a rule (credentials, URLs, secret files, state
-dir) the lean path's problem lines are the pydantic path's lines, word for word.
+Each case builds its inputs (environment, ``.env``, ``*_FILE``, YAML file); the core's
+verdict is the expected one (a problem line, or the values it reads), and
+``load_settings`` gives the same verdict, with the core's problem lines word for word
+and the same values.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import pytest
 
 from mailroom import redaction
 from mailroom.config import load_settings
-from mailroom.config_lean import (
+from mailroom.errors import ConfigError
+from mailroom.procsettings import (
     DEFAULT_JMAP_SESSION_URL,
-    ListenerSettings,
-    load_listener_settings,
+    ProcessSettings,
+    load_process_settings,
     url_problem,
 )
-from mailroom.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "lean-token-0123456789"
@@ -105,53 +106,95 @@ CASES: dict[str, Case] = {
         {"f": "x"}, MAILROOM_JMAP_TOKEN=TOKEN, MAILROOM_STATE_DIR="{dir}/f"
     ),
 }
-LOG_RULES = {"yaml_bad_log_format", "yaml_log_level_not_text", "env_bad_log_level"}
+HOME_STATE = "{home}/.local/state/mailroom"
+# case -> what the core reads: (session URL, log level, log format, state dir), with
+# {home} for the case's HOME; or a fragment of the problem line it must report.
+EXPECTED: dict[str, tuple[str, str, str, str] | str] = {
+    "env": (URL, "info", "auto", HOME_STATE),
+    "default_url": (DEFAULT_JMAP_SESSION_URL, "info", "auto", HOME_STATE),
+    "lower_case_names": (URL, "info", "auto", HOME_STATE),
+    "empty_url_is_unset": (DEFAULT_JMAP_SESSION_URL, "info", "auto", HOME_STATE),
+    "url_trailing_space": (URL, "info", "auto", HOME_STATE),
+    "dotenv": (URL, "info", "auto", HOME_STATE),
+    "env_over_dotenv": (DEFAULT_JMAP_SESSION_URL, "info", "auto", HOME_STATE),
+    "token_file": (DEFAULT_JMAP_SESSION_URL, "info", "auto", HOME_STATE),
+    "token_file_and_token": "MAILROOM_JMAP_TOKEN and MAILROOM_JMAP_TOKEN_FILE are both set",
+    "token_file_missing": "MAILROOM_JMAP_TOKEN_FILE names /nonexistent/token, which does not",
+    "token_file_is_a_directory": "the MAILROOM_JMAP_TOKEN_FILE / is not a regular file",
+    "yaml_log_settings": (DEFAULT_JMAP_SESSION_URL, "debug", "json", HOME_STATE),
+    "env_over_yaml": (DEFAULT_JMAP_SESSION_URL, "warning", "auto", HOME_STATE),
+    "yaml_bad_log_format": "c.yaml: log_format: Input should be 'auto', 'json' or 'console'",
+    "yaml_log_level_not_text": "log_level: Input should be 'debug', 'info', 'warning' or 'error'",
+    "env_bad_log_level": "MAILROOM_LOG_LEVEL: Input should be 'debug', 'info', 'warning' or",
+    "yaml_missing": "MAILROOM_CONFIG names /nonexistent/c.yaml, which does not exist",
+    "yaml_not_yaml": "c.yaml: not valid YAML",
+    "missing_token": "MAILROOM_JMAP_TOKEN is not set",
+    "empty_token": "MAILROOM_JMAP_TOKEN is not set",
+    "whitespace_token": "MAILROOM_JMAP_TOKEN has a space or line break at its start or end",
+    "blank_token": "MAILROOM_JMAP_TOKEN is not set",
+    "non_ascii_token": "MAILROOM_JMAP_TOKEN holds a character that is not printable ASCII",
+    "url_userinfo": "MAILROOM_JMAP_SESSION_URL holds a user name or password",
+    "url_unparseable": "MAILROOM_JMAP_SESSION_URL is not a URL",
+    "url_not_http": "MAILROOM_JMAP_SESSION_URL must be an http(s) URL with a host",
+    "state_dir": (DEFAULT_JMAP_SESSION_URL, "info", "auto", "{home}/somewhere/state"),
+    "state_dir_xdg": (DEFAULT_JMAP_SESSION_URL, "info", "auto", "/var/xdg/mailroom"),
+    "state_dir_relative_home": (
+        DEFAULT_JMAP_SESSION_URL,
+        "info",
+        "auto",
+        "{cwd}/relative/home/.local/state/mailroom",
+    ),
+    "state_dir_is_a_file": "/f is not a directory; name one",
+}
 
 
-def both(case: str, tmp_path: Path) -> tuple[ListenerSettings | ConfigError, object]:
+def both(case: str, tmp_path: Path) -> tuple[ProcessSettings | ConfigError, object]:
     environ = {"HOME": str(tmp_path), **CASES[case](tmp_path)}
-    try:
-        lean: ListenerSettings | ConfigError = load_listener_settings(environ, cwd=tmp_path)
-    except ConfigError as exc:
-        lean = exc
-    try:
-        full: object = load_settings(environ, cwd=tmp_path, require=("jmap_token",))
-    except ConfigError as exc:
-        full = exc
-    return lean, full
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", environ["HOME"])  # what ~ expands to
+        try:
+            core: ProcessSettings | ConfigError = load_process_settings(environ, cwd=tmp_path)
+        except ConfigError as exc:
+            core = exc
+        try:
+            full: object = load_settings(environ, cwd=tmp_path, require=("jmap_token",))
+        except ConfigError as exc:
+            full = exc
+    return core, full
+
+
+def test_every_case_has_its_expectation() -> None:
+    assert sorted(EXPECTED) == sorted(CASES)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_listener_loader_agrees_with_load_settings(case: str, tmp_path: Path) -> None:
-    lean, full = both(case, tmp_path)
-    if isinstance(full, ConfigError):
-        assert isinstance(lean, ConfigError), lean
-        assert lean.problems
-        if case not in LOG_RULES:  # one rule, one wording
-            assert set(lean.problems) <= set(full.problems), (lean.problems, full.problems)
+def test_the_core_reads_each_case_and_settings_agree(case: str, tmp_path: Path) -> None:
+    core, full = both(case, tmp_path)
+    expected = EXPECTED[case]
+    if isinstance(expected, str):
+        assert isinstance(core, ConfigError), core
+        assert any(expected in line for line in core.problems), core.problems
+        assert isinstance(full, ConfigError), full
+        assert set(core.problems) <= set(full.problems), (core.problems, full.problems)
         return
-    assert isinstance(lean, ListenerSettings), lean.problems if lean else lean
+    assert isinstance(core, ProcessSettings), core.problems if core else core
+    assert core.jmap_token is not None
+    assert core.jmap_token.get_secret_value() == TOKEN
+    url, level, fmt, state = expected
+    state = state.format(home=tmp_path, cwd=os.getcwd())
+    assert (core.jmap_session_url, core.log_level, core.log_format) == (url, level, fmt)
+    assert Path(core.state_dir) == Path(state)
+    assert not isinstance(full, ConfigError), full.problems
     token = full.jmap_token  # type: ignore[attr-defined]
-    assert lean.jmap_token == token.get_secret_value()
-    assert lean.jmap_session_url == full.jmap_session_url  # type: ignore[attr-defined]
-    assert lean.state_dir == full.state_dir  # type: ignore[attr-defined]
-    assert lean.log_level == full.log_level  # type: ignore[attr-defined]
-    assert lean.log_format == full.log_format  # type: ignore[attr-defined]
-
-
-def test_the_values_the_matrix_compares_are_the_expected_ones(tmp_path: Path) -> None:
-    lean, _ = both("yaml_log_settings", tmp_path)
-    assert isinstance(lean, ListenerSettings)
-    assert (lean.jmap_token, lean.jmap_session_url) == (TOKEN, DEFAULT_JMAP_SESSION_URL)
-    assert (lean.log_level, lean.log_format) == ("debug", "json")
-    assert lean.state_dir == tmp_path / ".local" / "state" / "mailroom"
-    lean, _ = both("token_file", tmp_path)
-    assert isinstance(lean, ListenerSettings)
-    assert lean.jmap_token == TOKEN
+    assert token.get_secret_value() == core.jmap_token.get_secret_value()
+    assert full.jmap_session_url == core.jmap_session_url  # type: ignore[attr-defined]
+    assert full.state_dir == Path(core.state_dir)  # type: ignore[attr-defined]
+    assert full.log_level == core.log_level  # type: ignore[attr-defined]
+    assert full.log_format == core.log_format  # type: ignore[attr-defined]
 
 
 def test_the_token_is_remembered_for_redaction_and_hidden_from_repr(tmp_path: Path) -> None:
-    settings = load_listener_settings({"HOME": str(tmp_path), "MAILROOM_JMAP_TOKEN": TOKEN})
+    settings = load_process_settings({"HOME": str(tmp_path), "MAILROOM_JMAP_TOKEN": TOKEN})
     assert TOKEN not in repr(settings)
     assert redaction.scrub(f"Bearer {TOKEN}") == "Bearer [redacted]"
 
@@ -159,7 +202,7 @@ def test_the_token_is_remembered_for_redaction_and_hidden_from_repr(tmp_path: Pa
 def test_url_userinfo_is_remembered_before_it_is_refused(tmp_path: Path) -> None:
     url = "https://ann:hunter2-pw@h.example/s"
     with pytest.raises(ConfigError, match="holds a user name or password"):
-        load_listener_settings({"MAILROOM_JMAP_TOKEN": TOKEN, "MAILROOM_JMAP_SESSION_URL": url})
+        load_process_settings({"MAILROOM_JMAP_TOKEN": TOKEN, "MAILROOM_JMAP_SESSION_URL": url})
     assert redaction.scrub(url) == "https://[redacted]@h.example/s"
 
 
