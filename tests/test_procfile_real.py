@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mailroom.run.statefiles import read_status
 from mailroom_dev.realserver import Account
 from mailroom_dev.servicebox import free_port, service_env
 from mailroom_dev.triagebox import Box
@@ -83,6 +84,12 @@ def test_honcho_runs_procfile_dev_with_health_on_the_first_port_and_triages_by_p
         mail = box.deliver(from_addr="dev@honcho.example", subject="a")
         box.label(mail, "@ToFeed")
         wait_until(lambda: box.where(mail) == {"Feed"}, "the label acted on")
+        wait_until(  # the mail moves mid-pass; the pass is recorded as it ends
+            lambda: ((read_status(state_dir / "worker.json") or {}).get("counters") or {}).get(
+                "emails_moved"
+            ),
+            "the pass that moved it recorded in worker.json",
+        )
         after = healthz(web_port) or {}
         pids = [after["worker"]["pid"], body["worker"]["pid"]]
     finally:
