@@ -5,7 +5,8 @@ overrides, over the values every process reads.
 and passes the frozen ``Settings`` down. ``mailroom.procsettings`` reads the environment
 (``.env``, ``*_FILE``, names folded) and checks what every process reads: credentials,
 endpoints, ``state_dir`` and the health address (environment only: ``ENV_ONLY``) and the
-log settings; ``Settings`` takes those values and pydantic checks the policy.
+log settings; ``Settings`` embeds them (``Settings.process``, the record the listener
+runs on) and pydantic checks the policy.
 Precedence, highest first: a ``MAILROOM_*`` variable (``MAILROOM_POLL_INTERVAL=30``
 overrides ``poll_interval``), a credential's ``<VARIABLE>_FILE``, a line of ``.env`` in
 the working directory (when ``cwd`` is given), the YAML file named by
@@ -25,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    InstanceOf,
     SecretStr,
     StringConstraints,
     TypeAdapter,
@@ -42,15 +44,13 @@ from mailroom.errors import ConfigError
 from mailroom.procsettings import (
     CREDENTIAL_VARIABLES,
     DEFAULT_CARDDAV_URL,
-    DEFAULT_HEALTH_HOST,
-    DEFAULT_HEALTH_PORT,
-    DEFAULT_JMAP_SESSION_URL,
     ENV_ONLY,
     Environment,
+    ProcessSettings,
     checked_values,
     missing_credentials,
+    process_settings,
     read_environment,
-    state_dir,
 )
 from mailroom.redaction import Secret
 
@@ -80,11 +80,11 @@ class Settings(BaseSettings):
         env_prefix="MAILROOM_", env_ignore_empty=True, frozen=True, extra="forbid"
     )
 
-    # The credentials, URLs, state_dir, health_* and log_*: read and checked once, by
-    # mailroom.procsettings (checked_values), and taken here as they are. The rest is
-    # the policy, pydantic's to check.
-    jmap_token: SecretStr | None = None
-    jmap_session_url: str = DEFAULT_JMAP_SESSION_URL
+    # What every process reads (the state dir, the JMAP session URL and token, the
+    # health address, the log settings), embedded as procsettings made it; the CardDAV
+    # endpoint and credentials (the worker's alone) are checked there too and taken here
+    # as they are. The rest is the policy, pydantic's to check.
+    process: InstanceOf[ProcessSettings] = Field(default_factory=lambda: process_settings({}))
     carddav_url: str = DEFAULT_CARDDAV_URL
     carddav_username: str | None = None
     carddav_password: SecretStr | None = None
@@ -96,11 +96,6 @@ class Settings(BaseSettings):
     categories: Categories = DEFAULT_CATEGORIES
     poll_interval: float = Field(60.0, ge=1, le=86400, allow_inf_nan=False)
     debounce_seconds: float = Field(0.5, ge=0, le=600, allow_inf_nan=False)
-    state_dir: Path = Field(default_factory=lambda: Path(state_dir(read_environment())))
-    health_host: Name = DEFAULT_HEALTH_HOST
-    health_port: int = DEFAULT_HEALTH_PORT
-    log_level: str = "info"
-    log_format: str = "auto"
     # What the worker does with new mail (routing/arrivals.py): judge it and log the
     # misrouted ("audit"), also move it where the routing model puts it ("enforce"), or
     # read no new mail ("off").
@@ -126,6 +121,34 @@ class Settings(BaseSettings):
             raise PydanticCustomError("category_rules", "{summary}", ctx)
         return self
 
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.process.state_dir)
+
+    @property
+    def jmap_session_url(self) -> str:
+        return self.process.jmap_session_url
+
+    @property
+    def jmap_token(self) -> Secret | None:
+        return self.process.jmap_token
+
+    @property
+    def health_host(self) -> str:
+        return self.process.health_host
+
+    @property
+    def health_port(self) -> int:
+        return self.process.health_port
+
+    @property
+    def log_level(self) -> str:
+        return self.process.log_level
+
+    @property
+    def log_format(self) -> str:
+        return self.process.log_format
+
     def chain(self, category_name: str) -> tuple[Category, ...]:
         """The category, then its parent, grandparent ... (KeyError for an unknown name)."""
         return chain(self.categories, category_name)
@@ -150,15 +173,15 @@ class Settings(BaseSettings):
         )
 
 
-def _reveal(value: SecretStr | str | None) -> str | None:
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
+def _reveal(value: Secret | SecretStr | str | None) -> str | None:
+    return value.get_secret_value() if isinstance(value, Secret | SecretStr) else value
 
 
 # -- the environment: .env, *_FILE, unknown names ----------------------------------------
 
 
 def known_variables() -> list[str]:
-    names = [f"MAILROOM_{name.upper()}" for name in Settings.model_fields]
+    names = [f"MAILROOM_{name.upper()}" for name in (*_POLICY_FIELDS, *ProcessSettings._fields)]
     return [*names, *(f"{var}_FILE" for var in CREDENTIAL_VARIABLES.values())]
 
 
@@ -178,7 +201,9 @@ def _policy_values(env: Environment) -> tuple[dict[str, Any], dict[str, str], li
     procsettings' to read), which variable each came from, problems."""
     var, values = "MAILROOM_CATEGORIES", env.values
     problem = json_problem(env.source(var), values[var]) if var in values else None
-    found = _EnvironSource({k: v for k, v in values.items() if not (problem and k == var)})()
+    given = {k: v for k, v in values.items() if not (problem and k == var)}
+    given.pop("MAILROOM_PROCESS", None)  # a field of ours, not a variable
+    found = _EnvironSource(given)()
     policy = {k: v for k, v in found.items() if k not in PROCESS_FIELDS}
     sources = {name: f"MAILROOM_{name.upper()}" for name in policy}
     return policy, sources, [problem] if problem else []
@@ -187,7 +212,13 @@ def _policy_values(env: Environment) -> tuple[dict[str, Any], dict[str, str], li
 # -- the config file ---------------------------------------------------------------------
 
 
-_FILE_KEYS = [name for name in Settings.model_fields if name not in ENV_ONLY]
+_POLICY_FIELDS = [name for name in Settings.model_fields if name != "process"]
+_FILE_KEYS = [
+    *(name for name in _POLICY_FIELDS if name not in ENV_ONLY and name != "routing"),
+    "log_level",
+    "log_format",
+    "routing",
+]
 PROCESS_FIELDS = (*ENV_ONLY, "log_level", "log_format")
 
 
@@ -288,7 +319,12 @@ def load_settings(
     from_env, sources, env_problems = _policy_values(env)
     problems = [*env.problems, *key_problems, *env_problems, *found]
     values = {k: v for k, v in from_file.items() if k not in PROCESS_FIELDS} | from_env
-    values |= {k: v.get_secret_value() if isinstance(v, Secret) else v for k, v in process.items()}
+    values["process"] = process_settings(process)
+    values |= {
+        k: v.get_secret_value() if isinstance(v, Secret) else v
+        for k, v in process.items()
+        if k in _POLICY_FIELDS  # the CardDAV endpoint and credentials
+    }
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:

@@ -362,14 +362,22 @@ def load_process_settings(
     problems = [*env.problems, *problems, *found]
     if problems:
         raise ConfigError(problems)
-    token, port = values.get("jmap_token"), values["health_port"]
+    return process_settings(values)
+
+
+def process_settings(values: Mapping[str, object]) -> ProcessSettings:
+    """The record of ``checked_values``' good values (the defaults for what they lack):
+    what the listener runs on, and what ``config.Settings`` embeds."""
+    token = values.get("jmap_token")
+    port = values.get("health_port", DEFAULT_HEALTH_PORT)
     assert isinstance(token, Secret | None)
     assert isinstance(port, int)
+    folder = values.get("state_dir")
     return ProcessSettings(
-        state_dir=str(values["state_dir"]),
+        state_dir=str(folder) if folder is not None else state_dir(read_environment()),
         jmap_session_url=str(values.get("jmap_session_url", DEFAULT_JMAP_SESSION_URL)),
         jmap_token=token,
-        health_host=str(values["health_host"]),
+        health_host=str(values.get("health_host", DEFAULT_HEALTH_HOST)),
         health_port=port,
         log_level=str(values.get("log_level", "info")),
         log_format=str(values.get("log_format", "auto")),

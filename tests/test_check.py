@@ -21,13 +21,15 @@ from mailroom.ops.check import (
     push_finding,
     report,
 )
+from mailroom.procsettings import process_settings
+from mailroom.redaction import Secret
 from mailroom_dev.faultserver import Answer, AnswerServer
 
 FIX = "run `mailroom setup --apply`"
 ONE = Settings(categories=(category("Feed"),), warnings_enabled=False)
 SIGNED_IN = Settings(
     categories=(category("Feed"),),
-    jmap_token="tok-push",
+    process=process_settings({"jmap_token": Secret("tok-push")}),
     carddav_username="u",
     carddav_password="pw",
 )

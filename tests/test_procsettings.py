@@ -191,6 +191,9 @@ def test_the_core_reads_each_case_and_settings_agree(case: str, tmp_path: Path) 
     assert full.state_dir == Path(core.state_dir)  # type: ignore[attr-defined]
     assert full.log_level == core.log_level  # type: ignore[attr-defined]
     assert full.log_format == core.log_format  # type: ignore[attr-defined]
+    # Settings embeds the very record the listener runs on (the token compared above)
+    embedded = full.process  # type: ignore[attr-defined]
+    assert embedded._replace(jmap_token=None) == core._replace(jmap_token=None)
 
 
 def test_the_token_is_remembered_for_redaction_and_hidden_from_repr(tmp_path: Path) -> None:
