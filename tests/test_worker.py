@@ -553,3 +553,57 @@ def test_sigterm_while_idle_exits_zero_without_waiting_for_the_timer(state_dir: 
             child.wait()
     assert child.returncode == 0, err.decode()
     assert lines(passes) == ["start startup", "end startup"]
+
+
+STOPPED_MID_LINE = textwrap.dedent(
+    """
+    import io, os, signal, sys
+    from pathlib import Path
+
+    import structlog
+
+    from mailroom.service.worker import serve
+    from mailroom.triage.report import PassReport
+
+
+    class Output(io.StringIO):
+        signalled = False
+
+        def write(self, text):
+            if "poll_completed" in text and not Output.signalled:
+                Output.signalled = True  # SIGTERM lands while the logger's lock is held
+                os.kill(os.getpid(), signal.SIGTERM)
+            sys.__stdout__.write(text)
+            return len(text)
+
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=Output()))
+    log = structlog.get_logger()
+
+
+    def one_pass(trigger):
+        log.info("poll_completed", trigger=trigger)
+        return PassReport(trigger=trigger)
+
+
+    sys.exit(serve(one_pass, Path(sys.argv[1]), poll_interval=60.0, debounce_seconds=0.5))
+    """
+)
+
+
+def test_a_stop_signal_in_the_middle_of_a_log_line_still_stops_the_worker(tmp_path: Path) -> None:
+    """supervisord's SIGTERM (or the parent-death one) can land while the worker writes a
+    log line; the stop must not wait for the logger's lock, which that write holds (a
+    worker that logged in its handler waited forever, left behind by its run)."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_MID_LINE, str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    stops = [line for line in done.stdout.splitlines() if "worker_stop" in line]
+    assert len(stops) == 2, done.stdout
+    assert "worker_stopping" in stops[0], done.stdout
+    assert "signal=SIGTERM" in stops[0], done.stdout
+    assert "worker_stopped" in stops[1], done.stdout

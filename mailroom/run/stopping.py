@@ -4,8 +4,11 @@
 lifeline's parent-death signal) and SIGINT (Ctrl-C) set the Event it yields and call
 ``on_stop`` with the signal's name; the handlers in place before come back when it
 ends. A handler runs in the main thread between two bytecodes, so ``on_stop`` must not
-block: it sets a flag, interrupts a wait, or starts a thread. SIGHUP is left as it is:
-under `mailroom run` supervisord (not the programs) gets a terminal's hangup.
+block or take a lock: it sets a flag, interrupts a wait, or starts a thread. Not even a
+log line: the signal may have interrupted a log line's write, whose lock the main
+thread holds (a worker stopped that way waited forever; see ``Worker.stop``). SIGHUP is
+left as it is: under `mailroom run` supervisord (not the programs) gets a terminal's
+hangup.
 
 Standard library only (health imports it), and only what the programs already load.
 """

@@ -89,9 +89,14 @@ class Worker:
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._tallies: dict[str, dict[str, int]] = {"passes_by_trigger": {}, "triaged": {}}
         self._stopping = False
+        self._stopped_by: str | None = None  # the signal that asked, logged by run()
         self._parked = parked_entries(status.snapshot().get("parked"), (), 0.0)
 
-    def stop(self) -> None:
+    def stop(self, signal_name: str | None = None) -> None:
+        """End the loop after the pass in flight. Safe in a signal handler: it sets two
+        fields and sends one datagram, and never logs (a handler that logs waits forever
+        for the logger's lock when the signal interrupted a log line's write)."""
+        self._stopped_by = signal_name
         self._stopping = True
         self._wakes.interrupt()
 
@@ -103,6 +108,8 @@ class Worker:
                 log.error("worker_giving_up", consecutive_failures=self._failures_in_a_row)
                 return 1
             self._step()
+        if self._stopped_by is not None:
+            log.info("worker_stopping", signal=self._stopped_by)
         log.info("worker_stopped")
         return 0
 
@@ -288,7 +295,7 @@ def serve(
         )
         log.info("worker_started", state_dir=str(state_dir), poll_interval=poll_interval)
         try:
-            with stop_signals(lambda name: _stopping(worker, name)), _heartbeat(status):
+            with stop_signals(worker.stop), _heartbeat(status):
                 return worker.run()
         finally:
             receiver.close()
@@ -303,12 +310,6 @@ def _second(state_dir: Path, holder: pidlock.Holder) -> LockTaken:
         pid=holder.pid,
         state_dir=holder.state_dir,
     )
-
-
-def _stopping(worker: Worker, signal_name: str) -> None:
-    """SIGTERM and SIGINT end the loop after the pass in flight."""
-    log.info("worker_stopping", signal=signal_name)
-    worker.stop()
 
 
 @contextmanager
