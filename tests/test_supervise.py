@@ -158,6 +158,28 @@ def test_a_link_at_supervisords_pid_or_socket_ends_run_with_exit_78(
     assert not (state_dir / "run.lock").exists()  # nothing started
 
 
+def test_a_link_at_the_run_lock_ends_run_with_exit_78(tmp_path: Path) -> None:
+    """run.lock is refused as the other locks are: a line and exit 78, the target as it was."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    target = tmp_path / "precious"
+    target.write_text("keep me\n")
+    (state_dir / "run.lock").symlink_to(target)
+    done = subprocess.run(
+        [sys.executable, "-m", "mailroom", "run"],
+        env=unreachable_env(state_dir, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 78, done.stderr
+    assert f"config error: {state_dir / 'run.lock'} is a symbolic link" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert target.read_text() == "keep me\n"
+    assert not (state_dir / "supervisord.pid").exists()  # nothing started
+
+
 # -- a real supervisord -----------------------------------------------------------------
 
 
